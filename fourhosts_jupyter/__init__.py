@@ -1,0 +1,87 @@
+"""fourhosts-jupyter: the Four Hosts research assistant for JupyterLab.
+
+    %load_ext fourhosts_jupyter
+    %%research --effort high
+    How should a mid-size city cut traffic deaths in half within five years?
+
+Names are imported lazily (on first attribute access) so that ``import fourhosts_jupyter``
+and ``%load_ext`` stay fast; torch, sentence-transformers and faiss load on first use.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
+__version__ = "0.1.0"
+
+# public name → module that defines it
+_EXPORTS: dict[str, str] = {
+    "Answer": "answer",
+    "Classification": "classify",
+    "ConfigError": "errors",
+    "Effort": "classify",
+    "Engine": "engine",
+    "FourHostsError": "errors",
+    "HostParadigm": "paradigms",
+    "PROFILES": "paradigms",
+    "ProviderError": "errors",
+    "RunError": "errors",
+    "Settings": "config",
+    "Source": "events",
+    "StorageError": "errors",
+    "Store": "memory.store",
+    "ToolError": "errors",
+    "Usage": "events",
+    "aresearch": "api",
+    "classify": "classify",
+    "research": "api",
+}
+
+__all__ = sorted([*_EXPORTS, "load_ipython_extension", "unload_ipython_extension"])
+
+
+def __getattr__(name: str) -> Any:
+    module = _EXPORTS.get(name)
+    if module is None:
+        raise AttributeError(f"module 'fourhosts_jupyter' has no attribute {name!r}")
+    value = getattr(importlib.import_module(f".{module}", __name__), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(__all__))
+
+
+def load_ipython_extension(ipython: Any) -> None:
+    """``%load_ext fourhosts_jupyter``: register the magics (nothing heavy is imported)."""
+    from .jupyter.magics import load_ipython_extension as load
+
+    load(ipython)
+
+
+def unload_ipython_extension(ipython: Any) -> None:
+    from .jupyter import magics
+
+    if hasattr(magics, "unload_ipython_extension"):
+        magics.unload_ipython_extension(ipython)
+
+
+if TYPE_CHECKING:  # for type checkers and IDEs only
+    from .answer import Answer
+    from .api import aresearch, research
+    from .classify import Classification, Effort, classify
+    from .config import Settings
+    from .engine import Engine
+    from .errors import (
+        ConfigError,
+        FourHostsError,
+        ProviderError,
+        RunError,
+        StorageError,
+        ToolError,
+    )
+    from .events import Source, Usage
+    from .memory.store import Store
+    from .paradigms import PROFILES, HostParadigm

@@ -1,0 +1,1 @@
+"""Benchmarks: python -m fourhosts_jupyter.bench AREA."""

@@ -1,0 +1,86 @@
+"""Settings: from the environment (and a ``.env`` file), overridable per call.
+
+Keys are read here and handed to the ``openai`` client; they are never stored, logged or
+rendered. ``key_status()`` tells whether each key variable is set, without its value.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any
+
+KEY_VARIABLES = ("OPENAI_API_KEY", "AZURE_OPENAI_API_KEY")
+SETTING_VARIABLES = (
+    "FOURHOSTS_HOME",
+    "FOURHOSTS_PROVIDER",
+    "FOURHOSTS_MODEL",
+    "OPENAI_BASE_URL",
+    "AZURE_OPENAI_ENDPOINT",
+    "AZURE_OPENAI_DEPLOYMENT",
+    "OPENAI_API_VERSION",
+)
+
+_dotenv_loaded = False
+
+
+def load_dotenv_once() -> None:
+    """Read ``.env`` from the working directory (never overriding the real environment)."""
+    global _dotenv_loaded
+    if _dotenv_loaded or os.environ.get("FOURHOSTS_DOTENV") == "0":
+        return
+    _dotenv_loaded = True
+    try:
+        from dotenv import load_dotenv
+    except ImportError:  # optional at import time; a declared dependency
+        return
+    load_dotenv(Path.cwd() / ".env", override=False)
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Everything a run needs to know that is not the question."""
+
+    store_path: Path | None = None  # None → $FOURHOSTS_HOME/store.duckdb or the user data dir
+    provider: str | None = None  # offline | openai | azure | compatible; None → auto
+    model: str | None = None
+    base_url: str | None = None
+    azure_endpoint: str | None = None
+    azure_deployment: str | None = None
+    api_version: str | None = None
+    max_tool_rounds: int = 5
+    request_timeout: float = 120.0  # one model call, seconds
+    stage_timeout: float = 60.0  # classify / select / compress / write, seconds
+    stream_idle_timeout: float = 60.0  # longest gap between two stream chunks
+    max_retries: int = 2  # our retries for a model call (the client's own are off)
+    top_k: int = 0  # sources to cite; 0 → from the host's density
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    @classmethod
+    def from_env(cls, **overrides: Any) -> Settings:
+        load_dotenv_once()
+        env = os.environ
+        base = cls(
+            provider=env.get("FOURHOSTS_PROVIDER") or None,
+            model=env.get("FOURHOSTS_MODEL") or None,
+            base_url=env.get("OPENAI_BASE_URL") or None,
+            azure_endpoint=env.get("AZURE_OPENAI_ENDPOINT") or None,
+            azure_deployment=env.get("AZURE_OPENAI_DEPLOYMENT") or None,
+            api_version=env.get("OPENAI_API_VERSION") or None,
+        )
+        clean = {k: v for k, v in overrides.items() if v is not None}
+        if "store_path" in clean:
+            clean["store_path"] = Path(clean["store_path"]).expanduser()
+        return replace(base, **clean)
+
+    def resolved_store_path(self) -> Path:
+        from .memory.store import default_store_path
+
+        return self.store_path or default_store_path()
+
+
+def key_status() -> dict[str, bool]:
+    """Whether each key variable is set — never the value."""
+    load_dotenv_once()
+    return {name: bool(os.environ.get(name)) for name in KEY_VARIABLES}

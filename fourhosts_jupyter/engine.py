@@ -1,0 +1,466 @@
+"""One research run: classify → the host's layers (write, select, compress, isolate) → model
+and tools → persist. UI-free: it yields typed events and never imports IPython.
+
+Every stage has a timeout; a failure becomes a RunFailed event and the stream ends cleanly.
+``astream`` is the async core; ``stream`` / ``research`` are thin sync twins that run the core
+on a worker thread (Jupyter already runs an event loop on the main thread).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import math
+import queue
+import threading
+import time
+from dataclasses import replace
+from typing import Any, AsyncIterator, Callable, Iterator, TypeVar
+
+from . import prompts
+from .answer import Answer
+from .classify import Classification, Effort, classify
+from .config import Settings
+from .errors import ConfigError, FourHostsError, ProviderError, RunError
+from .events import (
+    AnswerReady,
+    Classified,
+    Event,
+    LayerFinished,
+    LayerStarted,
+    Notice,
+    RunFailed,
+    RunStarted,
+    Source,
+    SourcesSelected,
+    TextDelta,
+    ToolCallArgumentsDelta,
+    ToolCallFailed,
+    ToolCallFinished,
+    UsageReported,
+    to_jsonable,
+)
+from .llm.base import ModelRequest, Provider
+from .loop import LoopOutcome, model_loop
+from .memory.embeddings import Embedder, get_embedder
+from .memory.store import Store, new_id
+from .paradigms import LAYER_LABELS, HostParadigm, Layer, density
+
+T = TypeVar("T")
+
+# Events kept in the run log. Text and argument deltas are not: the answer and the finished
+# tool calls carry the whole text.
+_UNLOGGED = (TextDelta, ToolCallArgumentsDelta)
+
+
+class StageTimeout(FourHostsError):
+    pass
+
+
+class Engine:
+    """Runs research questions. Cheap to construct; nothing heavy happens until a run."""
+
+    def __init__(
+        self,
+        settings: Settings | None = None,
+        *,
+        store: Store | None = None,
+        provider: Provider | None = None,
+        tools: Any = None,
+        embedder: Embedder | None = None,
+    ) -> None:
+        self.settings = settings or Settings.from_env()
+        self.store = store or Store(self.settings.resolved_store_path())
+        self._provider = provider
+        self.tools = tools
+        self._embedder = embedder
+
+    @property
+    def embedder(self) -> Embedder:
+        if self._embedder is None:
+            self._embedder = get_embedder()
+        return self._embedder
+
+    def provider_for(self, model: str | None = None, base_url: str | None = None) -> Provider:
+        if self._provider is not None:
+            return self._provider
+        from .llm.registry import resolve_provider
+
+        settings = self.settings
+        if model or base_url:
+            settings = replace(settings, model=model or settings.model, base_url=base_url or settings.base_url)
+        return resolve_provider(settings, embedder=self._embedder)
+
+    # -- the async core ----------------------------------------------------------------------
+
+    async def astream(
+        self,
+        question: str,
+        *,
+        paradigm: str | HostParadigm | None = None,
+        effort: str | Effort | None = None,
+        model: str | None = None,
+        base_url: str | None = None,
+        top_k: int | None = None,
+    ) -> AsyncIterator[Event]:
+        question = (question or "").strip()
+        if not question:
+            raise ConfigError("the question is empty: write a question to research")
+        forced = HostParadigm.parse(paradigm) if paradigm else None
+        chosen_effort = Effort.parse(effort)
+        provider = self.provider_for(model, base_url)
+
+        run_id = new_id("r_")
+        options = {
+            "paradigm": forced.value if forced else None,
+            "effort": chosen_effort.value if chosen_effort else None,
+            "model": model,
+            "provider": provider.name,
+            "top_k": top_k,
+        }
+        rec = _Recorder()
+        await asyncio.to_thread(self.store.start_run, run_id, question, options)
+
+        outcome = LoopOutcome(provider=provider.name, model=provider.model, offline=provider.offline)
+        classification: Classification | None = None
+        sources: tuple[Source, ...] = ()
+        failure: RunFailed | None = None
+        try:
+            yield rec(RunStarted(run_id, question, options))
+
+            # classify
+            yield rec(LayerStarted("classify", "Weighing the four hosts"))
+            t = time.perf_counter()
+            classification = await self._stage(
+                "classify", classify, question, paradigm=forced, effort=chosen_effort, embedder=self.embedder
+            )
+            yield rec(Classified(classification))
+            yield rec(LayerFinished("classify", rec.lap("classify", t), classification.reason))
+
+            seeded = await self._stage("select", self._seed)
+            if seeded:
+                yield rec(Notice(f"The store was empty: added the bundled demo corpus ({seeded} passages)."))
+
+            host = classification.primary
+            phase = classification.phase
+            dens = density(host, phase)
+            k = top_k or self.settings.top_k or max(5, math.ceil(dens / 10))
+
+            for layer in _profile(host).layer_order:
+                icon, label = LAYER_LABELS[layer]
+                yield rec(LayerStarted(layer.value, f"{icon} {label}"))
+                t = time.perf_counter()
+                if layer is Layer.SELECT:
+                    found = await self._stage(
+                        "select", _select, self.store, question, host=host, k=k, embedder=self.embedder
+                    )
+                    sources = tuple(found)
+                    yield rec(SourcesSelected(sources))
+                    detail = f"{len(sources)} sources"
+                elif layer is Layer.COMPRESS:
+                    budget = max(50, round(self.settings_context_tokens * dens / 100))
+                    sources, detail = await self._stage("compress", _compress, sources, host, budget, question)
+                elif layer is Layer.WRITE:
+                    await self._stage("write", self._write_context, run_id, question, classification, dens)
+                    detail = "query context saved (scratchpad)"
+                else:  # ISOLATE: isolated work happens when the model asks for run_python
+                    detail = "no isolated task requested"
+                yield rec(LayerFinished(layer.value, rec.lap(layer.value, t), detail))
+
+            # model (+ tools)
+            yield rec(LayerStarted("model", f"✍️ Answering ({provider.name}: {provider.model})"))
+            t = time.perf_counter()
+            request = ModelRequest(
+                messages=prompts.messages(question, classification, sources),
+                effort=(chosen_effort or classification.effort).value,
+                question=question,
+                classification=classification,
+                sources=sources,
+            )
+            deadline = time.monotonic() + self.settings.request_timeout * (self.settings.max_tool_rounds + 1)
+            loop_events = model_loop(
+                provider,
+                request,
+                outcome,
+                tools=self.tools,
+                context={"store": self.store, "classification": classification, "run_id": run_id},
+                max_rounds=self.settings.max_tool_rounds,
+                settings=self.settings,
+            )
+            async for ev in _with_deadline(loop_events, deadline, "model"):
+                yield rec(ev)
+            yield rec(LayerFinished("model", rec.lap("model", t), outcome.finish_reason or ""))
+            if outcome.finish_reason in ("length", "content_filter"):
+                yield rec(
+                    Notice(f"The model stopped early (finish_reason={outcome.finish_reason}); the answer may be cut.", "warning")
+                )
+
+            if not outcome.offline and outcome.text.strip():
+                await self._stage("write", self._write_answer, run_id, question, outcome.text, classification, dens)
+
+            answer = Answer(
+                run_id=run_id,
+                question=question,
+                text=outcome.text,
+                classification=classification,
+                sources=sources,
+                provider=outcome.provider,
+                model=outcome.model,
+                offline=outcome.offline,
+                usage=outcome.usage,
+                tool_calls=tuple(outcome.tool_calls),
+                timings=dict(rec.timings),
+                notices=tuple(rec.notices),
+                finish_reason=outcome.finish_reason,
+            )
+            yield rec(AnswerReady(answer))
+        except (asyncio.CancelledError, GeneratorExit):
+            failure = RunFailed("the run was cancelled", "cancelled", outcome.text)
+            raise
+        except FourHostsError as exc:
+            failure = RunFailed(str(exc), _kind(exc), outcome.text)
+            yield rec(failure)
+        except Exception as exc:  # noqa: BLE001 - an unexpected bug still ends the run cleanly
+            failure = RunFailed(f"{type(exc).__name__}: {exc}", "internal", outcome.text)
+            yield rec(failure)
+        finally:
+            await asyncio.shield(
+                asyncio.to_thread(
+                    self._persist, run_id, rec, classification, outcome, sources, failure
+                )
+            )
+
+    settings_context_tokens = 6000  # tokens of context reserved for sources before density
+
+    async def _stage(self, name: str, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
+        try:
+            return await asyncio.wait_for(
+                asyncio.to_thread(fn, *args, **kwargs), self.settings.stage_timeout
+            )
+        except asyncio.TimeoutError:
+            raise StageTimeout(
+                f"the {name} stage took longer than {self.settings.stage_timeout:.0f} s and was "
+                "stopped; try again, or raise Settings.stage_timeout"
+            ) from None
+
+    def _seed(self) -> int:
+        from .memory.seed import ensure_seeded
+
+        return ensure_seeded(self.store, self.embedder)
+
+    def _write_context(self, run_id: str, question: str, c: Classification, dens: int) -> None:
+        from .context.write import write_memory
+
+        # Always a scratchpad entry: the question is context for this session, not knowledge.
+        write_memory(
+            self.store,
+            f"Question researched: {question}\nHosts: {c.summary()}",
+            namespace=c.primary.value,
+            key="query_context",
+            density=min(dens, 80),
+            source="run",
+            title="query context",
+            metadata={"kind": "query_context", "run_id": run_id},
+            embedder=self.embedder,
+        )
+
+    def _write_answer(self, run_id: str, question: str, text: str, c: Classification, dens: int) -> None:
+        from .context.write import write_memory
+
+        write_memory(
+            self.store,
+            text,
+            namespace=c.primary.value,
+            key="research_result",
+            density=dens,
+            source="run",
+            title=question[:120],
+            metadata={"kind": "answer", "run_id": run_id},
+            embedder=self.embedder,
+        )
+
+    def _persist(
+        self,
+        run_id: str,
+        rec: _Recorder,
+        c: Classification | None,
+        outcome: LoopOutcome,
+        sources: tuple[Source, ...],
+        failure: RunFailed | None,
+    ) -> None:
+        self.store.finish_run(
+            run_id,
+            status="failed" if failure else "ok",
+            classification=c.to_dict() if c else None,
+            paradigm=c.primary.value if c else None,
+            provider=outcome.provider,
+            model=outcome.model,
+            answer=outcome.text,
+            sources=[to_jsonable(s) for s in sources],
+            usage=to_jsonable(outcome.usage),
+            cost_usd=outcome.usage.cost_usd,
+            timings=dict(rec.timings),
+            error=failure.error if failure else None,
+            events=rec.log,
+        )
+
+    # -- sync twins --------------------------------------------------------------------------
+
+    def stream(self, question: str, **options: Any) -> Iterator[Event]:
+        """Run on a worker thread with its own event loop; yield its events on this thread."""
+        return _iterate_in_thread(lambda: self.astream(question, **options))
+
+    async def aresearch(self, question: str, **options: Any) -> Answer:
+        return await _collect(self.astream(question, **options))
+
+    def research(self, question: str, **options: Any) -> Answer:
+        answer: Answer | None = None
+        for ev in self.stream(question, **options):
+            answer = _check(ev, answer)
+        assert answer is not None  # a stream always ends with AnswerReady or RunFailed
+        return answer
+
+
+def _profile(host: HostParadigm):  # noqa: ANN202
+    from .paradigms import PROFILES
+
+    return PROFILES[host]
+
+
+def _select(store: Store, question: str, **kwargs: Any) -> list[Source]:
+    from .context.select import select
+
+    return select(store, question, **kwargs)
+
+
+def _compress(
+    sources: tuple[Source, ...], host: HostParadigm, budget: int, question: str
+) -> tuple[tuple[Source, ...], str]:
+    # TEMPORARY until context.compress.compress_sources lands: share the budget, cut by words.
+    if not sources:
+        return sources, "nothing to compress"
+    per = max(20, int(budget / 1.3 / len(sources)))
+    out = tuple(replace(s, text=" ".join(s.text.split()[:per])) for s in sources)
+    return out, f"budget {budget} tokens"
+
+
+def _kind(exc: BaseException) -> str:
+    if isinstance(exc, ProviderError):
+        return "provider"
+    if isinstance(exc, StageTimeout):
+        return "timeout"
+    return type(exc).__name__
+
+
+def _check(ev: Event, answer: Answer | None) -> Answer | None:
+    if isinstance(ev, AnswerReady):
+        return ev.answer
+    if isinstance(ev, RunFailed):
+        raise RunError(ev.error, kind=ev.kind, partial_text=ev.partial_text)
+    return answer
+
+
+async def _collect(events: AsyncIterator[Event]) -> Answer:
+    answer: Answer | None = None
+    run_id = ""
+    async for ev in events:
+        if isinstance(ev, RunStarted):
+            run_id = ev.run_id
+        try:
+            answer = _check(ev, answer)
+        except RunError as exc:
+            exc.run_id = run_id
+            raise
+    assert answer is not None
+    return answer
+
+
+async def _with_deadline(events: AsyncIterator[Event], deadline: float, stage: str) -> AsyncIterator[Event]:
+    """Re-yield ``events`` but stop with StageTimeout once ``deadline`` passes."""
+    it = events.__aiter__()
+    try:
+        while True:
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                raise StageTimeout(f"the {stage} stage ran past its time limit and was stopped")
+            try:
+                ev = await asyncio.wait_for(it.__anext__(), remaining)
+            except StopAsyncIteration:
+                return
+            except asyncio.TimeoutError:
+                raise StageTimeout(
+                    f"the {stage} stage ran past its time limit and was stopped"
+                ) from None
+            yield ev
+    finally:
+        await it.aclose()
+
+
+class _Recorder:
+    """Numbers events, keeps the ones worth logging, and collects stage timings."""
+
+    def __init__(self) -> None:
+        self.t0 = time.perf_counter()
+        self.seq = 0
+        self.log: list[tuple[int, str, float, dict[str, Any]]] = []
+        self.timings: dict[str, float] = {}
+        self.notices: list[str] = []
+
+    def __call__(self, ev: Event) -> Event:
+        self.seq += 1
+        if isinstance(ev, Notice):
+            self.notices.append(ev.message)
+        if not isinstance(ev, _UNLOGGED):
+            payload = to_jsonable(ev.answer.to_dict()) if isinstance(ev, AnswerReady) else to_jsonable(ev)
+            self.log.append((self.seq, ev.type, time.perf_counter() - self.t0, payload))
+        return ev
+
+    def lap(self, name: str, started: float) -> float:
+        seconds = time.perf_counter() - started
+        self.timings[name] = self.timings.get(name, 0.0) + seconds
+        return seconds
+
+
+class _Raised:
+    def __init__(self, exc: BaseException) -> None:
+        self.exc = exc
+
+
+_DONE = object()
+
+
+def _iterate_in_thread(make: Callable[[], AsyncIterator[T]]) -> Iterator[T]:
+    q: queue.Queue[Any] = queue.Queue()
+    state: dict[str, Any] = {}
+
+    async def main() -> None:
+        state["loop"] = asyncio.get_running_loop()
+        state["task"] = asyncio.current_task()
+        try:
+            async for item in make():
+                q.put(item)
+        except BaseException as exc:  # noqa: BLE001 - handed to the consuming thread
+            q.put(_Raised(exc))
+        finally:
+            q.put(_DONE)
+
+    worker = threading.Thread(target=lambda: asyncio.run(main()), name="fourhosts-run", daemon=True)
+    worker.start()
+    try:
+        while True:
+            try:
+                item = q.get(timeout=0.1)  # a timeout keeps Ctrl-C / interrupt responsive
+            except queue.Empty:
+                continue
+            if item is _DONE:
+                return
+            if isinstance(item, _Raised):
+                raise item.exc
+            yield item
+    finally:
+        if worker.is_alive() and "loop" in state:
+            try:
+                state["loop"].call_soon_threadsafe(state["task"].cancel)
+            except RuntimeError:  # loop already closed
+                pass
+        worker.join(timeout=10)
+

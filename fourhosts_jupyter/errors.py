@@ -1,0 +1,137 @@
+"""One exception tree for the package.
+
+    FourHostsError
+    ├── ConfigError              bad option, unknown paradigm, effort out of range, empty question
+    ├── ProviderError            a model call failed
+    │   ├── ProviderAuthError        key missing or refused
+    │   ├── ProviderRateLimited      429; carries ``retry_after``
+    │   ├── ProviderTimeout          no answer in time
+    │   ├── ProviderConnectionError  connection refused / dropped mid-stream
+    │   ├── ProviderServerError      5xx
+    │   └── ProviderBadRequest       the server refused the request as malformed
+    ├── ToolError                a tool could not run
+    │   ├── UnknownTool
+    │   ├── ToolArgumentsError       malformed JSON or failed validation
+    │   ├── ToolTimeout
+    │   └── CircuitOpen
+    ├── StorageError             the DuckDB store
+    │   ├── StoreLocked              another process holds the write lock too long
+    │   ├── StoreNewerSchema         the file was written by a newer fourhosts-jupyter
+    │   └── StoreUnreadable          not a DuckDB file / no permission
+    ├── IngestError              one file could not be ingested (names the file)
+    ├── SandboxError             the sandbox could not start
+    └── RunError                 a research run failed (keeps the partial answer)
+
+Every message says what went wrong and what to do about it.
+"""
+
+from __future__ import annotations
+
+
+class FourHostsError(Exception):
+    """Base class for every error this package raises on purpose."""
+
+
+class ConfigError(FourHostsError, ValueError):
+    """A user-supplied option or setting is invalid."""
+
+
+class ProviderError(FourHostsError):
+    """A model provider call failed."""
+
+    retryable: bool = False
+
+    def __init__(self, message: str, *, status_code: int | None = None) -> None:
+        super().__init__(message)
+        self.status_code = status_code
+
+
+class ProviderAuthError(ProviderError):
+    pass
+
+
+class ProviderRateLimited(ProviderError):
+    retryable = True
+
+    def __init__(
+        self, message: str, *, status_code: int | None = 429, retry_after: float | None = None
+    ) -> None:
+        super().__init__(message, status_code=status_code)
+        self.retry_after = retry_after
+
+
+class ProviderTimeout(ProviderError):
+    retryable = True
+
+
+class ProviderConnectionError(ProviderError):
+    retryable = True
+
+
+class ProviderServerError(ProviderError):
+    retryable = True
+
+
+class ProviderBadRequest(ProviderError):
+    pass
+
+
+class ToolError(FourHostsError):
+    """A tool call failed; the message is sent back to the model."""
+
+    retryable: bool = False
+    kind: str = "tool_error"
+
+
+class UnknownTool(ToolError):
+    kind = "unknown_tool"
+
+
+class ToolArgumentsError(ToolError):
+    kind = "bad_arguments"
+
+
+class ToolTimeout(ToolError):
+    retryable = True
+    kind = "timeout"
+
+
+class CircuitOpen(ToolError):
+    kind = "circuit_open"
+
+
+class StorageError(FourHostsError):
+    """The store could not be read or written."""
+
+
+class StoreLocked(StorageError):
+    pass
+
+
+class StoreNewerSchema(StorageError):
+    pass
+
+
+class StoreUnreadable(StorageError):
+    pass
+
+
+class IngestError(FourHostsError):
+    def __init__(self, path: str, reason: str) -> None:
+        super().__init__(f"{path}: {reason}")
+        self.path = path
+        self.reason = reason
+
+
+class SandboxError(FourHostsError):
+    pass
+
+
+class RunError(FourHostsError):
+    """A research run failed; ``partial_text`` holds what the model had said before it failed."""
+
+    def __init__(self, message: str, *, kind: str, run_id: str = "", partial_text: str = "") -> None:
+        super().__init__(message)
+        self.kind = kind
+        self.run_id = run_id
+        self.partial_text = partial_text

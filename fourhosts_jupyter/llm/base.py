@@ -1,0 +1,70 @@
+"""What every model provider speaks: a request in, a stream of provider events out.
+
+Providers are thin: they turn one model call into ProviderEvents. The tool loop, retries
+across providers, persistence and views live in the engine, shared by every provider.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, AsyncIterator, Protocol, Union, runtime_checkable
+
+if TYPE_CHECKING:
+    from ..classify import Classification
+    from ..events import Source, Usage
+
+
+@dataclass(frozen=True)
+class ModelRequest:
+    """One model call. ``messages`` use the Chat Completions shape (role/content/tool_calls)."""
+
+    messages: list[dict[str, Any]]
+    tools: list[dict[str, Any]] | None = None  # Chat Completions tool params
+    effort: str = "medium"
+    tool_choice: str | None = None  # None → provider default ("auto" when tools are given)
+    max_tokens: int | None = None
+    # What the offline engine answers from (a real model sees it inside ``messages``).
+    question: str = ""
+    classification: Classification | None = None
+    sources: tuple[Source, ...] = ()
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class ProviderText:
+    text: str
+
+
+@dataclass(frozen=True)
+class ProviderToolCallDelta:
+    """A piece of a streamed tool call. ``index`` identifies the call within the turn; ``id``
+    and ``name`` may arrive once (first chunk) or be repeated on every chunk."""
+
+    index: int
+    id: str | None = None
+    name: str | None = None
+    arguments: str = ""
+
+
+@dataclass(frozen=True)
+class ProviderUsage:
+    usage: Usage
+
+
+@dataclass(frozen=True)
+class ProviderFinish:
+    reason: str | None  # stop | tool_calls | length | content_filter | None
+
+
+ProviderEvent = Union[ProviderText, ProviderToolCallDelta, ProviderUsage, ProviderFinish]
+
+
+@runtime_checkable
+class Provider(Protocol):
+    name: str  # "offline" | "openai" | "azure" | "compatible" | …
+    model: str
+    offline: bool  # True: not a language model; the view says so
+
+    def stream(self, request: ModelRequest) -> AsyncIterator[ProviderEvent]: ...
+
+    async def aclose(self) -> None: ...

@@ -1,0 +1,97 @@
+"""Schema migrations: plain numbered functions, recorded by name in ``_migrations``.
+
+Add a migration by appending a function to MIGRATIONS; never edit one that has shipped.
+"""
+
+from __future__ import annotations
+
+from typing import Callable
+
+import duckdb
+
+Migration = Callable[[duckdb.DuckDBPyConnection], None]
+
+
+def m001_initial(con: duckdb.DuckDBPyConnection) -> None:
+    con.execute(
+        """
+        CREATE TABLE runs (
+            id VARCHAR PRIMARY KEY,
+            question VARCHAR NOT NULL,
+            options JSON,
+            classification JSON,
+            paradigm VARCHAR,
+            provider VARCHAR,
+            model VARCHAR,
+            status VARCHAR NOT NULL,          -- running | ok | failed
+            answer VARCHAR,
+            sources JSON,
+            usage JSON,
+            cost_usd DOUBLE,
+            timings JSON,
+            error VARCHAR,
+            started_at TIMESTAMP NOT NULL,
+            finished_at TIMESTAMP
+        )
+        """
+    )
+    con.execute(
+        """
+        CREATE TABLE run_events (
+            run_id VARCHAR NOT NULL,
+            seq INTEGER NOT NULL,
+            type VARCHAR NOT NULL,
+            at_s DOUBLE NOT NULL,             -- seconds since the run started
+            payload JSON
+        )
+        """
+    )
+    con.execute("CREATE SEQUENCE memory_key START 1")
+    con.execute(
+        """
+        CREATE TABLE memories (
+            id VARCHAR PRIMARY KEY,
+            key BIGINT NOT NULL DEFAULT nextval('memory_key'),  -- integer id for the FAISS index
+            namespace VARCHAR NOT NULL,       -- a host value or 'shared'
+            memory_type VARCHAR NOT NULL,     -- procedural | episodic | semantic
+            content VARCHAR NOT NULL,
+            metadata JSON,
+            importance DOUBLE DEFAULT 0.5,
+            source VARCHAR NOT NULL,          -- document | run | tool | note
+            document_id VARCHAR,
+            title VARCHAR,
+            content_hash VARCHAR NOT NULL,
+            embedding FLOAT[],
+            model VARCHAR,
+            created_at TIMESTAMP NOT NULL,
+            expires_at TIMESTAMP              -- NULL = long-term
+        )
+        """
+    )
+    con.execute("CREATE INDEX memories_hash ON memories(content_hash)")
+    con.execute(
+        """
+        CREATE TABLE documents (
+            id VARCHAR PRIMARY KEY,
+            path VARCHAR,
+            title VARCHAR,
+            format VARCHAR,
+            content_hash VARCHAR NOT NULL,
+            metadata JSON,
+            created_at TIMESTAMP NOT NULL
+        )
+        """
+    )
+    con.execute(
+        """
+        CREATE TABLE feedback (
+            run_id VARCHAR NOT NULL,
+            rating INTEGER NOT NULL,
+            comment VARCHAR,
+            created_at TIMESTAMP NOT NULL
+        )
+        """
+    )
+
+
+MIGRATIONS: list[Migration] = [m001_initial]

@@ -1,0 +1,433 @@
+"""The DuckDB store: the system of record for runs, memories and documents.
+
+DuckDB lets only one *process* hold a database file open. Several kernels on one store are
+normal for an analyst, so the store never keeps a connection open between operations: each
+operation opens, works and closes, and an open that meets another process's lock is retried
+with backoff for up to ``lock_timeout`` seconds before raising StoreLocked with advice.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import datetime as dt
+import hashlib
+import json
+import os
+import random
+import threading
+import time
+import uuid
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Iterator, Sequence
+
+import duckdb
+
+from ..errors import StoreLocked, StoreNewerSchema, StoreUnreadable
+from .migrations import MIGRATIONS
+
+STATE_ENV = "FOURHOSTS_HOME"
+STORE_FILENAME = "store.duckdb"
+
+
+def state_dir() -> Path:
+    """``$FOURHOSTS_HOME`` if set, else the user's data directory."""
+    env = os.environ.get(STATE_ENV)
+    if env:
+        return Path(env).expanduser()
+    import platformdirs
+
+    return Path(platformdirs.user_data_dir("fourhosts-jupyter", appauthor=False))
+
+
+def default_store_path() -> Path:
+    return state_dir() / STORE_FILENAME
+
+
+def utcnow() -> dt.datetime:
+    return dt.datetime.now(dt.timezone.utc).replace(tzinfo=None)
+
+
+def content_hash(text: str) -> str:
+    return hashlib.sha256(" ".join(text.split()).encode()).hexdigest()
+
+
+def new_id(prefix: str = "") -> str:
+    return prefix + uuid.uuid4().hex[:16]
+
+
+@dataclass(frozen=True)
+class MemoryRecord:
+    id: str
+    namespace: str
+    memory_type: str
+    content: str
+    source: str
+    title: str = ""
+    metadata: dict[str, Any] | None = None
+    importance: float = 0.5
+    document_id: str | None = None
+    expires_at: dt.datetime | None = None
+
+
+# One lock per store path per process: DuckDB connections inside a process share one instance,
+# and serialising our own short operations keeps writers from tripping over each other.
+_locks: dict[str, threading.RLock] = {}
+_locks_guard = threading.Lock()
+
+
+def _lock_for(path: str) -> threading.RLock:
+    with _locks_guard:
+        return _locks.setdefault(path, threading.RLock())
+
+
+class Store:
+    """A DuckDB file with our schema. Cheap to construct; opens the file per operation."""
+
+    def __init__(self, path: str | os.PathLike[str] | None = None, *, lock_timeout: float = 15.0):
+        self.path = Path(path).expanduser() if path else default_store_path()
+        self.lock_timeout = lock_timeout
+        self._lock = _lock_for(str(self.path.resolve()) if self.path.exists() else str(self.path))
+        self._migrated = False
+        self._held: duckdb.DuckDBPyConnection | None = None
+
+    def __repr__(self) -> str:
+        return f"Store({str(self.path)!r})"
+
+    # -- connections -------------------------------------------------------------------------
+
+    def _open(self) -> duckdb.DuckDBPyConnection:
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise StoreUnreadable(
+                f"cannot create the store directory {self.path.parent}: {exc.strerror}. "
+                f"Set {STATE_ENV} to a writable directory."
+            ) from exc
+        deadline = time.monotonic() + self.lock_timeout
+        delay = 0.02
+        while True:
+            try:
+                return duckdb.connect(str(self.path))
+            except duckdb.IOException as exc:
+                msg = str(exc)
+                if "lock" in msg.lower():
+                    if time.monotonic() >= deadline:
+                        raise StoreLocked(
+                            f"the store {self.path} stayed locked by another process for "
+                            f"{self.lock_timeout:.0f} s ({_holder(msg)}). Wait for that kernel to "
+                            f"finish, or use a separate store (set {STATE_ENV} or --store)."
+                        ) from exc
+                    time.sleep(delay * (0.5 + random.random()))
+                    delay = min(delay * 2, 0.5)
+                    continue
+                raise StoreUnreadable(_unreadable(self.path, msg)) from exc
+            except (duckdb.Error, OSError) as exc:
+                raise StoreUnreadable(_unreadable(self.path, str(exc))) from exc
+
+    @contextlib.contextmanager
+    def connect(self) -> Iterator[duckdb.DuckDBPyConnection]:
+        """A connection for one operation, migrated, closed (and the file lock freed) after."""
+        with self._lock:
+            if self._held is not None:  # nested use inside hold()
+                yield self._held
+                return
+            con = self._open()
+            try:
+                if not self._migrated:
+                    self._migrate(con)
+                yield con
+            finally:
+                con.close()
+
+    @contextlib.contextmanager
+    def hold(self) -> Iterator[duckdb.DuckDBPyConnection]:
+        """Keep one connection open across several operations (bulk work in one process)."""
+        with self.connect() as con:
+            self._held = con
+            try:
+                yield con
+            finally:
+                self._held = None
+
+    @contextlib.contextmanager
+    def transaction(self) -> Iterator[duckdb.DuckDBPyConnection]:
+        with self.connect() as con:
+            con.execute("BEGIN TRANSACTION")
+            try:
+                yield con
+            except BaseException:
+                con.execute("ROLLBACK")
+                raise
+            con.execute("COMMIT")
+
+    # -- schema ------------------------------------------------------------------------------
+
+    def _migrate(self, con: duckdb.DuckDBPyConnection) -> None:
+        try:
+            con.execute(
+                "CREATE TABLE IF NOT EXISTS _migrations (name VARCHAR PRIMARY KEY, applied_at TIMESTAMP)"
+            )
+        except duckdb.Error as exc:
+            raise StoreUnreadable(_unreadable(self.path, str(exc))) from exc
+        applied = [r[0] for r in con.execute("SELECT name FROM _migrations ORDER BY name").fetchall()]
+        known = [m.__name__ for m in MIGRATIONS]
+        unknown = sorted(set(applied) - set(known))
+        if unknown:
+            raise StoreNewerSchema(
+                f"the store {self.path} was written by a newer fourhosts-jupyter (schema step "
+                f"{unknown[-1]!r} is unknown here). Upgrade: pip install -U fourhosts-jupyter, "
+                f"or use another store (set {STATE_ENV} or --store). Nothing was changed."
+            )
+        for migration in MIGRATIONS:
+            if migration.__name__ in applied:
+                continue
+            con.execute("BEGIN TRANSACTION")
+            try:
+                migration(con)
+                con.execute(
+                    "INSERT INTO _migrations VALUES (?, ?)", [migration.__name__, utcnow()]
+                )
+            except BaseException:
+                con.execute("ROLLBACK")
+                raise
+            con.execute("COMMIT")
+        self._migrated = True
+
+    def schema_version(self) -> list[str]:
+        with self.connect() as con:
+            return [r[0] for r in con.execute("SELECT name FROM _migrations ORDER BY name").fetchall()]
+
+    # -- runs --------------------------------------------------------------------------------
+
+    def start_run(self, run_id: str, question: str, options: dict[str, Any]) -> None:
+        with self.connect() as con:
+            con.execute(
+                "INSERT INTO runs (id, question, options, status, started_at) VALUES (?, ?, ?, 'running', ?)",
+                [run_id, question, json.dumps(options), utcnow()],
+            )
+
+    def finish_run(
+        self,
+        run_id: str,
+        *,
+        status: str,
+        classification: dict[str, Any] | None,
+        paradigm: str | None,
+        provider: str | None,
+        model: str | None,
+        answer: str,
+        sources: list[dict[str, Any]],
+        usage: dict[str, Any],
+        cost_usd: float,
+        timings: dict[str, float],
+        error: str | None,
+        events: Sequence[tuple[int, str, float, dict[str, Any]]],
+    ) -> None:
+        """Write the run's outcome and its event log in one transaction."""
+        with self.transaction() as con:
+            con.execute(
+                """UPDATE runs SET classification = ?, paradigm = ?, provider = ?, model = ?,
+                       status = ?, answer = ?, sources = ?, usage = ?, cost_usd = ?, timings = ?,
+                       error = ?, finished_at = ? WHERE id = ?""",
+                [
+                    json.dumps(classification) if classification else None,
+                    paradigm,
+                    provider,
+                    model,
+                    status,
+                    answer,
+                    json.dumps(sources),
+                    json.dumps(usage),
+                    cost_usd,
+                    json.dumps(timings),
+                    error,
+                    utcnow(),
+                    run_id,
+                ],
+            )
+            if events:
+                import pyarrow as pa
+
+                table = pa.table(
+                    {
+                        "run_id": [run_id] * len(events),
+                        "seq": [e[0] for e in events],
+                        "type": [e[1] for e in events],
+                        "at_s": [e[2] for e in events],
+                        "payload": [json.dumps(e[3]) for e in events],
+                    }
+                )
+                con.register("_events_in", table)
+                con.execute("INSERT INTO run_events SELECT run_id, seq, type, at_s, payload::JSON FROM _events_in")
+                con.unregister("_events_in")
+
+    def runs(self, limit: int = 50):  # noqa: ANN201 - pandas.DataFrame
+        with self.connect() as con:
+            return con.execute(
+                """SELECT id, started_at, status, paradigm, provider, model, question,
+                          length(answer) AS answer_chars, json_array_length(sources) AS sources,
+                          cost_usd, error
+                   FROM runs ORDER BY started_at DESC LIMIT ?""",
+                [limit],
+            ).df()
+
+    def get_run(self, run_id: str) -> dict[str, Any] | None:
+        with self.connect() as con:
+            rows = con.execute(
+                "SELECT * FROM runs WHERE id = ? OR id LIKE ? ORDER BY started_at DESC LIMIT 2",
+                [run_id, run_id + "%"],
+            )
+            cols = [d[0] for d in rows.description]
+            found = rows.fetchall()
+            if not found:
+                return None
+            run = dict(zip(cols, found[0]))
+            for key in ("options", "classification", "sources", "usage", "timings"):
+                if run.get(key):
+                    run[key] = json.loads(run[key])
+            ev = con.execute(
+                "SELECT seq, type, at_s, payload FROM run_events WHERE run_id = ? ORDER BY seq",
+                [run["id"]],
+            ).fetchall()
+            run["events"] = [
+                {"seq": s, "type": t, "at": a, "payload": json.loads(p) if p else None}
+                for s, t, a, p in ev
+            ]
+            return run
+
+    def add_feedback(self, run_id: str, rating: int, comment: str = "") -> None:
+        with self.connect() as con:
+            con.execute(
+                "INSERT INTO feedback VALUES (?, ?, ?, ?)", [run_id, int(rating), comment, utcnow()]
+            )
+
+    # -- memories ----------------------------------------------------------------------------
+
+    def add_memories(
+        self,
+        records: Sequence[MemoryRecord],
+        embeddings: Any = None,
+        model: str | None = None,
+    ) -> list[str]:
+        """Bulk insert through Arrow; skips records whose content is already stored in the
+        same namespace. Returns the ids actually inserted."""
+        if not records:
+            return []
+        import numpy as np
+        import pyarrow as pa
+
+        now = utcnow()
+        hashes = [content_hash(r.content) for r in records]
+        emb_list: list[list[float] | None]
+        if embeddings is None:
+            emb_list = [None] * len(records)
+        else:
+            arr = np.asarray(embeddings, dtype=np.float32)
+            emb_list = list(arr)
+        table = pa.table(
+            {
+                "id": [r.id for r in records],
+                "namespace": [r.namespace for r in records],
+                "memory_type": [r.memory_type for r in records],
+                "content": [r.content for r in records],
+                "metadata": [json.dumps(r.metadata or {}) for r in records],
+                "importance": [float(r.importance) for r in records],
+                "source": [r.source for r in records],
+                "document_id": [r.document_id for r in records],
+                "title": [r.title for r in records],
+                "content_hash": hashes,
+                "embedding": pa.array(
+                    [None if e is None else e.tolist() if hasattr(e, "tolist") else e for e in emb_list],
+                    type=pa.list_(pa.float32()),
+                ),
+                "model": [model if e is not None else None for e in emb_list],
+                "created_at": [now] * len(records),
+                "expires_at": [r.expires_at for r in records],
+            }
+        )
+        with self.transaction() as con:
+            con.register("_mem_in", table)
+            inserted = con.execute(
+                """INSERT INTO memories (id, namespace, memory_type, content, metadata, importance,
+                          source, document_id, title, content_hash, embedding, model, created_at,
+                          expires_at)
+                   SELECT i.id, i.namespace, i.memory_type, i.content, i.metadata::JSON, i.importance,
+                          i.source, i.document_id, i.title, i.content_hash, i.embedding, i.model,
+                          i.created_at, i.expires_at
+                   FROM (SELECT *, row_number() OVER (PARTITION BY namespace, content_hash) AS rn
+                         FROM _mem_in) i
+                   WHERE i.rn = 1 AND NOT EXISTS (
+                       SELECT 1 FROM memories m
+                       WHERE m.content_hash = i.content_hash AND m.namespace = i.namespace)
+                   RETURNING id"""
+            ).fetchall()
+            con.unregister("_mem_in")
+        return [r[0] for r in inserted]
+
+    def count_memories(self) -> int:
+        with self.connect() as con:
+            return con.execute("SELECT count(*) FROM memories").fetchone()[0]
+
+    def memories(
+        self,
+        *,
+        namespace: str | None = None,
+        memory_type: str | None = None,
+        source: str | None = None,
+        limit: int | None = 1000,
+    ):  # noqa: ANN201 - pandas.DataFrame
+        where, params = ["(expires_at IS NULL OR expires_at > ?)"], [utcnow()]
+        for col, val in (("namespace", namespace), ("memory_type", memory_type), ("source", source)):
+            if val:
+                where.append(f"{col} = ?")
+                params.append(val)
+        sql = (
+            "SELECT id, namespace, memory_type, source, title, content, importance, created_at, "
+            "expires_at, document_id FROM memories WHERE "
+            + " AND ".join(where)
+            + " ORDER BY created_at DESC"
+        )
+        if limit:
+            sql += f" LIMIT {int(limit)}"
+        with self.connect() as con:
+            return con.execute(sql, params).df()
+
+    def get_memories(self, ids: Sequence[str]):  # noqa: ANN201 - pandas.DataFrame
+        with self.connect() as con:
+            return con.execute(
+                "SELECT id, key, namespace, memory_type, source, title, content, metadata, "
+                "importance, document_id FROM memories WHERE id IN (SELECT unnest(?))",
+                [list(ids)],
+            ).df()
+
+    def forget(self, ids: Sequence[str]) -> int:
+        with self.connect() as con:
+            n = con.execute(
+                "DELETE FROM memories WHERE id IN (SELECT unnest(?)) RETURNING id", [list(ids)]
+            ).fetchall()
+            return len(n)
+
+    def purge_expired(self) -> int:
+        with self.connect() as con:
+            return len(
+                con.execute(
+                    "DELETE FROM memories WHERE expires_at IS NOT NULL AND expires_at <= ? RETURNING id",
+                    [utcnow()],
+                ).fetchall()
+            )
+
+
+def _holder(msg: str) -> str:
+    import re
+
+    m = re.search(r"PID (\d+)", msg)
+    return f"held by process {m.group(1)}" if m else "held by another process"
+
+
+def _unreadable(path: Path, msg: str) -> str:
+    first = msg.strip().splitlines()[0] if msg.strip() else "unknown error"
+    return (
+        f"cannot open the store {path}: {first}. If it is not a fourhosts-jupyter store, "
+        f"point {STATE_ENV} (or --store) elsewhere; check the file's permissions."
+    )

@@ -1,0 +1,26 @@
+"""Test-wide set-up: offline, a private state directory, final-render mode for notebook kernels.
+
+These variables are set at import time so that kernels started by nbval inherit them.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+
+os.environ["HF_HUB_OFFLINE"] = "1"
+os.environ["TOKENIZERS_PARALLELISM"] = "false"
+os.environ["FOURHOSTS_DOTENV"] = "0"  # a developer's .env must not leak keys into tests
+os.environ["FOURHOSTS_LIVE"] = "0"  # notebooks under nbval render the final result once
+os.environ.setdefault("FOURHOSTS_HOME", tempfile.mkdtemp(prefix="fourhosts-test-home-"))
+for _key in ("OPENAI_API_KEY", "AZURE_OPENAI_API_KEY", "OPENAI_BASE_URL", "AZURE_OPENAI_ENDPOINT"):
+    os.environ.pop(_key, None)  # a developer's real key must never reach a test
+
+import pytest  # noqa: E402
+
+
+@pytest.fixture
+def store(tmp_path):
+    from fourhosts_jupyter.memory.store import Store
+
+    return Store(tmp_path / "store.duckdb")
