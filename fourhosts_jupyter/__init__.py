@@ -8,10 +8,8 @@ Names are imported lazily (on first attribute access) so that ``import fourhosts
 and ``%load_ext`` stay fast; torch, sentence-transformers and faiss load on first use.
 """
 
-from __future__ import annotations
-
-import importlib
-from typing import TYPE_CHECKING, Any
+import importlib as _importlib
+import typing as _typing
 
 __version__ = "0.1.0"
 
@@ -25,6 +23,7 @@ _EXPORTS: dict[str, str] = {
     "FourHostsError": "errors",
     "HostParadigm": "paradigms",
     "PROFILES": "paradigms",
+    "ParadigmAwareToolContext": "tools.context",
     "ProviderError": "errors",
     "RunError": "errors",
     "Settings": "config",
@@ -32,20 +31,22 @@ _EXPORTS: dict[str, str] = {
     "StorageError": "errors",
     "Store": "memory.store",
     "ToolError": "errors",
+    "ToolRegistry": "tools.registry",
     "Usage": "events",
     "aresearch": "api",
     "classify": "classify",
     "research": "api",
+    "tool": "tools.registry",
 }
 
 __all__ = sorted([*_EXPORTS, "load_ipython_extension", "unload_ipython_extension"])
 
 
-def __getattr__(name: str) -> Any:
+def __getattr__(name: str) -> "_typing.Any":
     module = _EXPORTS.get(name)
     if module is None:
         raise AttributeError(f"module 'fourhosts_jupyter' has no attribute {name!r}")
-    value = getattr(importlib.import_module(f".{module}", __name__), name)
+    value = getattr(_importlib.import_module(f".{module}", __name__), name)
     globals()[name] = value
     return value
 
@@ -54,21 +55,21 @@ def __dir__() -> list[str]:
     return sorted(set(globals()) | set(__all__))
 
 
-def load_ipython_extension(ipython: Any) -> None:
+def load_ipython_extension(ipython: "_typing.Any") -> None:
     """``%load_ext fourhosts_jupyter``: register the magics (nothing heavy is imported)."""
     from .jupyter.magics import load_ipython_extension as load
 
     load(ipython)
 
 
-def unload_ipython_extension(ipython: Any) -> None:
+def unload_ipython_extension(ipython: "_typing.Any") -> None:
     from .jupyter import magics
 
     if hasattr(magics, "unload_ipython_extension"):
         magics.unload_ipython_extension(ipython)
 
 
-if TYPE_CHECKING:  # for type checkers and IDEs only
+if _typing.TYPE_CHECKING:  # for type checkers and IDEs only
     from .answer import Answer
     from .api import aresearch, research
     from .classify import Classification, Effort, classify

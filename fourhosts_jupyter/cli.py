@@ -15,7 +15,7 @@ from .errors import ConfigError, FourHostsError
 
 # Modules that add their own subcommands: each has add_parsers(subparsers), and each parser it
 # adds sets ``func`` (args -> exit code). Add a line here to register a module.
-COMMAND_MODULES: list[str] = []
+COMMAND_MODULES: list[str] = ["fourhosts_jupyter.sandbox.cli", "fourhosts_jupyter.memory.cli_commands"]
 
 
 def _store_arg(p: argparse.ArgumentParser) -> None:

@@ -9,8 +9,8 @@ on a worker thread (Jupyter already runs an event loop on the main thread).
 from __future__ import annotations
 
 import asyncio
+import collections
 import math
-import queue
 import threading
 import time
 from dataclasses import replace
@@ -182,7 +182,8 @@ class Engine:
                 request,
                 outcome,
                 tools=self.tools,
-                context={"store": self.store, "classification": classification, "run_id": run_id},
+                context={"store": self.store, "classification": classification, "run_id": run_id,
+                         "embedder": self.embedder},
                 max_rounds=self.settings.max_tool_rounds,
                 settings=self.settings,
             )
@@ -305,17 +306,31 @@ class Engine:
 
     # -- sync twins --------------------------------------------------------------------------
 
-    def stream(self, question: str, **options: Any) -> Iterator[Event]:
-        """Run on a worker thread with its own event loop; yield its events on this thread."""
-        return _iterate_in_thread(lambda: self.astream(question, **options))
+    def stream(self, question: str, *, idle_ticks: bool = False, **options: Any) -> Iterator[Event]:
+        """Run on a worker thread with its own event loop; yield its events on this thread.
+
+        ``idle_ticks``: also yield ``None`` after each ~0.1 s without an event, so a consumer
+        that coalesces redraws (the cell view) can draw a pending state during a slow step."""
+        return _iterate_in_thread(lambda: self.astream(question, **options), ticks=idle_ticks)
 
     async def aresearch(self, question: str, **options: Any) -> Answer:
         return await _collect(self.astream(question, **options))
 
     def research(self, question: str, **options: Any) -> Answer:
         answer: Answer | None = None
-        for ev in self.stream(question, **options):
-            answer = _check(ev, answer)
+        run_id = ""
+        events = self.stream(question, **options)
+        try:
+            for ev in events:
+                if isinstance(ev, RunStarted):
+                    run_id = ev.run_id
+                try:
+                    answer = _check(ev, answer)
+                except RunError as exc:
+                    exc.run_id = run_id  # as aresearch does
+                    raise
+        finally:
+            events.close()  # joins the worker: the run is persisted before we return or raise
         assert answer is not None  # a stream always ends with AnswerReady or RunFailed
         return answer
 
@@ -375,22 +390,19 @@ async def _collect(events: AsyncIterator[Event]) -> Answer:
 
 
 async def _with_deadline(events: AsyncIterator[Event], deadline: float, stage: str) -> AsyncIterator[Event]:
-    """Re-yield ``events`` but stop with StageTimeout once ``deadline`` passes."""
+    """Re-yield ``events`` but stop with StageTimeout once ``deadline`` passes.
+
+    One timer for the whole stage (``asyncio.timeout_at``), not a task per event: a 2,000-chunk
+    answer must cost little more than the client itself (bench ``stream``). The events are
+    always pulled by the task that runs the engine, so the timer cancels the right await."""
     it = events.__aiter__()
+    loop = asyncio.get_running_loop()
     try:
-        while True:
-            remaining = deadline - time.monotonic()
-            if remaining <= 0:
-                raise StageTimeout(f"the {stage} stage ran past its time limit and was stopped")
-            try:
-                ev = await asyncio.wait_for(it.__anext__(), remaining)
-            except StopAsyncIteration:
-                return
-            except asyncio.TimeoutError:
-                raise StageTimeout(
-                    f"the {stage} stage ran past its time limit and was stopped"
-                ) from None
-            yield ev
+        async with asyncio.timeout_at(loop.time() + max(0.0, deadline - time.monotonic())):
+            async for ev in it:
+                yield ev
+    except TimeoutError:
+        raise StageTimeout(f"the {stage} stage ran past its time limit and was stopped") from None
     finally:
         await it.aclose()
 
@@ -428,8 +440,11 @@ class _Raised:
 _DONE = object()
 
 
-def _iterate_in_thread(make: Callable[[], AsyncIterator[T]]) -> Iterator[T]:
-    q: queue.Queue[Any] = queue.Queue()
+def _iterate_in_thread(make: Callable[[], AsyncIterator[T]], ticks: bool = False) -> Iterator[T]:
+    # A deque drained in batches, not a Queue handed one item at a time: each cross-thread
+    # wake-up costs a GIL hand-off, and a fast stream would pay one per chunk.
+    buf: collections.deque[Any] = collections.deque()
+    ready = threading.Event()
     state: dict[str, Any] = {}
 
     async def main() -> None:
@@ -437,20 +452,27 @@ def _iterate_in_thread(make: Callable[[], AsyncIterator[T]]) -> Iterator[T]:
         state["task"] = asyncio.current_task()
         try:
             async for item in make():
-                q.put(item)
+                buf.append(item)
+                if not ready.is_set():
+                    ready.set()
         except BaseException as exc:  # noqa: BLE001 - handed to the consuming thread
-            q.put(_Raised(exc))
+            buf.append(_Raised(exc))
         finally:
-            q.put(_DONE)
+            buf.append(_DONE)
+            ready.set()
 
     worker = threading.Thread(target=lambda: asyncio.run(main()), name="fourhosts-run", daemon=True)
     worker.start()
     try:
         while True:
-            try:
-                item = q.get(timeout=0.1)  # a timeout keeps Ctrl-C / interrupt responsive
-            except queue.Empty:
+            if not buf:
+                ready.clear()
+                # re-check after clear: an item appended in between is not missed
+                if not buf and not ready.wait(0.1):  # a timeout keeps Ctrl-C / interrupt responsive
+                    if ticks:
+                        yield None  # type: ignore[misc] - an idle tick, see Engine.stream
                 continue
+            item = buf.popleft()
             if item is _DONE:
                 return
             if isinstance(item, _Raised):
@@ -463,4 +485,3 @@ def _iterate_in_thread(make: Callable[[], AsyncIterator[T]]) -> Iterator[T]:
             except RuntimeError:  # loop already closed
                 pass
         worker.join(timeout=10)
-

@@ -62,7 +62,9 @@ def _color(host: HostParadigm) -> str:
 
 
 def _truncate(text: str, limit: int = PREVIEW_CHARS) -> str:
-    return text if len(text) <= limit else text[:limit] + f"… ({len(text) - limit:,} more characters)"
+    if len(text) <= limit:
+        return text
+    return text[:limit] + f"… ({len(text) - limit:,} more characters)"
 
 
 _md = None
@@ -114,6 +116,8 @@ class BarData:
     primary: HostParadigm | None
     reason: str
     forced: bool = False
+    secondary: tuple[HostParadigm, ...] = ()
+    blend: tuple[HostParadigm, ...] = ()
 
     @property
     def is_default(self) -> bool:
@@ -124,59 +128,69 @@ class BarData:
         if isinstance(c, BarData):
             return c
         if isinstance(c, Mapping):
+            values = {h.value: h for h in HOSTS}
             raw = c.get("probabilities") or {}
-            probs = {h: float(raw.get(h.value, 0.0)) for h in HOSTS}
-
-            def host(v: Any) -> HostParadigm | None:
-                return HostParadigm(v) if v in {h.value for h in HOSTS} else None
-
             return cls(
-                probs, host(c.get("dominant")), host(c.get("primary")), str(c.get("reason") or ""),
-                bool(c.get("forced")),
-            )  # fmt: skip
+                probabilities={h: float(raw.get(h.value, 0.0)) for h in HOSTS},
+                dominant=values.get(c.get("dominant")),  # type: ignore[arg-type]
+                primary=values.get(c.get("primary")),  # type: ignore[arg-type]
+                reason=str(c.get("reason") or ""),
+                forced=bool(c.get("forced")),
+                secondary=tuple(values[v] for v in c.get("secondary") or () if v in values),
+                blend=tuple(values[v] for v in c.get("blend") or () if v in values),
+            )
         return cls(
-            {h: float(c.probabilities.get(h, 0.0)) for h in HOSTS},
-            c.dominant,
-            c.primary,
-            c.reason,
-            bool(getattr(c, "forced", False)),
+            probabilities={h: float(c.probabilities.get(h, 0.0)) for h in HOSTS},
+            dominant=c.dominant,
+            primary=c.primary,
+            reason=c.reason,
+            forced=bool(getattr(c, "forced", False)),
+            secondary=tuple(getattr(c, "secondary", ()) or ()),
+            blend=tuple(getattr(c, "blend", ()) or ()),
         )
 
 
-def percentages(probabilities: Mapping[HostParadigm, float]) -> dict[HostParadigm, int]:
-    """Whole percentages in host order that add up to exactly 100 (largest remainder)."""
-    total = sum(max(0.0, float(probabilities.get(h, 0.0))) for h in HOSTS)
+def shares(probabilities: Mapping[HostParadigm, float]) -> dict[HostParadigm, float]:
+    """Probabilities in host order, clipped at 0 and normalised to sum to 1 (uniform if none)."""
+    clipped = {h: max(0.0, float(probabilities.get(h, 0.0))) for h in HOSTS}
+    total = sum(clipped.values())
     if total <= 0:
-        return {h: 25 for h in HOSTS}
-    exact = {h: max(0.0, float(probabilities.get(h, 0.0))) * 100 / total for h in HOSTS}
-    pct = {h: int(exact[h]) for h in HOSTS}
-    short = 100 - sum(pct.values())
-    # Ties go to the host that comes first in host order: stable output for nbval.
-    for h in sorted(HOSTS, key=lambda h: (-(exact[h] - pct[h]), HOSTS.index(h)))[:short]:
-        pct[h] += 1
-    return pct
+        return {h: 1 / len(HOSTS) for h in HOSTS}
+    return {h: v / total for h, v in clipped.items()}
+
+
+def percentages(probabilities: Mapping[HostParadigm, float]) -> dict[HostParadigm, int]:
+    """Whole percentages in host order, rounded as the classifier's own reason and summary
+    round them (so the legend never contradicts the reason line beside it)."""
+    return {h: round(v * 100) for h, v in shares(probabilities).items()}
 
 
 def _bar_reason(b: BarData) -> str:
-    if b.forced and b.primary:
-        return f"Answering as {PROFILES[b.primary].label}: chosen with --paradigm."
-    if b.is_default and b.primary:
-        why = b.reason or "no host reached 40%"
-        return f"No dominant host. Default: {PROFILES[b.primary].label} — {why}"
-    return b.reason
+    """The line under the bar; when no host is dominant it says so and why (never silent)."""
+    lines = []
+    who = PROFILES[b.primary].label if b.primary else "?"
+    if b.is_default:
+        lines.append(f"No dominant host: answering as {who} by default — {b.reason}")
+    elif b.reason:
+        lines.append(f"Answering as {who} — {b.reason}")
+    if b.blend:
+        lines.append("Blend: " + " + ".join(PROFILES[h].label for h in b.blend))
+    elif b.secondary:
+        lines.append("Secondary: " + ", ".join(PROFILES[h].label for h in b.secondary))
+    return ". ".join(lines)
 
 
 def host_bar_html(c: Classification | Mapping[str, Any] | BarData) -> str:
     b = BarData.of(c)
+    share = shares(b.probabilities)
     pct = percentages(b.probabilities)
     segs, legend = [], []
     for h in HOSTS:
         p = PROFILES[h]
         title = esc(f"{p.label} {pct[h]}%")
-        if pct[h] > 0:
-            segs.append(
-                f'<div title="{title}" style="width:{pct[h]}%;background:{_color(h)}"></div>'
-            )
+        if share[h] > 0.0005:
+            width = f"{share[h] * 100:.1f}%"
+            segs.append(f'<div title="{title}" style="width:{width};background:{_color(h)}"></div>')
         mark = ""
         if h == b.dominant:
             mark = " <b>◀ dominant</b>"
@@ -208,11 +222,14 @@ def host_bar_html(c: Classification | Mapping[str, Any] | BarData) -> str:
 def host_bar_text(c: Classification | Mapping[str, Any] | BarData) -> str:
     """A deterministic text bar: initials in proportion, then one line per host."""
     b = BarData.of(c)
+    share = shares(b.probabilities)
     pct = percentages(b.probabilities)
-    cells = {h: round(pct[h] * BAR_WIDTH / 100) for h in HOSTS}
-    # Rounding may leave the bar a cell short or long; adjust the largest segment.
-    biggest = max(HOSTS, key=lambda h: (pct[h], -HOSTS.index(h)))
-    cells[biggest] += BAR_WIDTH - sum(cells.values())
+    # Largest remainder: the cells add up to exactly BAR_WIDTH; ties go in host order.
+    exact = {h: share[h] * BAR_WIDTH for h in HOSTS}
+    cells = {h: int(exact[h]) for h in HOSTS}
+    short = BAR_WIDTH - sum(cells.values())
+    for h in sorted(HOSTS, key=lambda h: (cells[h] - exact[h], HOSTS.index(h)))[:short]:
+        cells[h] += 1
     bar = "".join(PROFILES[h].label[0] * cells[h] for h in HOSTS)
     lines = [f"Hosts [{bar}]"]
     for h in HOSTS:
@@ -228,34 +245,41 @@ def host_bar_text(c: Classification | Mapping[str, Any] | BarData) -> str:
 # -- stage line -----------------------------------------------------------------------------
 
 
-def stage_label(stage: str, label: str = "") -> tuple[str, str]:
-    """(emoji, words) for a stage: a context layer, "classify" or "model"."""
+def stage_label(stage: str, label: str = "") -> str:
+    """Words for a stage (a context layer, "classify" or "model"), led by its emoji."""
     key = stage.value if isinstance(stage, Layer) else str(stage)
     emoji, words = STAGE_LABELS.get(key, ("⏳", key))
-    return emoji, (label or words)
+    label = label.strip()
+    if not label:
+        return f"{emoji} {words}"
+    # The engine's labels may already carry the emoji; do not print it twice.
+    return label if not label[0].isalnum() else f"{emoji} {label}"
 
 
-def stage_html(stage: str | None, label: str = "", *, done: bool = False, failed: bool = False) -> str:
+def stage_html(
+    stage: str | None, label: str = "", *, done: bool = False, failed: bool = False
+) -> str:
     if failed:
         text = "❌ Run failed"
     elif done:
         text = "✅ Done"
     elif stage:
-        emoji, words = stage_label(stage, label)
-        text = f"{emoji} {words}…"
+        text = stage_label(stage, label) + "…"
     else:
         text = "⏳ Starting…"
-    return f'<div class="fh-stage" style="font-size:0.9em;opacity:0.85;margin:2px 0">{esc(text)}</div>'
+    style = "font-size:0.9em;opacity:0.85;margin:2px 0"
+    return f'<div class="fh-stage" style="{style}">{esc(text)}</div>'
 
 
-def stage_text(stage: str | None, label: str = "", *, done: bool = False, failed: bool = False) -> str:
+def stage_text(
+    stage: str | None, label: str = "", *, done: bool = False, failed: bool = False
+) -> str:
     if failed:
         return "Stage: failed"
     if done:
         return "Stage: done"
     if stage:
-        emoji, words = stage_label(stage, label)
-        return f"Stage: {plain(words)}…"
+        return f"Stage: {plain(stage_label(stage, label))}…"
     return "Stage: starting…"
 
 
@@ -419,7 +443,9 @@ def notices_html(notices: Iterable[Notice], *, offline: bool = False) -> str:
     for n in notices:
         level, msg = _notice_parts(n)
         icon = "⚠️" if level == "warning" else "ℹ️"
-        out.append(f'<div class="fh-notice" style="font-size:0.9em;margin:2px 0">{icon} {esc(msg)}</div>')
+        out.append(
+            f'<div class="fh-notice" style="font-size:0.9em;margin:2px 0">{icon} {esc(msg)}</div>'
+        )
     return "".join(out)
 
 

@@ -17,6 +17,7 @@ for _key in ("OPENAI_API_KEY", "AZURE_OPENAI_API_KEY", "OPENAI_BASE_URL", "AZURE
     os.environ.pop(_key, None)  # a developer's real key must never reach a test
 
 import pytest  # noqa: E402
+from openai_server import openai_server  # noqa: E402,F401 - the loopback Chat Completions server
 
 
 @pytest.fixture
@@ -24,3 +25,26 @@ def store(tmp_path):
     from fourhosts_jupyter.memory.store import Store
 
     return Store(tmp_path / "store.duckdb")
+
+
+@pytest.fixture(scope="session")
+def _seeded_template(tmp_path_factory):
+    """One store seeded with the bundled corpus per test session (embedding it is the slow part)."""
+    from fourhosts_jupyter.memory.seed import ensure_seeded
+    from fourhosts_jupyter.memory.store import Store
+
+    path = tmp_path_factory.mktemp("seeded") / "template.duckdb"
+    assert ensure_seeded(Store(path)) > 0
+    return path
+
+
+@pytest.fixture
+def seeded_store(_seeded_template, tmp_path):
+    """A private copy of the seeded store (the derived index is rebuilt from it on first use)."""
+    import shutil
+
+    from fourhosts_jupyter.memory.store import Store
+
+    path = tmp_path / "store.duckdb"
+    shutil.copyfile(_seeded_template, path)
+    return Store(path)

@@ -5,6 +5,11 @@ CONTRACT:
     lifetime(density) -> timedelta | None   (density > 80 → long-term (None), else scratchpad 10 min)
     write_memory(store, content, *, namespace, key="", density=50, source="run", title="",
                  metadata=None, embedder=None) -> str | None   (the new id; None if already stored)
+
+Each write purges expired scratchpad entries first (as the original did), in the same store
+connection. Metadata records the namespaced key (``<namespace>:<key>``), the density and the
+entry's top keywords. The vector is made from the title line plus the text, like ingested
+passages, so re-embedding after a model change gives the same vectors.
 """
 
 from __future__ import annotations
@@ -13,8 +18,16 @@ import datetime as dt
 import re
 from typing import Any
 
+from collections import Counter
+
+from ..errors import ConfigError
 from ..memory.embeddings import Embedder, get_embedder
+from ..memory.keyword import tokenize
+from ..memory.retriever import embed_text
 from ..memory.store import MemoryRecord, Store, new_id, utcnow
+from ..paradigms import HOSTS, HostParadigm
+
+NAMESPACES = tuple(h.value for h in HOSTS) + ("shared",)
 
 SCRATCHPAD_TTL = dt.timedelta(minutes=10)
 
@@ -37,11 +50,23 @@ def lifetime(density: float) -> dt.timedelta | None:
     return None if density > 80 else SCRATCHPAD_TTL
 
 
+def check_namespace(namespace: str | HostParadigm) -> str:
+    ns = namespace.value if isinstance(namespace, HostParadigm) else str(namespace)
+    if ns not in NAMESPACES:
+        raise ConfigError(f"unknown memory namespace {ns!r}: use one of {', '.join(NAMESPACES)}")
+    return ns
+
+
+def keywords(text: str, n: int = 10) -> list[str]:
+    """The entry's most frequent content-word stems (the production variant's top-10)."""
+    return [w for w, _ in Counter(t for t in tokenize(text) if len(t) > 2).most_common(n)]
+
+
 def write_memory(
     store: Store,
     content: str,
     *,
-    namespace: str,
+    namespace: str | HostParadigm,
     key: str = "",
     density: float = 50,
     source: str = "run",
@@ -50,14 +75,19 @@ def write_memory(
     embedder: Embedder | None = None,
     importance: float | None = None,
 ) -> str | None:
+    """Store one entry in ``namespace`` with its type and lifetime from the brief (§3.1)."""
+    ns = check_namespace(namespace)
+    if not content or not content.strip():
+        raise ConfigError("nothing to write: the memory content is empty")
     embedder = embedder or get_embedder()
     ttl = lifetime(density)
     meta = dict(metadata or {})
-    meta.setdefault("key", key)
+    meta.setdefault("key", f"{ns}:{key}" if key else ns)
     meta.setdefault("density", density)
+    meta.setdefault("keywords", keywords(f"{title}\n{content}"))
     record = MemoryRecord(
         id=new_id("m_"),
-        namespace=namespace,
+        namespace=ns,
         memory_type=memory_type(key, content),
         content=content,
         source=source,
@@ -66,5 +96,24 @@ def write_memory(
         importance=importance if importance is not None else min(1.0, density / 100),
         expires_at=utcnow() + ttl if ttl else None,
     )
-    ids = store.add_memories([record], embedder.embed([content]), model=embedder.name)
+    vec = embedder.embed([embed_text(title, content)])
+    with store.hold():  # one connection for the purge and the insert
+        store.purge_expired()
+        ids = store.add_memories([record], vec, model=embedder.name)
     return ids[0] if ids else None
+
+
+def remember(
+    store: Store,
+    content: str,
+    *,
+    namespace: str | HostParadigm = "shared",
+    title: str = "",
+    embedder: Embedder | None = None,
+    metadata: dict[str, Any] | None = None,
+) -> str | None:
+    """A user's note: long-term (density 100), source ``note``."""
+    return write_memory(
+        store, content, namespace=namespace, key="note", density=100, source="note",
+        title=title, metadata={"kind": "note", **(metadata or {})}, embedder=embedder,
+    )

@@ -18,7 +18,17 @@ from dataclasses import dataclass, field
 from typing import Any, Callable, Iterable, Mapping
 
 from .. import events as ev
-from ..render import Block, ToolCard, footer_text, result_preview, run_html, run_text
+from ..render import (
+    Block,
+    ToolCard,
+    esc,
+    footer_text,
+    host_bar_html,
+    host_bar_text,
+    result_preview,
+    run_html,
+    run_text,
+)
 
 _EVENT_TYPES: dict[str, type] = {
     cls.__dataclass_fields__["type"].default: cls  # type: ignore[attr-defined]
@@ -220,9 +230,11 @@ class StoredRunView:
         r = self.run
         args["done"] = True
         args["footer"] = footer_text(
-            run_id=str(r.get("id", "")), provider=r.get("provider") or "", model=r.get("model") or "",
+            run_id=str(r.get("id", "")),
+            provider=r.get("provider") or "",
+            model=r.get("model") or "",
             seconds=self.state.timings.get("total"),
-        )  # fmt: skip
+        )
         args["offline"] = (r.get("provider") or "") == "offline"
         return args
 
@@ -232,16 +244,10 @@ class StoredRunView:
         return {
             "text/plain": head + "\n\n" + run_text(**args),
             "text/html": '<div style="font-weight:600">'
-            + _esc(self.state.question)
+            + esc(self.state.question)
             + "</div>"
             + run_html(**args),
         }
-
-
-def _esc(s: str) -> str:
-    from ..render import esc
-
-    return esc(s)
 
 
 def _ipython_display() -> Callable[..., Any]:
@@ -321,3 +327,38 @@ class CellView:
                 close()  # stops the engine's worker when we leave early
             self.flush()
         return self.state
+
+
+class HostBar:
+    """The four-host probability bar for one classification (``%research classify``)."""
+
+    def __init__(self, classification: Any) -> None:
+        self.classification = classification
+
+    def __repr__(self) -> str:
+        return host_bar_text(self.classification)
+
+    def _repr_mimebundle_(self, include: Any = None, exclude: Any = None) -> dict[str, str]:
+        return {
+            "text/plain": host_bar_text(self.classification),
+            "text/html": host_bar_html(self.classification),
+        }
+
+
+class ConfigReport:
+    """``%research config``: settings and whether each key variable is set — never a key."""
+
+    def __init__(self, rows: list[tuple[str, str]]) -> None:
+        self.rows = list(rows)
+
+    def __repr__(self) -> str:
+        width = max((len(k) for k, _ in self.rows), default=0)
+        return "\n".join(f"{k:<{width}}  {v}" for k, v in self.rows)
+
+    def _repr_mimebundle_(self, include: Any = None, exclude: Any = None) -> dict[str, str]:
+        cells = "".join(
+            f'<tr><th style="text-align:left;padding-right:12px">{esc(k)}</th>'
+            f'<td style="text-align:left">{esc(v)}</td></tr>'
+            for k, v in self.rows
+        )
+        return {"text/plain": repr(self), "text/html": f'<table class="fh-config">{cells}</table>'}

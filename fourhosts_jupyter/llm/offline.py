@@ -170,10 +170,16 @@ class OfflineProvider:
             for n, sents in by_source.items():
                 lines += [" ".join(sents) + f" [{n}]", ""]
         covered = set().union(*(_terms(s) for s, _ in picked))
-        missing = sorted(_terms(request.question) - covered)
+        missing = [
+            w
+            for w in dict.fromkeys(_WORD.findall(request.question.lower()))
+            if w not in _STOP and len(w) > 2 and w[:6] not in covered
+        ]
         if missing:
             lines += [
                 "",
-                "*Not covered by the evidence found: " + ", ".join(missing[:8]) + ".*",
+                "*Words of the question the quoted evidence does not mention: "
+                + ", ".join(missing[:8])
+                + ".*",
             ]
         return "\n".join(lines).rstrip() + "\n"

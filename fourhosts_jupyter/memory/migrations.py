@@ -94,4 +94,16 @@ def m001_initial(con: duckdb.DuckDBPyConnection) -> None:
     )
 
 
-MIGRATIONS: list[Migration] = [m001_initial]
+
+def m002_documents_and_identity(con: duckdb.DuckDBPyConnection) -> None:
+    """Ingestion bookkeeping on documents, and a store identity for derived index files."""
+    con.execute("ALTER TABLE documents ADD COLUMN namespace VARCHAR DEFAULT 'shared'")
+    con.execute("ALTER TABLE documents ADD COLUMN external_id VARCHAR")
+    con.execute("ALTER TABLE documents ADD COLUMN chunk_count INTEGER DEFAULT 0")
+    con.execute("CREATE TABLE store_info (name VARCHAR PRIMARY KEY, value VARCHAR NOT NULL)")
+    # Derived indexes (FAISS, BM25) are saved beside the store under this id, so a store that
+    # is deleted and recreated at the same path never meets the old store's index files.
+    con.execute("INSERT INTO store_info VALUES ('store_id', replace(uuid()::VARCHAR, '-', ''))")
+
+
+MIGRATIONS: list[Migration] = [m001_initial, m002_documents_and_identity]

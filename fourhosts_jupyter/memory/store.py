@@ -314,17 +314,38 @@ class Store:
         same namespace. Returns the ids actually inserted."""
         if not records:
             return []
+        with self.transaction() as con:
+            return self.insert_memories(con, records, embeddings, model)
+
+    def insert_memories(
+        self,
+        con: duckdb.DuckDBPyConnection,
+        records: Sequence[MemoryRecord],
+        embeddings: Any = None,
+        model: str | None = None,
+    ) -> list[str]:
+        """``add_memories`` inside the caller's transaction (ingestion commits a document's
+        row and its chunks together)."""
+        if not records:
+            return []
         import numpy as np
         import pyarrow as pa
 
         now = utcnow()
         hashes = [content_hash(r.content) for r in records]
-        emb_list: list[list[float] | None]
+        n = len(records)
         if embeddings is None:
-            emb_list = [None] * len(records)
+            emb = pa.nulls(n, type=pa.list_(pa.float32()))
+            models = [None] * n
         else:
-            arr = np.asarray(embeddings, dtype=np.float32)
-            emb_list = list(arr)
+            arr = np.ascontiguousarray(np.asarray(embeddings, dtype=np.float32))
+            if arr.shape[0] != n:
+                raise ValueError(f"{n} records but {arr.shape[0]} embeddings")
+            # a fixed-size list built from the flat buffer: no per-row Python lists
+            emb = pa.FixedSizeListArray.from_arrays(pa.array(arr.reshape(-1)), arr.shape[1]).cast(
+                pa.list_(pa.float32())
+            )
+            models = [model] * n
         table = pa.table(
             {
                 "id": [r.id for r in records],
@@ -334,36 +355,69 @@ class Store:
                 "metadata": [json.dumps(r.metadata or {}) for r in records],
                 "importance": [float(r.importance) for r in records],
                 "source": [r.source for r in records],
-                "document_id": [r.document_id for r in records],
+                "document_id": pa.array([r.document_id for r in records], type=pa.string()),
                 "title": [r.title for r in records],
                 "content_hash": hashes,
-                "embedding": pa.array(
-                    [None if e is None else e.tolist() if hasattr(e, "tolist") else e for e in emb_list],
-                    type=pa.list_(pa.float32()),
-                ),
-                "model": [model if e is not None else None for e in emb_list],
-                "created_at": [now] * len(records),
-                "expires_at": [r.expires_at for r in records],
+                "embedding": emb,
+                "model": pa.array(models, type=pa.string()),
+                "created_at": pa.array([now] * n, type=pa.timestamp("us")),
+                "expires_at": pa.array([r.expires_at for r in records], type=pa.timestamp("us")),
             }
         )
-        with self.transaction() as con:
-            con.register("_mem_in", table)
+        name = "_mem_in_" + uuid.uuid4().hex[:8]
+        con.register(name, table)
+        try:
             inserted = con.execute(
-                """INSERT INTO memories (id, namespace, memory_type, content, metadata, importance,
+                f"""INSERT INTO memories (id, namespace, memory_type, content, metadata, importance,
                           source, document_id, title, content_hash, embedding, model, created_at,
                           expires_at)
                    SELECT i.id, i.namespace, i.memory_type, i.content, i.metadata::JSON, i.importance,
                           i.source, i.document_id, i.title, i.content_hash, i.embedding, i.model,
                           i.created_at, i.expires_at
                    FROM (SELECT *, row_number() OVER (PARTITION BY namespace, content_hash) AS rn
-                         FROM _mem_in) i
+                         FROM {name}) i
                    WHERE i.rn = 1 AND NOT EXISTS (
                        SELECT 1 FROM memories m
                        WHERE m.content_hash = i.content_hash AND m.namespace = i.namespace)
                    RETURNING id"""
             ).fetchall()
-            con.unregister("_mem_in")
+        finally:
+            con.unregister(name)
         return [r[0] for r in inserted]
+
+    def update_embeddings(self, keys: Sequence[int], embeddings: Any, model: str) -> int:
+        """Replace the vectors of memories ``keys`` (re-embedding after a model change)."""
+        import numpy as np
+        import pyarrow as pa
+
+        arr = np.ascontiguousarray(np.asarray(embeddings, dtype=np.float32))
+        if len(keys) == 0:
+            return 0
+        table = pa.table(
+            {
+                "key": pa.array(np.asarray(keys, dtype=np.int64)),
+                "embedding": pa.FixedSizeListArray.from_arrays(
+                    pa.array(arr.reshape(-1)), arr.shape[1]
+                ).cast(pa.list_(pa.float32())),
+            }
+        )
+        with self.transaction() as con:
+            con.register("_emb_in", table)
+            try:
+                n = con.execute(
+                    """UPDATE memories SET embedding = e.embedding, model = ?
+                       FROM _emb_in e WHERE memories.key = e.key RETURNING memories.key""",
+                    [model],
+                ).fetchall()
+            finally:
+                con.unregister("_emb_in")
+        return len(n)
+
+    def store_id(self) -> str:
+        """A random id made when the store was created (names its derived index files)."""
+        with self.connect() as con:
+            row = con.execute("SELECT value FROM store_info WHERE name = 'store_id'").fetchone()
+        return row[0]
 
     def count_memories(self) -> int:
         with self.connect() as con:
@@ -402,20 +456,41 @@ class Store:
             ).df()
 
     def forget(self, ids: Sequence[str]) -> int:
+        """Delete memories by id, from the store and (now, in this process) from the derived
+        indexes; other processes drop them from theirs at their next search."""
         with self.connect() as con:
-            n = con.execute(
-                "DELETE FROM memories WHERE id IN (SELECT unnest(?)) RETURNING id", [list(ids)]
-            ).fetchall()
-            return len(n)
+            keys = [
+                r[0]
+                for r in con.execute(
+                    "DELETE FROM memories WHERE id IN (SELECT unnest(?)) RETURNING key", [list(ids)]
+                ).fetchall()
+            ]
+            if keys:
+                # a document whose every passage is forgotten is forgotten too
+                con.execute(
+                    "DELETE FROM documents d WHERE NOT EXISTS "
+                    "(SELECT 1 FROM memories m WHERE m.document_id = d.id)"
+                )
+        self._forgotten(keys)
+        return len(keys)
 
     def purge_expired(self) -> int:
         with self.connect() as con:
-            return len(
-                con.execute(
-                    "DELETE FROM memories WHERE expires_at IS NOT NULL AND expires_at <= ? RETURNING id",
+            keys = [
+                r[0]
+                for r in con.execute(
+                    "DELETE FROM memories WHERE expires_at IS NOT NULL AND expires_at <= ? RETURNING key",
                     [utcnow()],
                 ).fetchall()
-            )
+            ]
+        self._forgotten(keys)
+        return len(keys)
+
+    def _forgotten(self, keys: list[int]) -> None:
+        if keys:
+            from .retriever import forget_keys
+
+            forget_keys(self, keys)
 
 
 def _holder(msg: str) -> str:

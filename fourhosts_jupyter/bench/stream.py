@@ -1,0 +1,219 @@
+"""Streaming and tool-dispatch overhead: ``python -m fourhosts_jupyter.bench stream``.
+
+1. Stream overhead. The scripted loopback server streams one answer of N chunks (default
+   2,000). Baseline: the raw ``openai`` client (AsyncOpenAI, as the provider uses) consuming
+   the stream, from the request to the last chunk. Measured: the same stream through the whole
+   path an analyst sees — Engine (sync twin, worker thread) → model loop → OpenAIChatProvider →
+   the cell view (live mode, real IPython display publisher, redraws coalesced) — timed at the
+   consumer from the model stage's start to its end. Ratio goal ≤ 1.05.
+2. Tool dispatch overhead: ToolRunner.run (lookup, JSON parse, pydantic validation, circuit
+   breaker, context injection, events) minus a direct call of the same function. Goal ≤ 1 ms.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import statistics
+import tempfile
+import time
+from typing import Any, Iterator
+
+
+def _now() -> tuple[float, float]:
+    """(wall, CPU of the whole process): CPU time is far less sensitive to a busy machine."""
+    return time.perf_counter(), time.process_time()
+
+
+def _since(t0: tuple[float, float]) -> tuple[float, float]:
+    wall, cpu = _now()
+    return wall - t0[0], cpu - t0[1]
+
+
+def _raw_client_seconds(base_url: str, n: int) -> tuple[float, float]:
+    import openai
+
+    async def go() -> tuple[float, float]:
+        t = _now()  # the client is built inside the timing, as each run builds one
+        client = openai.AsyncOpenAI(base_url=base_url, api_key="x", max_retries=0)
+        stream = await client.chat.completions.create(
+            model="bench", messages=[{"role": "user", "content": "go"}], stream=True,
+            stream_options={"include_usage": True},
+        )
+        parts = []
+        async for chunk in stream:
+            if chunk.choices and chunk.choices[0].delta.content:
+                parts.append(chunk.choices[0].delta.content)
+        await client.close()  # the engine closes its client at the end of a run, too
+        elapsed = _since(t)
+        assert len(parts) == n, (len(parts), n)
+        return elapsed
+
+    return asyncio.run(go())
+
+
+class _ModelStageClock:
+    """Passes events through; notes when the model stage starts and ends (at the consumer)."""
+
+    def __init__(self, events: Iterator[Any]) -> None:
+        self.events = events
+        self.start: tuple[float, float] = (0.0, 0.0)
+        self.elapsed: tuple[float, float] = (0.0, 0.0)
+        self.text_events = 0
+
+    def __iter__(self) -> Iterator[Any]:
+        from ..events import LayerFinished, LayerStarted, TextDelta
+
+        for e in self.events:
+            if type(e) is TextDelta:
+                self.text_events += 1
+            elif isinstance(e, LayerStarted) and e.layer == "model":
+                self.start = _now()
+            elif isinstance(e, LayerFinished) and e.layer == "model":
+                self.elapsed = _since(self.start)
+            yield e
+
+
+def _engine_view_seconds(engine: Any, n: int, *, view: bool = True) -> tuple[tuple[float, float], int]:
+    from IPython.utils.capture import capture_output
+
+    from ..jupyter.view import CellView
+
+    clock = _ModelStageClock(engine.stream("How do lower speed limits reduce deaths?", paradigm="bernard",
+                                           idle_ticks=True))
+    if not view:  # the engine alone: a consumer that only looks at each event
+        for _ in clock:
+            pass
+        return clock.elapsed, 0
+    with capture_output():
+        cell = CellView(live=True, max_rate=10)
+        state = cell.consume(clock)
+    assert state.error is None, state.error
+    assert clock.text_events >= n, (clock.text_events, n)
+    return clock.elapsed, cell.updates
+
+
+def _view_seconds(events: list[Any]) -> float:
+    from IPython.utils.capture import capture_output
+
+    from ..jupyter.view import CellView
+
+    with capture_output():
+        t = time.perf_counter()
+        CellView(live=True, max_rate=10).consume(events)
+        return time.perf_counter() - t
+
+
+def _dispatch(calls: int) -> dict[str, float]:
+    from ..events import Event
+    from ..paradigms import HostParadigm
+    from ..tools import ParadigmAwareToolContext, ToolHistory, ToolRegistry, ToolRunner
+
+    reg = ToolRegistry()
+
+    @reg.register
+    async def lookup(city: str, year: int = 2024, ctx: ParadigmAwareToolContext = None) -> dict:  # type: ignore[assignment]
+        """Look a city up."""
+        return {"city": city, "year": year}
+
+    @reg.register
+    def lookup_sync(city: str, year: int = 2024) -> dict:
+        """Look a city up (sync: runs in a thread)."""
+        return {"city": city, "year": year}
+
+    ctx = ParadigmAwareToolContext(paradigm=HostParadigm.BERNARD, run_id="bench")
+    runner = ToolRunner(reg, host=HostParadigm.BERNARD, history=ToolHistory())
+    sink: list[Event] = []
+    raw = '{"city": "Oslo", "year": 2020}'
+
+    async def go() -> dict[str, float]:
+        out = {}
+        fn = reg.get("lookup").fn
+        t = time.perf_counter()
+        for _ in range(calls):
+            await fn(city="Oslo", year=2020, ctx=ctx)
+        direct = (time.perf_counter() - t) / calls
+        t = time.perf_counter()
+        for i in range(calls):
+            await runner.run(f"c{i}", "lookup", raw, ctx, sink.append)
+            if len(runner.results) > 100:  # a run never has thousands of results
+                runner.results.clear()
+        out["async"] = (time.perf_counter() - t) / calls - direct
+        sync_fn = reg.get("lookup_sync").fn
+        t = time.perf_counter()
+        for _ in range(calls // 4):
+            await asyncio.to_thread(sync_fn, city="Oslo", year=2020)
+        direct_thread = (time.perf_counter() - t) / (calls // 4)
+        t = time.perf_counter()
+        for i in range(calls // 4):
+            await runner.run(f"s{i}", "lookup_sync", raw, ctx, sink.append)
+            if len(runner.results) > 100:
+                runner.results.clear()
+        out["sync"] = (time.perf_counter() - t) / (calls // 4) - direct_thread
+        out["thread_hop"] = direct_thread
+        return out
+
+    return asyncio.run(go())
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(prog="python -m fourhosts_jupyter.bench stream")
+    ap.add_argument("--chunks", type=int, default=2000)
+    ap.add_argument("--repeat", type=int, default=7)
+    ap.add_argument("--calls", type=int, default=2000)
+    a = ap.parse_args(argv)
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+
+    from IPython.core.interactiveshell import InteractiveShell
+
+    from ..config import Settings
+    from ..engine import Engine
+    from ..memory.embeddings import HashingEmbedder
+    from ..memory.store import Store
+    from ..testing import Reply, ScriptedServer
+
+    InteractiveShell.instance()
+    text = "Lower urban speed limits reduce crash severity and save lives [1]. " * (a.chunks // 8 + 1)
+    reply = Reply.say(text, chunks=a.chunks, usage=(1000, a.chunks))
+    home = tempfile.mkdtemp(prefix="fourhosts-bench-stream-")
+    with ScriptedServer() as server:
+        server.set_default(reply)
+        engine = Engine(Settings(base_url=server.base_url, model="bench", store_path=None),
+                        store=Store(os.path.join(home, "store.duckdb")), embedder=HashingEmbedder(),
+                        tools=False)
+        _engine_view_seconds(engine, a.chunks)  # warm: seed the store, import everything
+        _raw_client_seconds(server.base_url, a.chunks)
+        raw, bare, full, redraws = [], [], [], 0
+        for _ in range(a.repeat):  # interleaved, so machine load hits all alike
+            raw.append(_raw_client_seconds(server.base_url, a.chunks))
+            bare.append(_engine_view_seconds(engine, a.chunks, view=False)[0])
+            seconds, redraws = _engine_view_seconds(engine, a.chunks)
+            full.append(seconds)
+        recorded = list(engine.stream("How do lower speed limits reduce deaths?", paradigm="bernard"))
+    view_alone = statistics.median(_view_seconds(recorded) for _ in range(a.repeat))
+
+    def med(xs: list[tuple[float, float]], i: int) -> float:
+        return statistics.median(x[i] for x in xs)
+
+    def ratio(xs: list[tuple[float, float]], i: int) -> float:  # median of per-round ratios
+        return statistics.median(x[i] / r[i] for x, r in zip(xs, raw))
+
+    per = 1e6 / a.chunks
+    print(f"stream of {a.chunks:,} chunks from the loopback server, {a.repeat} interleaved rounds "
+          "(medians; wall time and process CPU time):")
+    print(f"  raw openai client (AsyncOpenAI):       wall {med(raw, 0) * 1e3:7.1f} ms ({med(raw, 0) * per:5.1f} µs/chunk)"
+          f"  cpu {med(raw, 1) * 1e3:7.1f} ms")
+    for label, xs in (("engine, bare consumer:", bare), ("engine + live cell view:", full)):
+        print(f"  {label:<37}wall {med(xs, 0) * 1e3:7.1f} ms ({med(xs, 0) * per:5.1f} µs/chunk)"
+              f"  cpu {med(xs, 1) * 1e3:7.1f} ms   ratio wall {ratio(xs, 0):.3f}  cpu {ratio(xs, 1):.3f}")
+    print(f"  => engine + cell view vs raw client: {ratio(full, 0):.3f} wall, {ratio(full, 1):.3f} CPU "
+          f"(goal ≤ 1.05); {redraws} redraws")
+    print(f"  (the cell view alone over the {len(recorded):,} recorded events of one run, unpaced: "
+          f"{view_alone * 1e3:.1f} ms)")
+
+    d = _dispatch(a.calls)
+    print(f"tool dispatch overhead ({a.calls:,} calls, registry + JSON + validation + breaker + context + events):")
+    print(f"  async tool: {d['async'] * 1e6:7.1f} µs/call   (goal ≤ 1000 µs)")
+    print(f"  sync tool:  {d['sync'] * 1e6:7.1f} µs/call   (plus the thread hop itself: {d['thread_hop'] * 1e6:.1f} µs)")
+    return 0

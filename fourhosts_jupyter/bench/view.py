@@ -1,0 +1,122 @@
+"""Cell view cost: what drawing a run into a cell adds to consuming its event stream.
+
+    python -m fourhosts_jupyter.bench view [--events 2000] [--gap-ms 0.5]
+
+Baseline (same process): a bare loop that only joins the text of the same events. Figures:
+per-event cost of the state fold, of the live view (real IPython display publisher, redraws
+coalesced to 10/s), the number of redraws, the cost of one full redraw, and the ratio of
+wall time for a paced stream (an event every ``gap-ms``, like a fast local server).
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+from typing import Iterator
+
+from ..events import (
+    TextDelta,
+    ToolCallArgumentsDelta,
+    ToolCallFinished,
+    ToolCallRunning,
+    ToolCallStarted,
+)
+
+
+def _events(n: int) -> list:
+    words = "Lower urban speed limits reduce the severity of crashes [1] and save lives. ".split()
+    out: list = []
+    for i in range(n):
+        if i == n // 2:  # one tool round in the middle, as a real run would have
+            out += [
+                ToolCallStarted("c1", "search_memory"),
+                ToolCallArgumentsDelta("c1", '{"query": "speed"}'),
+                ToolCallRunning("c1", "search_memory", {"query": "speed"}),
+                ToolCallFinished("c1", "search_memory", {"hits": 3}, 0.01, "3 hits"),
+            ]
+        out.append(TextDelta(words[i % len(words)] + " "))
+    return out
+
+
+def _paced(events: list, gap: float) -> Iterator:
+    next_at = time.perf_counter()
+    for e in events:
+        next_at += gap
+        while time.perf_counter() < next_at:  # busy wait: sleep() is too coarse for 0.5 ms
+            pass
+        yield e
+
+
+def _bare(stream) -> int:  # noqa: ANN001
+    parts = [e.text for e in stream if isinstance(e, TextDelta)]
+    return len("".join(parts))
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(prog="python -m fourhosts_jupyter.bench view")
+    ap.add_argument("--events", type=int, default=2000)
+    ap.add_argument("--gap-ms", type=float, default=0.5)
+    ap.add_argument("--repeat", type=int, default=5)
+    a = ap.parse_args(argv)
+
+    from IPython.core.interactiveshell import InteractiveShell
+    from IPython.utils.capture import capture_output
+
+    from ..jupyter.view import CellView, RunState
+
+    InteractiveShell.instance()
+    events = _events(a.events)
+    n = len(events)
+
+    def best(fn) -> float:  # noqa: ANN001
+        times = []
+        for _ in range(a.repeat):
+            t = time.perf_counter()
+            fn()
+            times.append(time.perf_counter() - t)
+        return min(times)
+
+    def fold() -> None:
+        s = RunState()
+        for e in events:
+            s.apply(e)
+
+    redraws = []
+
+    def live() -> None:
+        with capture_output():
+            v = CellView(live=True, max_rate=10)
+            v.consume(events)
+        redraws.append(v.updates)
+
+    t_bare = best(lambda: _bare(events))
+    t_fold = best(fold)
+    t_live = best(live)
+    state = RunState()
+    for e in events:
+        state.apply(e)
+    t_draw = best(state._repr_mimebundle_)
+    print(f"events: {n} (one tool round)")
+    print(f"bare loop (baseline):     {t_bare / n * 1e6:8.2f} µs/event")
+    fold_us = t_fold / n * 1e6
+    print(f"state fold:               {fold_us:8.2f} µs/event  ({t_fold / t_bare:.1f}× bare)")
+    print(f"live view, unpaced burst: {t_live / n * 1e6:8.2f} µs/event  redraws: {redraws[-1]}")
+    print(f"one full redraw (HTML + text of {len(state.text):,} chars): {t_draw * 1e3:.2f} ms")
+
+    gap = a.gap_ms / 1000
+    paced_bare = best(lambda: _bare(_paced(events, gap)))
+    paced_redraws = []
+
+    def paced_live() -> None:
+        with capture_output():
+            v = CellView(live=True, max_rate=10)
+            v.consume(_paced(events, gap))
+        paced_redraws.append(v.updates)
+
+    paced_view = best(paced_live)
+    print(
+        f"paced stream ({a.gap_ms} ms/event, {paced_bare:.3f} s): live view {paced_view:.3f} s, "
+        f"ratio {paced_view / paced_bare:.3f}, redraws {paced_redraws[-1]} "
+        f"({paced_redraws[-1] / paced_view:.1f}/s)"
+    )
+    return 0

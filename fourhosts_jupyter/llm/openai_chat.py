@@ -1,0 +1,311 @@
+"""One provider over the Chat Completions API: OpenAI, Azure OpenAI and compatible servers.
+
+The official ``openai`` client does the HTTP and SSE parsing; this module turns its chunks
+into provider events, liberally (compatible servers differ in small ways):
+
+- tool-call deltas are joined by ``index``; ids and names may come once or on every chunk;
+  a delta without an index is matched by id, or continues the last call;
+- ``finish_reason`` may be ``stop`` even after tool calls; usage may come on any chunk;
+- a server that rejects ``stream_options`` (or ``reasoning_effort``, …) gets the same request
+  again without it, and the parameter stays dropped for this provider.
+
+Retries live here and only here: the client is built with ``max_retries=0`` and a failed
+request is retried ``settings.max_retries`` times with exponential backoff that honours
+``Retry-After``, as long as nothing was streamed yet. Once text was streamed, a failure is
+raised as a ProviderError (the engine keeps the partial answer).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import random
+import re
+import weakref
+from typing import Any, AsyncIterator
+
+from ..errors import ConfigError, ProviderError
+from ..events import Notice, Usage
+from .base import ModelRequest, ProviderEvent, ProviderFinish, ProviderText, ProviderToolCallDelta, ProviderUsage
+from .errors import rejected_parameter, to_provider_error
+
+DEFAULT_OPENAI_MODEL = "gpt-4o-mini"
+DEFAULT_AZURE_API_VERSION = "2024-10-21"
+KEYLESS = "not-needed"  # local compatible servers ignore the key, the client insists on one
+
+# o1/o3/o4 and gpt-5 families take reasoning_effort and max_completion_tokens, no temperature.
+_REASONING = re.compile(r"(^|[/:_-])(o\d+|gpt-5)", re.I)
+# Brief §4.1: temperature 0.7; streaming cap 2000 tokens, 4096 with tools; reasoning 8192.
+_MAX_TOKENS = {"low": 1000, "medium": 2000, "high": 4096}
+_REASONING_MAX = {"low": 4096, "medium": 8192, "high": 16384}
+# Parameters some compatible servers reject; dropped and retried once each.
+_OPTIONAL = ("stream_options", "reasoning_effort", "max_completion_tokens", "parallel_tool_calls")
+
+BACKOFF_BASE = 0.5
+BACKOFF_CAP = 8.0
+RETRY_AFTER_CAP = 60.0
+
+
+def is_reasoning_model(model: str) -> bool:
+    return bool(_REASONING.search(model or ""))
+
+
+def effort_params(model: str, effort: str, *, tools: bool, reasoning: bool | None = None,
+                  max_tokens: int | None = None) -> dict[str, Any]:
+    """Model parameters for an effort level (brief §4.1)."""
+    effort = effort if effort in _MAX_TOKENS else "medium"
+    if reasoning if reasoning is not None else is_reasoning_model(model):
+        return {"reasoning_effort": effort, "max_completion_tokens": max_tokens or _REASONING_MAX[effort]}
+    cap = _MAX_TOKENS[effort]
+    if tools:
+        cap = max(cap, 4096)
+    return {"temperature": 0.7, "max_tokens": max_tokens or cap}
+
+
+class OpenAIChatProvider:
+    """Chat Completions with streaming and tools through ``openai.AsyncOpenAI`` / ``AsyncAzureOpenAI``.
+
+    ``kind`` is "openai", "azure" or "compatible" (any server speaking the API at ``base_url``).
+    """
+
+    offline = False
+
+    def __init__(
+        self,
+        kind: str = "openai",
+        *,
+        model: str | None = None,
+        api_key: str | None = None,
+        base_url: str | None = None,
+        azure_endpoint: str | None = None,
+        azure_deployment: str | None = None,
+        api_version: str | None = None,
+        request_timeout: float = 120.0,
+        stream_idle_timeout: float = 60.0,
+        max_retries: int = 2,
+        reasoning: bool | None = None,
+        sleep: Any = asyncio.sleep,
+    ) -> None:
+        if kind not in ("openai", "azure", "compatible"):
+            raise ConfigError(f"unknown provider kind {kind!r}: use openai, azure or compatible")
+        if kind == "azure" and not azure_endpoint:
+            raise ConfigError("Azure OpenAI needs an endpoint: set AZURE_OPENAI_ENDPOINT")
+        if kind == "azure" and not (model or azure_deployment):
+            raise ConfigError(
+                "Azure OpenAI needs a deployment name: set AZURE_OPENAI_DEPLOYMENT or pass --model"
+            )
+        if kind == "compatible" and not base_url:
+            raise ConfigError("a compatible server needs a base URL: pass --base-url or set OPENAI_BASE_URL")
+        self.name = kind
+        self.model = model or azure_deployment or (DEFAULT_OPENAI_MODEL if kind == "openai" else "")
+        self._api_key = api_key  # never logged, never rendered: see __repr__
+        self.base_url = base_url
+        self.azure_endpoint = azure_endpoint
+        self.azure_deployment = azure_deployment
+        self.api_version = api_version or (DEFAULT_AZURE_API_VERSION if kind == "azure" else None)
+        self.request_timeout = request_timeout
+        self.stream_idle_timeout = stream_idle_timeout
+        self.max_retries = max(0, int(max_retries))
+        self.reasoning = reasoning
+        self._sleep = sleep
+        self._dropped: set[str] = set()
+        # One client per event loop: the sync twins run each run on a fresh loop, and an httpx
+        # pool must not outlive the loop its connections belong to.
+        self._clients: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, Any] = weakref.WeakKeyDictionary()
+
+    def __repr__(self) -> str:
+        where = self.azure_endpoint if self.name == "azure" else (self.base_url or "api.openai.com")
+        return f"OpenAIChatProvider({self.name!r}, model={self.model!r}, at={where!r})"
+
+    @property
+    def where(self) -> str:
+        if self.name == "azure":
+            return f"Azure OpenAI at {self.azure_endpoint}"
+        if self.base_url:
+            return f"the server at {self.base_url}"
+        return "OpenAI"
+
+    # -- the client --------------------------------------------------------------------------
+
+    def _client(self) -> Any:
+        loop = asyncio.get_running_loop()
+        client = self._clients.get(loop)
+        if client is None:
+            client = self._make_client()
+            self._clients[loop] = client
+        return client
+
+    def _make_client(self) -> Any:
+        import openai
+
+        timeout = openai.Timeout(self.request_timeout, connect=min(10.0, self.request_timeout),
+                                 read=self.stream_idle_timeout)
+        try:
+            if self.name == "azure":
+                return openai.AsyncAzureOpenAI(
+                    azure_endpoint=self.azure_endpoint,
+                    azure_deployment=self.azure_deployment,
+                    api_version=self.api_version,
+                    api_key=self._api_key,
+                    timeout=timeout,
+                    max_retries=0,
+                )
+            key = self._api_key
+            if self.name == "compatible" and not key:
+                key = KEYLESS
+            return openai.AsyncOpenAI(
+                api_key=key,
+                base_url=self.base_url,
+                timeout=timeout,
+                max_retries=0,
+            )
+        except openai.OpenAIError as exc:  # e.g. no key at all
+            raise ConfigError(
+                f"cannot set up {self.where}: {exc}. Set OPENAI_API_KEY (or AZURE_OPENAI_API_KEY), "
+                "or use FOURHOSTS_PROVIDER=offline"
+            ) from None
+
+    async def aclose(self) -> None:
+        try:
+            loop = asyncio.get_running_loop()
+        except RuntimeError:
+            return
+        client = self._clients.pop(loop, None)
+        if client is not None:
+            await client.close()
+
+    # -- one call ----------------------------------------------------------------------------
+
+    def params(self, request: ModelRequest) -> dict[str, Any]:
+        """The keyword arguments for ``chat.completions.create`` (without dropped ones)."""
+        p: dict[str, Any] = {
+            "model": self.model,
+            "messages": request.messages,
+            "stream": True,
+            "stream_options": {"include_usage": True},
+        }
+        if request.tools:
+            p["tools"] = request.tools
+            p["tool_choice"] = request.tool_choice or "auto"
+        p.update(effort_params(self.model, request.effort, tools=bool(request.tools),
+                               reasoning=self.reasoning, max_tokens=request.max_tokens))
+        p.update(request.extra.get("openai_params", {}))
+        for name in self._dropped:
+            p.pop(name, None)
+        return p
+
+    async def stream(self, request: ModelRequest) -> AsyncIterator[ProviderEvent | Notice]:
+        if not self.model:
+            await self._discover_model()
+        attempt = 0
+        while True:
+            params = self.params(request)
+            yielded = False
+            try:
+                stream = await self._client().chat.completions.create(**params)
+                try:
+                    async for ev in _parse(stream):
+                        yielded = True
+                        yield ev
+                finally:
+                    await stream.close()
+                return
+            except ConfigError:
+                raise
+            except Exception as exc:  # noqa: BLE001 - converted right here
+                err = to_provider_error(exc, where=self.where)
+                if yielded:
+                    raise err from exc
+                dropped = rejected_parameter(err, tuple(n for n in _OPTIONAL if n in params))
+                if dropped:
+                    self._dropped.add(dropped)
+                    yield Notice(f"{self.where} does not accept `{dropped}`; retried without it.")
+                    continue
+                if not err.retryable or attempt >= self.max_retries:
+                    raise err from exc
+                attempt += 1
+                delay = self._delay(err, attempt)
+                yield Notice(
+                    f"{type(err).__name__.removeprefix('Provider')} from {self.where}; retry "
+                    f"{attempt}/{self.max_retries} in {delay:.1f} s",
+                    "warning",
+                )
+                await self._sleep(delay)
+
+    @staticmethod
+    def _delay(err: ProviderError, attempt: int) -> float:
+        hinted = getattr(err, "retry_after", None)
+        if hinted is not None:
+            return min(float(hinted), RETRY_AFTER_CAP)
+        return min(BACKOFF_CAP, BACKOFF_BASE * 2 ** (attempt - 1)) + random.uniform(0, 0.1)
+
+    async def _discover_model(self) -> None:
+        """A compatible server given without --model: use the first model it lists."""
+        try:
+            page = await self._client().models.list()
+            first = next(iter(page.data), None)
+        except Exception as exc:  # noqa: BLE001
+            raise ConfigError(
+                f"no model given and {self.where} did not list any ({type(exc).__name__}): pass --model NAME"
+            ) from None
+        if first is None:
+            raise ConfigError(f"no model given and {self.where} lists none: pass --model NAME")
+        self.model = first.id
+
+
+async def _parse(stream: Any) -> AsyncIterator[ProviderEvent]:
+    """Chat Completions chunks → provider events. Liberal in what it accepts."""
+    by_id: dict[str, int] = {}
+    last_index: int | None = None
+    finish: str | None = None
+    usage_seen: Usage | None = None
+    async for chunk in stream:
+        usage = getattr(chunk, "usage", None)
+        if usage is not None:
+            usage_seen = _usage(usage)  # some servers repeat it; the last one wins
+        for choice in getattr(chunk, "choices", None) or ():
+            if getattr(choice, "index", 0) not in (0, None):
+                continue  # n > 1 is never requested; ignore stray choices
+            delta = getattr(choice, "delta", None)
+            if delta is not None:
+                content = getattr(delta, "content", None)
+                if content:
+                    yield ProviderText(content)
+                for tc in getattr(delta, "tool_calls", None) or ():
+                    index = getattr(tc, "index", None)
+                    call_id = getattr(tc, "id", None) or None
+                    if index is None:  # no index: match by id, else continue the last call
+                        if call_id is not None and call_id not in by_id:
+                            index = len(by_id) if last_index is None else last_index + 1
+                        elif call_id is not None:
+                            index = by_id[call_id]
+                        else:
+                            index = last_index or 0
+                    if call_id is not None:
+                        by_id.setdefault(call_id, index)
+                    last_index = index
+                    fn = getattr(tc, "function", None)
+                    yield ProviderToolCallDelta(
+                        index=index,
+                        id=call_id,
+                        name=(getattr(fn, "name", None) or None) if fn is not None else None,
+                        arguments=(getattr(fn, "arguments", None) or "") if fn is not None else "",
+                    )
+                legacy = getattr(delta, "function_call", None)  # pre-tools servers
+                if legacy is not None:
+                    yield ProviderToolCallDelta(
+                        index=0,
+                        name=getattr(legacy, "name", None) or None,
+                        arguments=getattr(legacy, "arguments", None) or "",
+                    )
+            if getattr(choice, "finish_reason", None):
+                finish = choice.finish_reason
+    if usage_seen is not None:
+        yield ProviderUsage(usage_seen)
+    yield ProviderFinish(finish)
+
+
+def _usage(u: Any) -> Usage:
+    prompt = int(getattr(u, "prompt_tokens", 0) or 0)
+    completion = int(getattr(u, "completion_tokens", 0) or 0)
+    total = int(getattr(u, "total_tokens", 0) or 0) or prompt + completion
+    return Usage(prompt_tokens=prompt, completion_tokens=completion, total_tokens=total)

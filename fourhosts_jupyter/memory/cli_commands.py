@@ -1,0 +1,150 @@
+"""``fourhosts ingest`` and ``fourhosts search``: memory from the command line.
+
+``fourhosts search --json`` prints one JSON object per hit (id, score, text, source, …), so
+retrieval can be evaluated from outside; ``--queries FILE`` runs a whole JSONL query file in
+one process (loading the model once) and adds ``query_id`` and ``rank`` to each line.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+from ..errors import ConfigError
+
+
+def add_parsers(sub: Any) -> None:
+    p = sub.add_parser("ingest", help="add documents (txt, md, html, pdf, csv, jsonl) to memory")
+    p.add_argument("files", nargs="+", metavar="FILE", help="files, directories or globs")
+    _common(p)
+    p.add_argument("--namespace", default="shared",
+                   help="host namespace (dolores, teddy, bernard, maeve) or shared (default)")
+    p.add_argument("--id-field", help="CSV/JSONL field holding each document's id")
+    p.add_argument("--text-field", help="CSV/JSONL field holding the text (default: text, content, body…)")
+    p.add_argument("--title-field", help="CSV/JSONL field holding the title (default: title if present)")
+    p.add_argument("--chunk-words", type=int, default=None, help="words per passage (default 160)")
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
+    p.set_defaults(func=cmd_ingest)
+
+    p = sub.add_parser("search", help="search memory (hybrid dense + BM25)")
+    p.add_argument("query", nargs="?", help="the query (or use --queries)")
+    _common(p)
+    p.add_argument("--k", type=int, default=10, help="hits to return (default 10)")
+    p.add_argument("--json", action="store_true", help="one JSON object per hit")
+    p.add_argument("--mode", choices=("hybrid", "dense", "bm25"), default="hybrid")
+    p.add_argument("--weights", metavar="DENSE,KEYWORD",
+                   help="RRF weights, e.g. 0.6,0.4 (the original's); default 0.5,0.5")
+    p.add_argument("--host", help="boost sources this host prefers (dolores, teddy, bernard, maeve)")
+    p.add_argument("--namespace", action="append", dest="namespaces",
+                   help="only these namespaces (repeatable)")
+    p.add_argument("--mmr", action="store_true", help="diversify the hits with MMR (λ = 0.5)")
+    p.add_argument("--queries", metavar="FILE",
+                   help="JSONL of queries ({'_id' or 'id', 'text' or 'query'}); prints query_id and rank")
+    p.set_defaults(func=cmd_search)
+
+
+def _common(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--store", metavar="PATH",
+                   help="the DuckDB store file (default: $FOURHOSTS_HOME/store.duckdb)")
+    p.add_argument("--embedder", choices=("local", "hashing", "openai", "azure"),
+                   help="embedding model tier (default: local, else hashing; FOURHOSTS_EMBEDDER)")
+
+
+def _store(args: argparse.Namespace, *, must_exist: bool) -> Any:
+    from .store import Store, default_store_path
+
+    path = Path(args.store).expanduser() if args.store else default_store_path()
+    if must_exist and not path.exists():
+        raise ConfigError(f"no store at {path}: ingest documents first (fourhosts ingest --store {path} FILES…)")
+    return Store(path)
+
+
+def _embedder(args: argparse.Namespace) -> Any:
+    from .embeddings import get_embedder
+
+    return get_embedder(args.embedder)
+
+
+def cmd_ingest(args: argparse.Namespace) -> int:
+    from .ingest import CHUNK_WORDS, OVERLAP_WORDS, ingest
+
+    words = args.chunk_words or CHUNK_WORDS
+    report = ingest(
+        args.files,
+        _store(args, must_exist=False),
+        args.namespace,
+        id_field=args.id_field,
+        text_field=args.text_field,
+        title_field=args.title_field,
+        embedder=_embedder(args),
+        chunk_words=words,
+        overlap=min(OVERLAP_WORDS, words // 4),
+        progress=not args.quiet and sys.stderr.isatty(),
+    )
+    print(report)
+    return 1 if report.failed else 0
+
+
+def _weights(text: str | None) -> tuple[float, float] | None:
+    if not text:
+        return None
+    try:
+        a, b = (float(x) for x in text.split(","))
+    except ValueError:
+        raise ConfigError(f"--weights {text!r}: give two numbers, e.g. 0.6,0.4") from None
+    return a, b
+
+
+def cmd_search(args: argparse.Namespace) -> int:
+    from ..context.select import DEFAULT_WEIGHTS, MMR_LAMBDA, search
+
+    if not args.query and not args.queries:
+        raise ConfigError("give a query, or --queries FILE")
+    store = _store(args, must_exist=True)
+    embedder = _embedder(args) if args.mode != "bm25" else None
+    opts = dict(
+        k=args.k, mode=args.mode, host=args.host, namespaces=args.namespaces,
+        weights=_weights(args.weights) or DEFAULT_WEIGHTS,
+        mmr_lambda=MMR_LAMBDA if args.mmr else None, embedder=embedder,
+    )
+    out = sys.stdout
+    if args.queries:
+        for qid, text in _read_queries(args.queries):
+            for rank, hit in enumerate(search(store, text, **opts), 1):
+                out.write(json.dumps({"query_id": qid, "rank": rank, **hit.to_json()}) + "\n")
+        return 0
+    hits = search(store, args.query, **opts)
+    for rank, hit in enumerate(hits, 1):
+        if args.json:
+            out.write(json.dumps(hit.to_json()) + "\n")
+        else:
+            line = " ".join(hit.text.split())
+            out.write(f"{rank:>2}. {hit.score:.4f}  {hit.title[:60]}  [{hit.to_json()['id']}]\n"
+                      f"    {line[:150]}\n")
+    if not hits and not args.json:
+        out.write("no matches\n")
+    return 0
+
+
+def _read_queries(path: str) -> list[tuple[str, str]]:
+    out = []
+    try:
+        lines = Path(path).read_text(encoding="utf-8").splitlines()
+    except OSError as exc:
+        raise ConfigError(f"cannot read --queries {path}: {exc.strerror}") from exc
+    for n, line in enumerate(lines, 1):
+        if not line.strip():
+            continue
+        try:
+            rec = json.loads(line)
+        except json.JSONDecodeError as exc:
+            raise ConfigError(f"--queries {path} line {n}: invalid JSON ({exc.msg})") from exc
+        qid = rec.get("_id", rec.get("id", rec.get("query_id", str(n))))
+        text = rec.get("text", rec.get("query"))
+        if not text:
+            raise ConfigError(f"--queries {path} line {n}: no 'text' or 'query' field")
+        out.append((str(qid), str(text)))
+    return out

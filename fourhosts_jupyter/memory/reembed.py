@@ -1,0 +1,45 @@
+"""Re-embedding: when the session's model changes, memories made by another model (or none)
+get vectors from the current one, in committed batches with a progress bar.
+
+A kill in the middle keeps every finished batch; the next search carries on from there.
+"""
+
+from __future__ import annotations
+
+import logging
+
+import numpy as np
+
+from .embeddings import Embedder
+from .retriever import open_indexes
+from .store import Store
+
+log = logging.getLogger(__name__)
+
+
+def reembed_missing(
+    store: Store, embedder: Embedder, *, batch_size: int = 256, progress: bool = True
+) -> int:
+    """Embed every memory whose vector is not from ``embedder``; returns how many."""
+    si = open_indexes(store)
+    with si.lock:
+        todo = si.keys_without_model(embedder.name)
+        texts = {int(k): si.rows[int(k)].embed_text for k in todo if int(k) in si.rows}
+    if not texts:
+        return 0
+    from tqdm.auto import tqdm
+
+    keys = np.fromiter(texts, dtype=np.int64)
+    log.info("re-embedding %d memories with %s", len(keys), embedder.name)
+    done = 0
+    with tqdm(
+        total=len(keys), desc=f"re-embedding with {embedder.name}", unit="memory",
+        disable=not progress, leave=False,
+    ) as bar:
+        for start in range(0, len(keys), batch_size):
+            part = keys[start : start + batch_size]
+            vecs = embedder.embed([texts[int(k)] for k in part])
+            done += store.update_embeddings(part, vecs, embedder.name)
+            bar.update(len(part))
+    si.refresh(store, force=True)
+    return done

@@ -1,0 +1,494 @@
+"""A scripted Chat Completions server on loopback, for tests, demos and benchmarks.
+
+It speaks the real wire protocol (JSON and Server-Sent Events) for both URL shapes the
+``openai`` client uses, so production code talks to it through the official client unchanged:
+
+    POST /v1/chat/completions                                    (OpenAI, compatible servers)
+    POST /openai/deployments/{deployment}/chat/completions?api-version=…   (Azure, ``api-key``)
+    POST …/embeddings                                            (deterministic hashing vectors)
+    GET  …/models
+
+Each chat request takes the next scripted :class:`Reply` from a queue (or asks a responder
+function), so a test or a notebook can say exactly what the "model" does: stream text, call
+tools (arguments split across chunks, several calls per turn, ids and names sent once or on
+every chunk), report usage, answer 429 with Retry-After or 500, drop the connection mid-stream,
+or stream slowly. Every request is recorded for assertions.
+
+    with ScriptedServer() as server:
+        server.script(Reply.call("search_memory", {"query": "speed"}), Reply.say("Done [1]."))
+        client = openai.OpenAI(base_url=server.base_url, api_key="x")
+
+Stdlib only (``http.server`` on a thread); nothing here imports the rest of the package.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import itertools
+import json
+import math
+import queue
+import socket
+import threading
+import time
+from dataclasses import dataclass, field, replace
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any, Callable, Iterable, Mapping
+from urllib.parse import parse_qs, urlsplit
+
+__all__ = ["Call", "RecordedRequest", "Reply", "ScriptedServer"]
+
+
+@dataclass(frozen=True)
+class Call:
+    """One tool call the scripted model makes."""
+
+    name: str
+    arguments: str | Mapping[str, Any] = "{}"  # a dict is JSON-encoded; a str is sent verbatim
+    id: str | None = None  # None → "call_<n>"
+
+    @property
+    def arguments_text(self) -> str:
+        if isinstance(self.arguments, str):
+            return self.arguments
+        return json.dumps(self.arguments)
+
+
+@dataclass(frozen=True)
+class Reply:
+    """What the scripted model does for one request. Build with the class methods."""
+
+    text: str = ""
+    calls: tuple[Call, ...] = ()
+    text_chunk: int = 8  # characters of text per chunk
+    args_chunk: int = 7  # characters of tool arguments per chunk
+    repeat_ids: bool = False  # send id/type/name on every chunk of a call (some servers do)
+    finish_reason: str | None = None  # None → "tool_calls" when calls, else "stop"
+    usage: tuple[int, int] | None = None  # (prompt, completion); None → estimated from the text
+    usage_always: bool = False  # send the usage chunk even when the client did not ask
+    status: int = 200
+    error: str = ""  # message of an error reply
+    headers: tuple[tuple[str, str], ...] = ()
+    drop_after: int | None = None  # close the connection after this many SSE events
+    delay: float = 0.0  # seconds between SSE events
+    first_delay: float = 0.0  # seconds before the first byte
+    reject_params: tuple[str, ...] = ()  # 400 if the request carries one of these parameters
+    chunks: int | None = None  # stream the text as exactly this many content chunks
+    azure_preamble: bool | None = None  # a first chunk with empty choices (Azure); None → on Azure paths
+
+    # -- builders --------------------------------------------------------------------------
+
+    @classmethod
+    def say(cls, text: str, **options: Any) -> Reply:
+        """Stream ``text`` and stop."""
+        return cls(text=text, **options)
+
+    @classmethod
+    def call(cls, name: str, arguments: str | Mapping[str, Any] = "{}", *, id: str | None = None,
+             text: str = "", **options: Any) -> Reply:
+        """Call one tool (after optional ``text``)."""
+        return cls(text=text, calls=(Call(name, arguments, id),), **options)
+
+    @classmethod
+    def parallel(cls, *calls: Call | tuple[str, Any], text: str = "", **options: Any) -> Reply:
+        """Call several tools in one turn (parallel tool calls)."""
+        norm = tuple(c if isinstance(c, Call) else Call(*c) for c in calls)
+        return cls(text=text, calls=norm, **options)
+
+    @classmethod
+    def fail(cls, status: int, message: str = "", *, retry_after: float | None = None,
+             **options: Any) -> Reply:
+        """An HTTP error reply (429, 500, 401, …) with an OpenAI-shaped error body."""
+        headers = tuple(options.pop("headers", ()))
+        if retry_after is not None:
+            headers += (("retry-after", f"{retry_after:g}"),)
+        return cls(status=status, error=message or f"scripted error {status}", headers=headers,
+                   **options)
+
+    @classmethod
+    def drop(cls, text: str, *, after: int, **options: Any) -> Reply:
+        """Start streaming ``text``, then close the connection after ``after`` events."""
+        return cls(text=text, drop_after=after, **options)
+
+    def with_(self, **changes: Any) -> Reply:
+        return replace(self, **changes)
+
+
+@dataclass(frozen=True)
+class RecordedRequest:
+    method: str
+    path: str
+    query: dict[str, str]
+    headers: dict[str, str]  # lower-case names
+    body: dict[str, Any]
+    deployment: str | None = None  # Azure URL shape
+
+    @property
+    def messages(self) -> list[dict[str, Any]]:
+        return list(self.body.get("messages") or [])
+
+    @property
+    def tool_names(self) -> list[str]:
+        return [t.get("function", {}).get("name", "") for t in self.body.get("tools") or []]
+
+    def tool_messages(self) -> list[dict[str, Any]]:
+        return [m for m in self.messages if m.get("role") == "tool"]
+
+
+Responder = Callable[[RecordedRequest], Reply]
+
+
+@dataclass
+class _State:
+    replies: queue.Queue[Reply] = field(default_factory=queue.Queue)
+    requests: list[RecordedRequest] = field(default_factory=list)
+    responder: Responder | None = None
+    default: Reply = field(default_factory=lambda: Reply.say("(the scripted server has no reply queued)"))
+    embedding_dim: int = 64
+    lock: threading.Lock = field(default_factory=threading.Lock)
+    ids: Iterable[int] = field(default_factory=itertools.count)
+
+
+class ScriptedServer:
+    """A Chat Completions server on 127.0.0.1 with a queue of scripted replies."""
+
+    def __init__(self, replies: Iterable[Reply] = (), *, responder: Responder | None = None,
+                 port: int = 0, embedding_dim: int = 64) -> None:
+        self._state = _State(responder=responder, embedding_dim=embedding_dim)
+        self.script(*replies)
+        self._port = port
+        self._httpd: ThreadingHTTPServer | None = None
+        self._thread: threading.Thread | None = None
+
+    # -- lifecycle -------------------------------------------------------------------------
+
+    def start(self) -> ScriptedServer:
+        if self._httpd is not None:
+            return self
+        state = self._state
+
+        class Handler(_Handler):
+            pass
+
+        Handler.state = state
+        httpd = ThreadingHTTPServer(("127.0.0.1", self._port), Handler)
+        httpd.daemon_threads = True
+        self._httpd = httpd
+        self._thread = threading.Thread(target=httpd.serve_forever, kwargs={"poll_interval": 0.05},
+                                        name="fourhosts-scripted-server", daemon=True)
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        if self._httpd is None:
+            return
+        self._httpd.shutdown()
+        self._httpd.server_close()
+        if self._thread is not None:
+            self._thread.join(timeout=5)
+        self._httpd = None
+
+    def __enter__(self) -> ScriptedServer:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    # -- addresses ---------------------------------------------------------------------------
+
+    @property
+    def port(self) -> int:
+        if self._httpd is None:
+            raise RuntimeError("the scripted server is not running: call start() first")
+        return self._httpd.server_address[1]
+
+    @property
+    def root(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    @property
+    def base_url(self) -> str:
+        """For ``OpenAI(base_url=…)`` and ``OPENAI_BASE_URL``."""
+        return self.root + "/v1"
+
+    @property
+    def azure_endpoint(self) -> str:
+        """For ``AzureOpenAI(azure_endpoint=…)`` and ``AZURE_OPENAI_ENDPOINT``."""
+        return self.root
+
+    # -- scripting ---------------------------------------------------------------------------
+
+    def script(self, *replies: Reply) -> ScriptedServer:
+        """Queue replies; each chat request takes the next one."""
+        for r in replies:
+            self._state.replies.put(r)
+        return self
+
+    def respond_with(self, responder: Responder | None) -> ScriptedServer:
+        """Answer requests with ``responder(request)`` when the queue is empty."""
+        self._state.responder = responder
+        return self
+
+    def set_default(self, reply: Reply) -> ScriptedServer:
+        self._state.default = reply
+        return self
+
+    @property
+    def pending(self) -> int:
+        return self._state.replies.qsize()
+
+    @property
+    def requests(self) -> list[RecordedRequest]:
+        with self._state.lock:
+            return list(self._state.requests)
+
+    @property
+    def chat_requests(self) -> list[RecordedRequest]:
+        return [r for r in self.requests if r.path.endswith("/chat/completions")]
+
+    def clear(self) -> None:
+        with self._state.lock:
+            self._state.requests.clear()
+        while not self._state.replies.empty():
+            self._state.replies.get_nowait()
+
+
+# -- the protocol ----------------------------------------------------------------------------
+
+
+class _Handler(BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"  # keep-alive and chunked streams, as real servers do
+    state: _State
+
+    def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - quiet
+        return
+
+    def do_GET(self) -> None:  # noqa: N802
+        req = self._record({})
+        if req.path.endswith("/models"):
+            self._json(200, {"object": "list", "data": [{"id": "scripted", "object": "model", "owned_by": "fourhosts"}]})
+        else:
+            self._json(404, _error_body(f"no route for GET {req.path}", "not_found"))
+
+    def do_POST(self) -> None:  # noqa: N802
+        length = int(self.headers.get("content-length") or 0)
+        raw = self.rfile.read(length) if length else b""
+        try:
+            body = json.loads(raw or b"{}")
+        except ValueError:
+            self._json(400, _error_body("the request body is not JSON", "invalid_request_error"))
+            return
+        req = self._record(body)
+        if req.path.startswith("/openai/deployments/") and "api-version" not in req.query:
+            self._json(404, _error_body("Resource not found (api-version missing)", "not_found"))
+            return
+        if req.path.endswith("/embeddings"):
+            self._embeddings(body)
+        elif req.path.endswith("/chat/completions"):
+            self._chat(req)
+        else:
+            self._json(404, _error_body(f"no route for POST {req.path}", "not_found"))
+
+    # -- helpers -----------------------------------------------------------------------------
+
+    def _record(self, body: dict[str, Any]) -> RecordedRequest:
+        parts = urlsplit(self.path)
+        path = parts.path
+        deployment = None
+        if path.startswith("/openai/deployments/"):
+            deployment = path.split("/")[3]
+        req = RecordedRequest(
+            method=self.command,
+            path=path,
+            query={k: v[-1] for k, v in parse_qs(parts.query).items()},
+            headers={k.lower(): v for k, v in self.headers.items()},
+            body=body,
+            deployment=deployment,
+        )
+        with self.state.lock:
+            self.state.requests.append(req)
+        return req
+
+    def _next_reply(self, req: RecordedRequest) -> Reply:
+        try:
+            return self.state.replies.get_nowait()
+        except queue.Empty:
+            pass
+        if self.state.responder is not None:
+            return self.state.responder(req)
+        return self.state.default
+
+    def _json(self, status: int, payload: Any, headers: Iterable[tuple[str, str]] = ()) -> None:
+        data = json.dumps(payload).encode()
+        self.send_response(status)
+        self.send_header("content-type", "application/json")
+        self.send_header("content-length", str(len(data)))
+        for k, v in headers:
+            self.send_header(k, v)
+        self.end_headers()
+        self.wfile.write(data)
+
+    def _embeddings(self, body: dict[str, Any]) -> None:
+        inputs = body.get("input")
+        texts = [inputs] if isinstance(inputs, str) else list(inputs or [])
+        dim = int(body.get("dimensions") or self.state.embedding_dim)
+        data = [
+            {"object": "embedding", "index": i, "embedding": _hash_vector(str(t), dim)}
+            for i, t in enumerate(texts)
+        ]
+        tokens = sum(len(str(t).split()) for t in texts)
+        self._json(200, {"object": "list", "data": data, "model": body.get("model", "scripted"),
+                         "usage": {"prompt_tokens": tokens, "total_tokens": tokens}})
+
+    def _chat(self, req: RecordedRequest) -> None:
+        reply = self._next_reply(req)
+        body = req.body
+        rejected = [p for p in reply.reject_params if p in body]
+        if rejected:
+            self._json(400, _error_body(f"Unrecognized request argument supplied: {rejected[0]}",
+                                        "invalid_request_error", param=rejected[0]))
+            return
+        if reply.status != 200:
+            kind = {429: "rate_limit_exceeded", 401: "invalid_api_key"}.get(reply.status, "server_error")
+            self._json(reply.status, _error_body(reply.error, kind), reply.headers)
+            return
+        if reply.first_delay:
+            time.sleep(reply.first_delay)
+        model = req.deployment or body.get("model") or "scripted"
+        with self.state.lock:
+            n = next(self.state.ids)  # type: ignore[call-overload]
+        cid = f"chatcmpl-scripted{n}"
+        if not body.get("stream"):
+            self._json(200, _completion(cid, model, reply, body))
+            return
+        include_usage = bool((body.get("stream_options") or {}).get("include_usage")) or reply.usage_always
+        azure = reply.azure_preamble if reply.azure_preamble is not None else req.deployment is not None
+        events = list(_sse_events(cid, model, reply, body, include_usage=include_usage, azure=azure))
+        self.send_response(200)
+        self.send_header("content-type", "text/event-stream")
+        self.send_header("cache-control", "no-cache")
+        self.send_header("transfer-encoding", "chunked")
+        for k, v in reply.headers:
+            self.send_header(k, v)
+        self.end_headers()
+        wire = [_http_chunk(b"data: " + e.encode() + b"\n\n") for e in events]
+        if reply.drop_after is not None:
+            for piece in wire[: reply.drop_after]:
+                self._write(piece)
+                if reply.delay:
+                    time.sleep(reply.delay)
+            # A connection that dies mid-stream: no final chunk, no [DONE].
+            self.close_connection = True
+            try:
+                self.connection.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
+            return
+        if reply.delay:
+            for piece in wire:
+                self._write(piece)
+                time.sleep(reply.delay)
+        else:
+            # One write: the server's own cost stays out of benchmarks that use it.
+            self._write(b"".join(wire))
+        self._write(b"0\r\n\r\n")
+
+    def _write(self, data: bytes) -> None:
+        try:
+            self.wfile.write(data)
+            self.wfile.flush()
+        except (BrokenPipeError, ConnectionResetError):
+            self.close_connection = True
+
+
+def _http_chunk(data: bytes) -> bytes:
+    return f"{len(data):x}\r\n".encode() + data + b"\r\n"
+
+
+def _error_body(message: str, kind: str, param: str | None = None) -> dict[str, Any]:
+    return {"error": {"message": message, "type": kind, "param": param, "code": kind}}
+
+
+def _hash_vector(text: str, dim: int) -> list[float]:
+    vec = [0.0] * dim
+    for word in text.lower().split():
+        h = int.from_bytes(hashlib.blake2b(word.encode(), digest_size=8).digest(), "little")
+        vec[h % dim] += 1.0 if (h >> 63) & 1 else -1.0
+    norm = math.sqrt(sum(v * v for v in vec)) or 1.0
+    return [v / norm for v in vec]
+
+
+def _split(text: str, size: int) -> list[str]:
+    size = max(1, size)
+    return [text[i : i + size] for i in range(0, len(text), size)] if text else []
+
+
+def _text_pieces(reply: Reply) -> list[str]:
+    if reply.chunks:
+        n = reply.chunks
+        step = max(1, math.ceil(len(reply.text) / n))
+        pieces = [reply.text[i * step : (i + 1) * step] for i in range(n)]
+        return [p or " " for p in pieces]
+    return _split(reply.text, reply.text_chunk)
+
+
+def _usage(reply: Reply, body: dict[str, Any]) -> dict[str, int]:
+    if reply.usage is not None:
+        prompt, completion = reply.usage
+    else:
+        prompt = sum(len(str(m.get("content") or "").split()) for m in body.get("messages") or [])
+        completion = len(reply.text.split()) + sum(len(c.arguments_text) // 4 for c in reply.calls)
+    return {"prompt_tokens": prompt, "completion_tokens": completion, "total_tokens": prompt + completion}
+
+
+def _finish(reply: Reply) -> str:
+    return reply.finish_reason or ("tool_calls" if reply.calls else "stop")
+
+
+def _sse_events(cid: str, model: str, reply: Reply, body: dict[str, Any], *, include_usage: bool,
+                azure: bool) -> Iterable[str]:
+    created = int(time.time())
+
+    def chunk(delta: dict[str, Any], finish: str | None = None, **extra: Any) -> str:
+        return json.dumps({
+            "id": cid, "object": "chat.completion.chunk", "created": created, "model": model,
+            "choices": [{"index": 0, "delta": delta, "finish_reason": finish, "logprobs": None}],
+            **extra,
+        })
+
+    if azure:
+        yield json.dumps({"id": "", "object": "", "created": 0, "model": "", "choices": [],
+                          "prompt_filter_results": [{"prompt_index": 0, "content_filter_results": {}}]})
+    yield chunk({"role": "assistant", "content": ""})
+    for piece in _text_pieces(reply):
+        yield chunk({"content": piece})
+    for i, call in enumerate(reply.calls):
+        call_id = call.id or f"call_{cid[9:]}_{i}"
+        head = {"index": i, "id": call_id, "type": "function", "function": {"name": call.name}}
+        pieces = _split(call.arguments_text, reply.args_chunk) or [""]
+        for j, piece in enumerate(pieces):
+            if j == 0 or reply.repeat_ids:
+                tc = {**head, "function": {"name": call.name, "arguments": piece}}
+            else:
+                tc = {"index": i, "function": {"arguments": piece}}
+            yield chunk({"tool_calls": [tc]})
+    yield chunk({}, _finish(reply))
+    if include_usage:
+        yield json.dumps({"id": cid, "object": "chat.completion.chunk", "created": created,
+                          "model": model, "choices": [], "usage": _usage(reply, body)})
+    yield "[DONE]"
+
+
+def _completion(cid: str, model: str, reply: Reply, body: dict[str, Any]) -> dict[str, Any]:
+    message: dict[str, Any] = {"role": "assistant", "content": reply.text or None}
+    if reply.calls:
+        message["tool_calls"] = [
+            {"id": c.id or f"call_{cid[9:]}_{i}", "type": "function",
+             "function": {"name": c.name, "arguments": c.arguments_text}}
+            for i, c in enumerate(reply.calls)
+        ]
+    return {
+        "id": cid, "object": "chat.completion", "created": int(time.time()), "model": model,
+        "choices": [{"index": 0, "message": message, "finish_reason": _finish(reply), "logprobs": None}],
+        "usage": _usage(reply, body),
+    }

@@ -1,0 +1,25 @@
+"""Pytest fixtures around the scripted loopback Chat Completions server.
+
+The server itself lives in ``fourhosts_jupyter.testing`` (so notebooks and analysts can use it
+too); ``tests/conftest.py`` imports these fixtures.
+"""
+
+from __future__ import annotations
+
+from typing import Iterator
+
+import pytest
+
+from fourhosts_jupyter.testing import Call, RecordedRequest, Reply, ScriptedServer
+
+__all__ = ["Call", "RecordedRequest", "Reply", "ScriptedServer", "openai_server"]
+
+
+@pytest.fixture
+def openai_server() -> Iterator[ScriptedServer]:
+    """A fresh scripted server on 127.0.0.1 for one test."""
+    server = ScriptedServer().start()
+    try:
+        yield server
+    finally:
+        server.stop()

@@ -1,0 +1,83 @@
+"""Schema migrations and the store's clear errors: newer schema, unreadable file, held lock."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import textwrap
+import time
+
+import duckdb
+import pytest
+
+from fourhosts_jupyter.errors import StoreLocked, StoreNewerSchema, StoreUnreadable
+from fourhosts_jupyter.memory.migrations import MIGRATIONS
+from fourhosts_jupyter.memory.store import MemoryRecord, Store
+
+
+def test_blank_store_is_migrated_to_every_step(tmp_path):
+    store = Store(tmp_path / "s.duckdb")
+    assert store.schema_version() == sorted(m.__name__ for m in MIGRATIONS)
+    with store.connect() as con:
+        tables = {r[0] for r in con.execute("SELECT table_name FROM information_schema.tables").fetchall()}
+    assert {"runs", "run_events", "memories", "documents", "feedback", "_migrations"} <= tables
+
+
+def test_migrating_twice_is_a_no_op_and_keeps_data(tmp_path):
+    path = tmp_path / "s.duckdb"
+    Store(path).add_memories([MemoryRecord("m1", "shared", "semantic", "kept text", "note")])
+    again = Store(path)
+    assert again.schema_version() == sorted(m.__name__ for m in MIGRATIONS)
+    assert again.count_memories() == 1
+
+
+def test_store_from_a_newer_version_is_refused_untouched(tmp_path):
+    path = tmp_path / "s.duckdb"
+    Store(path).add_memories([MemoryRecord("m1", "shared", "semantic", "precious", "note")])
+    con = duckdb.connect(str(path))
+    con.execute("INSERT INTO _migrations VALUES ('m999_from_the_future', now())")
+    con.close()
+    with pytest.raises(StoreNewerSchema, match="newer fourhosts-jupyter.*pip install -U"):
+        Store(path).runs()
+    con = duckdb.connect(str(path))
+    assert con.execute("SELECT content FROM memories").fetchall() == [("precious",)]
+    con.close()
+
+
+def test_a_file_that_is_not_a_store_is_a_clear_error(tmp_path):
+    path = tmp_path / "notes.duckdb"
+    path.write_text("these are my notes, not a database\n")
+    with pytest.raises(StoreUnreadable, match="cannot open the store .*FOURHOSTS_HOME"):
+        Store(path).runs()
+    assert path.read_text() == "these are my notes, not a database\n"
+
+
+def test_a_lock_held_by_another_process_times_out_with_advice(tmp_path):
+    path = tmp_path / "s.duckdb"
+    Store(path).schema_version()
+    holder = subprocess.Popen(
+        [
+            sys.executable,
+            "-c",
+            textwrap.dedent(
+                f"""
+                import duckdb, sys, time
+                con = duckdb.connect({str(path)!r})
+                print("held", flush=True)
+                time.sleep(30)
+                """
+            ),
+        ],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert holder.stdout.readline().strip() == "held"
+        t = time.monotonic()
+        with pytest.raises(StoreLocked, match=r"stayed locked by another process .*process \d+.*FOURHOSTS_HOME"):
+            Store(path, lock_timeout=0.6).runs()
+        assert time.monotonic() - t < 10  # bounded wait, not a hang
+    finally:
+        holder.kill()
+        holder.wait()
+    assert Store(path).runs().empty  # usable again once the other process lets go

@@ -1,0 +1,269 @@
+"""Rendering: untrusted text stays inert, the host bar adds up, every piece has plain text."""
+
+from __future__ import annotations
+
+from html.parser import HTMLParser
+
+import pytest
+
+from fourhosts_jupyter.answer import Answer, ToolCallRecord
+from fourhosts_jupyter.classify import Classification, Effort, QueryType
+from fourhosts_jupyter.events import Source, Usage
+from fourhosts_jupyter.paradigms import HOSTS, PROFILES, HostParadigm, Phase
+from fourhosts_jupyter.render import (
+    BAR_WIDTH,
+    ToolCard,
+    answer_html,
+    answer_markdown,
+    answer_text,
+    host_bar_html,
+    host_bar_text,
+    markdown_html,
+    percentages,
+    plain,
+    run_html,
+    run_text,
+    sources_html,
+    stage_html,
+    stage_text,
+    tool_card_html,
+    tool_card_text,
+)
+
+D, T, B, M = HOSTS
+HOSTILE = (
+    'Hi <script>alert("x")</script> <img src=x onerror="alert(1)"> '
+    "<iframe src='https://evil'></iframe> [click](javascript:alert(1)) "
+    "[data](data:text/html;base64,PHNjcmlwdD4=) <a href=\"javascript:alert(2)\">a</a> "
+    '<div style="position:fixed">cover</div> <style>body{display:none}</style>'
+)
+
+
+def classification(probs: dict[HostParadigm, float], *, forced: bool = False) -> Classification:
+    ranked = tuple(sorted(HOSTS, key=lambda h: (-probs[h], HOSTS.index(h))))
+    dominant = ranked[0] if probs[ranked[0]] >= 0.4 else None
+    primary = dominant or B
+    reason = (
+        f"dominant: {dominant} at {round(probs[dominant] * 100)}%"
+        if dominant
+        else "no host reached 40%; defaulting to bernard"
+    )
+    return Classification(
+        question="q",
+        probabilities=probs,
+        ranked=ranked,
+        dominant=dominant,
+        secondary=tuple(h for h in ranked if h is not dominant and probs[h] > 0.25),
+        blend=(),
+        primary=primary,
+        reason=reason,
+        query_type=QueryType.ANALYTICAL,
+        phase=Phase.SYNTHESIS,
+        effort=Effort.MEDIUM,
+        complexity=0.5,
+        method="test",
+        forced=forced,
+    )
+
+
+class _Audit(HTMLParser):
+    """Collects every tag, attribute and link of an HTML fragment."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.tags: list[str] = []
+        self.attrs: list[tuple[str, str]] = []
+
+    def handle_starttag(self, tag, attrs):  # noqa: ANN001
+        self.tags.append(tag)
+        self.attrs += [(k, v or "") for k, v in attrs]
+
+
+def audit(fragment: str) -> _Audit:
+    a = _Audit()
+    a.feed(fragment)
+    return a
+
+
+def assert_inert(fragment: str) -> None:
+    a = audit(fragment)
+    assert not {"script", "iframe", "img", "style", "object", "embed", "form"} & set(a.tags), a.tags
+    assert not [k for k, _ in a.attrs if k.startswith("on")]
+    for k, v in a.attrs:
+        if k in ("href", "src"):
+            assert v.startswith(("http://", "https://", "mailto:")), v
+
+
+# -- Markdown from the model ----------------------------------------------------------------
+
+
+def test_markdown_escapes_raw_html_and_drops_unsafe_links():
+    out = markdown_html(HOSTILE)
+    assert_inert(out)
+    assert "&lt;script&gt;" in out  # shown as text, not dropped silently
+    assert '<a href="javascript' not in out and '<a href="data' not in out
+    assert "[click](javascript:alert(1))" in out  # an unsafe link stays visible as text
+
+
+def test_markdown_keeps_formatting_and_safe_links():
+    out = markdown_html("**bold** and [WHO](https://www.who.int) and `x<y`\n\n| a | b |\n|---|--:|\n| 1 | 2 |")
+    assert "<strong>bold</strong>" in out
+    assert 'href="https://www.who.int"' in out and "noopener" in out
+    assert "<code>x&lt;y</code>" in out
+    assert "<table>" in out and "text-align:right" in out
+
+
+def test_plain_text_drops_terminal_escapes():
+    assert plain("red\x1b[31mX\x1b[0m bell\x07 ok\n") == "redX bell ok\n"
+
+
+# -- host bar -------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "probs",
+    [
+        {D: 0.125, T: 0.125, B: 0.5, M: 0.25},
+        {D: 1 / 3, T: 1 / 3, B: 1 / 3, M: 0.0},
+        {D: 0.0, T: 0.0, B: 0.0, M: 0.0},
+        {D: 0.9945, T: 0.003, B: 0.002, M: 0.0005},
+    ],
+)
+def test_percentages_match_the_classifiers_rounding(probs):
+    pct = percentages(probs)
+    assert list(pct) == list(HOSTS)
+    total = sum(probs.values())
+    for h in HOSTS:  # the same rounding as Classification.summary() and its reason line
+        assert pct[h] == (round(probs[h] * 100 / total) if total else 25)
+    assert abs(sum(pct.values()) - 100) <= 2
+
+
+def test_text_bar_cells_add_up_even_when_percentages_do_not():
+    text = host_bar_text(classification({D: 1 / 3, T: 1 / 3, B: 1 / 3, M: 0.0}))
+    assert text.splitlines()[0] == "Hosts [" + "D" * 14 + "T" * 13 + "B" * 13 + "]"
+    assert "33%" in text and "34%" not in text
+    text = host_bar_text(classification({D: 0.9945, T: 0.003, B: 0.002, M: 0.0005}))
+    assert text.splitlines()[0] == "Hosts [" + "D" * 40 + "]"
+    assert "Dolores (Action)        99%" in text and "dolores at 99%" in text
+
+
+def test_host_bar_html_segments_legend_and_dominant():
+    c = classification({D: 0.1, T: 0.2, B: 0.6, M: 0.1})
+    out = host_bar_html(c)
+    for h in HOSTS:
+        assert PROFILES[h].color in out
+    assert "width:60.0%;background:" + PROFILES[B].color in out
+    assert "Bernard 60% <b>◀ dominant</b>" in out
+    assert "Answering as Bernard" in out
+    assert_inert(out)
+
+
+def test_host_bar_text_is_deterministic_and_proportional():
+    c = classification({D: 0.1, T: 0.2, B: 0.6, M: 0.1})
+    text = host_bar_text(c)
+    bar = text.splitlines()[0]
+    assert bar == "Hosts [" + "D" * 4 + "T" * 8 + "B" * 24 + "M" * 4 + "]"
+    assert len(bar) == len("Hosts []") + BAR_WIDTH
+    assert "  Bernard (Analysis)      60%  ◀ dominant\n" in text
+    assert host_bar_text(c) == text
+
+
+def test_host_bar_says_why_when_no_host_is_dominant():
+    c = classification({D: 0.3, T: 0.3, B: 0.2, M: 0.2})
+    for out in (host_bar_text(c), host_bar_html(c)):
+        assert "No dominant host" in out and "by default" in out and "defaulting to bernard" in out
+        assert "dominant</b>" not in out and "◀ dominant" not in out
+    assert "◀ answering" in host_bar_text(c)  # the default host is marked as the one answering
+
+
+def test_host_bar_accepts_the_stored_dict_form():
+    c = classification({D: 0.1, T: 0.2, B: 0.6, M: 0.1})
+    assert host_bar_text(c.to_dict()) == host_bar_text(c)
+    assert host_bar_html(c.to_dict()) == host_bar_html(c)
+
+
+# -- stage line, tool cards, sources ----------------------------------------------------------
+
+
+def test_stage_line_names_the_running_stage():
+    assert "🔍 Choosing sources…" in stage_html("select")
+    assert stage_text("classify") == "Stage: 🧭 Classifying the question…"
+    assert stage_text("model", "✍️ Answering (offline: extractive)") == "Stage: ✍️ Answering (offline: extractive)…"
+    assert "✅ Done" in stage_html("model", done=True)
+    assert "❌" in stage_html("model", failed=True)
+
+
+def test_tool_card_states_and_escaping():
+    card = ToolCard(call_id="c1", name="<b>search</b>")
+    card.args_parts += ['{"query": "<script>', 'x</script>"']
+    out = tool_card_html(card)
+    assert "receiving" in out and "&lt;script&gt;" in out
+    assert_inert(out)
+    card.state, card.arguments = "running", {"query": "<script>x</script>"}
+    assert "running" in tool_card_html(card)
+    card.state, card.seconds, card.result = "done", 0.25, "<img src=x onerror=alert(1)> result"
+    out = tool_card_html(card)
+    assert "<details>" in out and "0.25 s" in out and "&lt;img" in out
+    assert_inert(out)
+    assert tool_card_text(card).startswith("[tool <b>search</b>: done, 0.25 s]")
+    card.state, card.error, card.kind, card.result = "circuit_open", "open after 3 failures", "circuit_open", ""
+    assert "circuit open" in tool_card_html(card) and "open after 3 failures" in tool_card_text(card)
+
+
+def test_sources_list_numbered_with_origin_and_reasons():
+    srcs = [
+        Source(1, "a", "<b>Vision Zero</b>", "t", origin="https://ex.org/vz", reasons=("semantic match 0.8",)),
+        Source(2, "b", "Speed", "t", origin="javascript:alert(1)"),
+    ]
+    out = sources_html(srcs)
+    assert '<li value="1"><b>&lt;b&gt;Vision Zero&lt;/b&gt;</b>' in out
+    assert 'href="https://ex.org/vz"' in out and "semantic match 0.8" in out
+    assert "<code>javascript:alert(1)</code>" in out  # not a link
+    assert_inert(out)
+
+
+# -- whole run and the Answer -------------------------------------------------------------------
+
+
+def make_answer(text: str = "Cut speeds [1].") -> Answer:
+    return Answer(
+        run_id="r_1",
+        question="How <i>now</i>?",
+        text=text,
+        classification=classification({D: 0.1, T: 0.2, B: 0.6, M: 0.1}),
+        sources=(Source(1, "a", "Speed <management>", "t", origin="corpus/speed.md"),),
+        provider="offline",
+        model="extractive",
+        offline=True,
+        usage=Usage(10, 5, 15, 0.0),
+        tool_calls=(ToolCallRecord("c1", "search_memory", {"query": "speed"}, "done", 0.1, "3 hits"),),
+        notices=("provider switched: azure → offline",),
+    )
+
+
+def test_run_html_keeps_blocks_in_order_and_is_inert():
+    card = ToolCard(call_id="c1", name="search_memory", state="done", seconds=0.1, result="ok")
+    blocks = ["Before the tool.", card, "After the tool. " + HOSTILE]
+    out = run_html(blocks=blocks, error=("stream dropped <script>", "provider"))
+    assert out.index("Before the tool.") < out.index("search_memory") < out.index("After the tool.")
+    assert "Run failed" in out and "stream dropped &lt;script&gt;" in out
+    assert_inert(out)
+    text = run_text(blocks=blocks)
+    assert text.index("Before the tool.") < text.index("[tool search_memory") < text.index("After the tool.")
+
+
+def test_answer_mimebundle_html_text_and_markdown():
+    a = make_answer(HOSTILE + "\n\nCut speeds [1].")
+    bundle = a._repr_mimebundle_()
+    assert set(bundle) == {"text/plain", "text/html"}
+    assert_inert(bundle["text/html"])
+    assert "offline · extractive" in bundle["text/html"]
+    assert "provider switched: azure → offline" in bundle["text/html"]
+    assert "Speed &lt;management&gt;" in bundle["text/html"]
+    assert "[tool search_memory: done" in answer_text(a)
+    assert "[1] Speed <management> — corpus/speed.md" in answer_text(a)
+    md = answer_markdown(a)
+    assert md.startswith("## How \\<i\\>now\\</i\\>?")
+    assert "1. Speed \\<management\\> — `corpus/speed.md`" in md
+    assert "Answered as Bernard" in md
+    assert answer_html(a) == bundle["text/html"]
