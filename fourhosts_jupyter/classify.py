@@ -32,10 +32,11 @@ import json
 import re
 import threading
 from collections import OrderedDict
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from functools import lru_cache
 from importlib import resources
-from typing import Any, Sequence
+from typing import Any
 
 import numpy as np
 
@@ -64,7 +65,9 @@ class Effort(str, enum.Enum):
         try:
             return cls(str(value).strip().lower())
         except ValueError:
-            raise ConfigError(f"effort {value!r} is out of range: use low, medium or high") from None
+            raise ConfigError(
+                f"effort {value!r} is out of range: use low, medium or high"
+            ) from None
 
 
 class QueryType(str, enum.Enum):
@@ -153,6 +156,7 @@ _D, _T, _B, _M = HostParadigm.DOLORES, HostParadigm.TEDDY, HostParadigm.BERNARD,
 
 # (weight, pattern) per host, in the brief's order. Each match adds the group's weight, as the
 # original counted every match of a group's regex.
+# fmt: off
 KEYWORD_GROUPS: dict[HostParadigm, tuple[tuple[float, re.Pattern[str]], ...]] = {
     _D: (
         (0.3, _words(r"implement(?:s|ed|ing|ation|ations)?", r"execut(?:e|es|ed|ing|ion)",
@@ -201,6 +205,7 @@ INTENTS: dict[HostParadigm, re.Pattern[str]] = {
     _M: _words(r"best", r"optimi[sz](?:e|es|ed|ing)", r"strateg(?:y|ies|ic)",
                r"approach(?:es)?"),
 }
+# fmt: on
 
 
 def keyword_probabilities(question: str) -> dict[HostParadigm, float]:
@@ -218,55 +223,72 @@ def keyword_probabilities(question: str) -> dict[HostParadigm, float]:
 # Stance cues: words and phrases that say what the analyst wants done, written from the host
 # stances (brief §1.1) rather than from the original's table. They complement the embedding,
 # which is swayed by topic ("bus lanes" looks like every other bus-lane question).
+# fmt: off
 STANCE_CUES: dict[HostParadigm, re.Pattern[str]] = {
     _D: _words(
-        r"today", r"tonight", r"tomorrow", r"this (?:week|weekend|month|quarter|term|year|season|afternoon|morning)",
-        r"next (?:week|month|monday|tuesday|wednesday|thursday|friday|saturday|sunday|term|quarter)",
-        r"right (?:now|away)", r"immediately", r"now", r"on day one", r"first (?:step|steps|move|moves|thing|things|week)",
-        r"step by step", r"steps", r"to-?do", r"action (?:plan|list|items?)", r"roadmap",
-        r"start(?:s|ed|ing)?", r"get(?:ting)? started", r"begin(?:ning)?", r"launch(?:es|ed|ing)?",
-        r"kick(?:-| )?(?:off|start)", r"roll(?:ing)? out", r"rollout", r"set(?:ting)? up", r"put (?:\w+ )?into practice",
-        r"ship(?:ping)?", r"deploy(?:s|ed|ing)?", r"quick(?:ly|est)?", r"fast(?:er|est)?", r"finally",
-        r"get (?:\w+ )?(?:done|going|moving|running|live|off the ground)", r"up and running",
-        r"stop (?:talking|waiting|planning)", r"break (?:the|our|my|out|free)", r"habits?", r"switch(?:ing)? to",
+        r"today", r"tonight", r"tomorrow",
+        r"this (?:week|weekend|month|quarter|term|year|season|afternoon|morning)",
+        r"next (?:week|month|term|quarter|monday|tuesday|wednesday|thursday|friday)",
+        r"next (?:saturday|sunday)",
+        r"right (?:now|away)", r"immediately", r"now", r"on day one",
+        r"first (?:step|steps|move|moves|thing|things|week)", r"step by step", r"steps", r"to-?do",
+        r"action (?:plan|list|items?)", r"roadmap", r"start(?:s|ed|ing)?", r"get(?:ting)? started",
+        r"begin(?:ning)?", r"launch(?:es|ed|ing)?", r"kick(?:-| )?(?:off|start)",
+        r"roll(?:ing)? out", r"rollout", r"set(?:ting)? up", r"put (?:\w+ )?into practice",
+        r"ship(?:ping)?", r"deploy(?:s|ed|ing)?", r"quick(?:ly|est)?", r"fast(?:er|est)?",
+        r"finally", r"get (?:\w+ )?(?:done|going|moving|running|live|off the ground)",
+        r"up and running", r"stop (?:talking|waiting|planning)", r"break (?:the|our|my|out|free)",
+        r"habits?", r"switch(?:ing)? to",
     ),
     _T: _words(
-        r"risks?", r"risky", r"safe(?:ly|ty)?", r"safeguard(?:s|ing)?", r"protect(?:s|ed|ing|ion|ions)?",
-        r"harm(?:s|ed|ful)?", r"hurt(?:s|ing)?", r"dangers?", r"dangerous", r"hazards?", r"threats?",
-        r"vulnerab(?:le|ility)", r"stakeholders?", r"everyone", r"everybody", r"every (?:group|person|one|child|student|resident|department|angle|perspective)",
-        r"all (?:the )?(?:groups|people|perspectives|viewpoints|considerations|stakeholders|employees|staff|residents)",
-        r"nobody", r"no one", r"left (?:out|behind)", r"overlooked", r"exclud(?:e|ed|es)", r"inclusive(?:ly)?",
-        r"accessib(?:le|ility)", r"fair(?:ly)?", r"complete", r"full (?:list|record|picture|overview|inventory|history)",
-        r"comprehensive", r"thorough(?:ly)?", r"checklist", r"document(?:s|ed|ing|ation)?", r"records?", r"audit(?:s|ed)?",
-        r"compliance", r"liabilit(?:y|ies)", r"privacy", r"secur(?:e|ity)", r"precautions?", r"concerns?",
-        r"side effects?", r"could go wrong", r"consider(?:ations?)?", r"affected", r"wellbeing", r"well-being",
-        r"consent", r"rights", r"mitigat(?:e|ion|ions)", r"prevent(?:s|ing)?", r"ensure", r"make sure",
+        r"risks?", r"risky", r"safe(?:ly|ty)?", r"safeguard(?:s|ing)?",
+        r"protect(?:s|ed|ing|ion|ions)?", r"harm(?:s|ed|ful)?", r"hurt(?:s|ing)?", r"dangers?",
+        r"dangerous", r"hazards?", r"threats?", r"vulnerab(?:le|ility)", r"stakeholders?",
+        r"everyone", r"everybody",
+        r"every (?:group|person|one|child|student|resident|department|angle|perspective)",
+        r"all (?:the )?(?:groups|people|perspectives|viewpoints|considerations)",
+        r"all (?:the )?(?:stakeholders|employees|staff|residents)",
+        r"nobody", r"no one", r"left (?:out|behind)", r"overlooked", r"exclud(?:e|ed|es)",
+        r"inclusive(?:ly)?", r"accessib(?:le|ility)", r"fair(?:ly)?", r"complete",
+        r"full (?:list|record|picture|overview|inventory|history)", r"comprehensive",
+        r"thorough(?:ly)?", r"checklist", r"document(?:s|ed|ing|ation)?", r"records?",
+        r"audit(?:s|ed)?", r"compliance", r"liabilit(?:y|ies)", r"privacy", r"secur(?:e|ity)",
+        r"precautions?", r"concerns?", r"side effects?", r"could go wrong", r"consider(?:ations?)?",
+        r"affected", r"wellbeing", r"well-being", r"consent", r"rights", r"mitigat(?:e|ion|ions)",
+        r"prevent(?:s|ing)?", r"ensure", r"make sure",
     ),
     _B: _words(
-        r"why", r"how come", r"explain(?:s|ed|ing)?", r"explanations?", r"evidence", r"stud(?:y|ies)",
-        r"research(?:ers)?", r"data (?:show|shows|suggest|suggests|say|says|reveal|reveals)", r"theor(?:y|ies|etical)",
-        r"frameworks?", r"models?", r"patterns?", r"mechanisms?", r"causes?", r"caused", r"causal(?:ity)?", r"causation",
-        r"root causes?", r"understand(?:ing)?", r"scien(?:ce|tific|tists)", r"empirical(?:ly)?", r"hypothes(?:is|es)",
-        r"analy[sz](?:e|es|ed|ing|is)", r"correlat(?:ion|ed|es)", r"relationship between", r"trade-?offs?",
-        r"how does", r"how do (?:\w+ ){1,3}work", r"factors?", r"predict(?:s|ors?)?", r"literature", r"consensus",
-        r"historians?", r"conclud(?:e|ed)", r"reasoning", r"logic", r"concepts?", r"meta-analys[ie]s", r"valid(?:ity)?",
+        r"why", r"how come", r"explain(?:s|ed|ing)?", r"explanations?", r"evidence",
+        r"stud(?:y|ies)", r"research(?:ers)?",
+        r"data (?:show|shows|suggest|suggests|say|says|reveal|reveals)", r"theor(?:y|ies|etical)",
+        r"frameworks?", r"models?", r"patterns?", r"mechanisms?", r"causes?", r"caused",
+        r"causal(?:ity)?", r"causation", r"root causes?", r"understand(?:ing)?",
+        r"scien(?:ce|tific|tists)", r"empirical(?:ly)?", r"hypothes(?:is|es)",
+        r"analy[sz](?:e|es|ed|ing|is)", r"correlat(?:ion|ed|es)", r"relationship between",
+        r"trade-?offs?", r"how does", r"how do (?:\w+ ){1,3}work", r"factors?",
+        r"predict(?:s|ors?)?", r"literature", r"consensus", r"historians?", r"conclud(?:e|ed)",
+        r"reasoning", r"logic", r"concepts?", r"meta-analys[ie]s", r"valid(?:ity)?",
         r"measure(?:d|s)?", r"interpret", r"what explains", r"behind",
     ),
     _M: _words(
-        r"strateg(?:y|ies|ic)", r"compet(?:e|es|ing|itor|itors|ition|itive)", r"rivals?", r"advantage", r"edge",
-        r"leverage", r"levers?", r"influence", r"position(?:s|ing)?", r"win(?:s|ning)?", r"beat", r"outmaneuver",
-        r"outbid", r"dominate", r"market share", r"upper hand", r"bargaining", r"negotiat(?:e|ion|ions|ing)",
-        r"power", r"control", r"narrative", r"fram(?:e|ing)", r"spin", r"messaging", r"persuad(?:e|ing)",
-        r"buy-in", r"on board", r"on our side", r"coalition", r"alliances?", r"optimi[sz](?:e|es|ed|ing|ation)",
-        r"maximi[sz](?:e|es|ed|ing)", r"minimi[sz](?:e|es|ed|ing)", r"(?:the )?most (?:out|value)", r"efficient(?:ly)?",
-        r"revenue", r"profit(?:s|able|ability)?", r"return", r"pric(?:e|es|ing)", r"moat", r"lock in", r"attract",
-        r"steal", r"get ahead", r"agenda", r"lobby(?:ing)?", r"pressure", r"indispensable", r"best (?:play|move|approach|way)",
+        r"strateg(?:y|ies|ic)", r"compet(?:e|es|ing|itor|itors|ition|itive)", r"rivals?",
+        r"advantage", r"edge", r"leverage", r"levers?", r"influence", r"position(?:s|ing)?",
+        r"win(?:s|ning)?", r"beat", r"outmaneuver", r"outbid", r"dominate", r"market share",
+        r"upper hand", r"bargaining", r"negotiat(?:e|ion|ions|ing)", r"power", r"control",
+        r"narrative", r"fram(?:e|ing)", r"spin", r"messaging", r"persuad(?:e|ing)", r"buy-in",
+        r"on board", r"on our side", r"coalition", r"alliances?",
+        r"optimi[sz](?:e|es|ed|ing|ation)", r"maximi[sz](?:e|es|ed|ing)",
+        r"minimi[sz](?:e|es|ed|ing)", r"(?:the )?most (?:out|value)", r"efficient(?:ly)?",
+        r"revenue", r"profit(?:s|able|ability)?", r"return", r"pric(?:e|es|ing)", r"moat",
+        r"lock in", r"attract", r"steal", r"get ahead", r"agenda", r"lobby(?:ing)?", r"pressure",
+        r"indispensable", r"best (?:play|move|approach|way)",
     ),
 }
+# fmt: on
 
 
 def cue_probabilities(question: str) -> dict[HostParadigm, float]:
-    """Softmax of stance-cue counts per host (one count per distinct cue match)."""
+    """Softmax of stance-cue counts per host (every match counts)."""
     counts = np.array([len(STANCE_CUES[h].findall(question)) for h in HOSTS], dtype=np.float64)
     e = np.exp(counts - counts.max())
     p = e / e.sum()
@@ -407,14 +429,16 @@ def clauses(question: str) -> list[str]:
     return parts if len(parts) >= 2 else []
 
 
-def host_similarities(vectors: np.ndarray, matrix: np.ndarray, labels: np.ndarray, k: int) -> np.ndarray:
+def host_similarities(
+    vectors: np.ndarray, matrix: np.ndarray, labels: np.ndarray, k: int
+) -> np.ndarray:
     """Mean cosine similarity of the k nearest exemplars of each host: (n, 4) for (n, dim)."""
     sims = np.atleast_2d(vectors) @ matrix.T
     out = np.empty((sims.shape[0], len(HOSTS)), dtype=np.float64)
     for i in range(len(HOSTS)):
         s = sims[:, labels == i]
         kk = min(k, s.shape[1])
-        out[:, i] = np.partition(s, s.shape[1] - kk, axis=1)[:, s.shape[1] - kk:].mean(axis=1)
+        out[:, i] = np.partition(s, s.shape[1] - kk, axis=1)[:, s.shape[1] - kk :].mean(axis=1)
     return out
 
 
@@ -477,6 +501,7 @@ def probabilities(
 # ---------------------------------------------------------------------------------------------
 # Heuristics (brief §2.2), with word boundaries
 
+# fmt: off
 _FACTUAL = _words(r"what is", r"define", r"definition of", r"who is", r"when did", r"where is",
                   r"how many", r"how much")
 _ANALYTICAL = _words(r"analy[sz](?:e|es|ed|ing)", r"analysis", r"explain(?:s|ed|ing)?",
@@ -523,6 +548,7 @@ _PYRAMID: tuple[tuple[PyramidLayer, float, re.Pattern[str]], ...] = (
     (PyramidLayer.SUFFERING, 0.7, _words(r"pain(?:s|ful)?", r"struggl(?:e|es|ed|ing)",
                                          r"difficult(?:y|ies)?")),
 )
+# fmt: on
 
 
 def query_type(question: str) -> QueryType:
@@ -594,7 +620,10 @@ def decide(
     blend = blend_hosts if len(blend_hosts) >= 2 else ()
     if forced is not None:
         primary = forced
-        reason = f"forced: {forced} (paradigm option); the classifier's top was {top} at {_pct(probs[top])}"
+        reason = (
+            f"forced: {forced} (paradigm option); "
+            f"the classifier's top was {top} at {_pct(probs[top])}"
+        )
     elif dominant is not None:
         primary = dominant
         reason = f"dominant: {dominant} at {_pct(probs[dominant])}"

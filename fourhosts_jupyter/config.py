@@ -55,6 +55,7 @@ class Settings:
     stream_idle_timeout: float = 60.0  # longest gap between two stream chunks
     max_retries: int = 2  # our retries for a model call (the client's own are off)
     top_k: int = 0  # sources to cite; 0 → from the host's density
+    context_tokens: int = 6000  # context for sources, before the host's density share
     extra: dict[str, Any] = field(default_factory=dict)
 
     @classmethod

@@ -157,13 +157,12 @@ class Engine:
                     yield rec(SourcesSelected(sources))
                     detail = f"{len(sources)} sources"
                 elif layer is Layer.COMPRESS:
-                    budget = max(50, round(self.settings_context_tokens * dens / 100))
-                    sources, detail = await self._stage("compress", _compress, sources, host, budget, question)
+                    sources, detail = await self._compress(sources, host, dens, question, provider)
                 elif layer is Layer.WRITE:
                     await self._stage("write", self._write_context, run_id, question, classification, dens)
                     detail = "query context saved (scratchpad)"
-                else:  # ISOLATE: isolated work happens when the model asks for run_python
-                    detail = "no isolated task requested"
+                else:  # ISOLATE: code the model asks to run goes to this host's sandbox
+                    detail = await self._stage("isolate", _isolate_detail, host)
                 yield rec(LayerFinished(layer.value, rec.lap(layer.value, t), detail))
 
             # model (+ tools)
@@ -230,7 +229,27 @@ class Engine:
                 )
             )
 
-    settings_context_tokens = 6000  # tokens of context reserved for sources before density
+    async def _compress(
+        self, sources: tuple[Source, ...], host: HostParadigm, dens: int, question: str, provider: Provider
+    ) -> tuple[tuple[Source, ...], str]:
+        """Fit the sources to the host's share of the context (brief §3: max(50, tokens × density))."""
+        from .context.compress import acompress_sources, source_budget
+
+        budget = source_budget(self.settings.context_tokens, dens)
+        try:
+            out, report = await asyncio.wait_for(
+                acompress_sources(
+                    sources, host=host, budget_tokens=budget, query=question,
+                    providers=[provider], embedder=self.embedder,
+                ),
+                self.settings.stage_timeout,
+            )
+        except asyncio.TimeoutError:
+            raise StageTimeout(
+                f"the compress stage took longer than {self.settings.stage_timeout:.0f} s and was "
+                "stopped; try again, or raise Settings.stage_timeout"
+            ) from None
+        return tuple(out), report.detail
 
     async def _stage(self, name: str, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
         try:
@@ -317,22 +336,12 @@ class Engine:
         return await _collect(self.astream(question, **options))
 
     def research(self, question: str, **options: Any) -> Answer:
-        answer: Answer | None = None
-        run_id = ""
-        events = self.stream(question, **options)
-        try:
-            for ev in events:
-                if isinstance(ev, RunStarted):
-                    run_id = ev.run_id
-                try:
-                    answer = _check(ev, answer)
-                except RunError as exc:
-                    exc.run_id = run_id  # as aresearch does
-                    raise
-        finally:
-            events.close()  # joins the worker: the run is persisted before we return or raise
-        assert answer is not None  # a stream always ends with AnswerReady or RunFailed
-        return answer
+        # Drained to its end (it ends right after AnswerReady / RunFailed), so the run is
+        # persisted by the time RunError reaches the caller.
+        final = _Final()
+        for ev in self.stream(question, **options):
+            final.see(ev)
+        return final.result()
 
 
 def _profile(host: HostParadigm):  # noqa: ANN202
@@ -347,15 +356,10 @@ def _select(store: Store, question: str, **kwargs: Any) -> list[Source]:
     return select(store, question, **kwargs)
 
 
-def _compress(
-    sources: tuple[Source, ...], host: HostParadigm, budget: int, question: str
-) -> tuple[tuple[Source, ...], str]:
-    # TEMPORARY until context.compress.compress_sources lands: share the budget, cut by words.
-    if not sources:
-        return sources, "nothing to compress"
-    per = max(20, int(budget / 1.3 / len(sources)))
-    out = tuple(replace(s, text=" ".join(s.text.split()[:per])) for s in sources)
-    return out, f"budget {budget} tokens"
+def _isolate_detail(host: HostParadigm) -> str:
+    from .context.isolate import layer_detail
+
+    return "sandbox ready: " + layer_detail(host)
 
 
 def _kind(exc: BaseException) -> str:
@@ -366,27 +370,35 @@ def _kind(exc: BaseException) -> str:
     return type(exc).__name__
 
 
-def _check(ev: Event, answer: Answer | None) -> Answer | None:
-    if isinstance(ev, AnswerReady):
-        return ev.answer
-    if isinstance(ev, RunFailed):
-        raise RunError(ev.error, kind=ev.kind, partial_text=ev.partial_text)
-    return answer
+class _Final:
+    """Folds a run's events into its result: the Answer, or RunError (with the run id)."""
+
+    def __init__(self) -> None:
+        self.run_id = ""
+        self.answer: Answer | None = None
+        self.failed: RunFailed | None = None
+
+    def see(self, ev: Event) -> None:
+        if isinstance(ev, RunStarted):
+            self.run_id = ev.run_id
+        elif isinstance(ev, AnswerReady):
+            self.answer = ev.answer
+        elif isinstance(ev, RunFailed):
+            self.failed = ev
+
+    def result(self) -> Answer:
+        if self.failed is not None:
+            f = self.failed
+            raise RunError(f.error, kind=f.kind, run_id=self.run_id, partial_text=f.partial_text)
+        assert self.answer is not None  # a stream always ends with AnswerReady or RunFailed
+        return self.answer
 
 
 async def _collect(events: AsyncIterator[Event]) -> Answer:
-    answer: Answer | None = None
-    run_id = ""
-    async for ev in events:
-        if isinstance(ev, RunStarted):
-            run_id = ev.run_id
-        try:
-            answer = _check(ev, answer)
-        except RunError as exc:
-            exc.run_id = run_id
-            raise
-    assert answer is not None
-    return answer
+    final = _Final()
+    async for ev in events:  # drained to the end: the run is persisted before we return/raise
+        final.see(ev)
+    return final.result()
 
 
 async def _with_deadline(events: AsyncIterator[Event], deadline: float, stage: str) -> AsyncIterator[Event]:

@@ -29,7 +29,7 @@ import json
 import uuid
 from collections import deque
 from dataclasses import dataclass, field, replace
-from typing import Any, AsyncIterator, Iterable, Iterator
+from typing import Any, AsyncIterator, Iterator
 
 from .answer import ToolCallRecord
 from .config import Settings
@@ -106,65 +106,58 @@ async def model_loop(
     )
 
     try:
-        async with contextlib.aclosing(_rounds(provider, request, outcome, runner, ctx, tool_params, max_rounds)) as rounds:
-            async for ev in rounds:
-                yield ev
+        messages = list(request.messages)
+        _sync(outcome, provider)
+        total: Usage | None = None
+        for rnd in range(max(0, max_rounds) + 1):
+            final = rnd == max_rounds
+            req = replace(
+                request,
+                messages=messages,
+                tools=tool_params,
+                tool_choice="none" if final and tool_params else request.tool_choice,
+            )
+            turn = _Turn(rnd, runner, ctx, separate=bool(outcome.text) and not outcome.text[-1:].isspace())
+            try:
+                async with contextlib.aclosing(turn.stream(provider, req, outcome)) as events:
+                    async for ev in events:
+                        yield ev
+            finally:
+                _sync(outcome, provider)
+                outcome.rounds = rnd + 1
+                if turn.usage is not None:
+                    total = turn.usage if total is None else total + turn.usage
+                    outcome.usage = total
+            outcome.finish_reason = turn.finish
+            if not turn.calls:
+                break
+            if final:
+                note = (
+                    f"The model asked for {len(turn.calls)} more tool call(s) after the limit of "
+                    f"{max_rounds} tool rounds; they were not run."
+                )
+                outcome.notices.append(note)
+                yield Notice(note, "warning")
+                break
+            results = [c.task.result() for c in turn.ordered()]
+            outcome.tool_calls.extend(
+                ToolCallRecord(r.call_id, r.name, r.arguments, r.status, r.seconds, r.preview, r.error, rnd)
+                for r in results
+            )
+            messages.append(turn.assistant_message())
+            messages.extend(
+                {"role": "tool", "tool_call_id": c.wire_id, "content": r.content}
+                for c, r in zip(turn.ordered(), results)
+            )
+            if rnd + 1 == max_rounds and tool_params:
+                messages.append({"role": "user", "content": FINAL_NUDGE})
+        if total is not None:
+            yield UsageReported(total)
     finally:
         # Release what the provider holds on this event loop (HTTP connection pools): the
         # sync twins run each run on a loop of its own that closes after it. It stays usable.
         with contextlib.suppress(Exception):
             await provider.aclose()
-
-
-async def _rounds(provider: Provider, request: ModelRequest, outcome: LoopOutcome, runner: Any, ctx: Any,
-                  tool_params: list[dict[str, Any]] | None, max_rounds: int) -> AsyncIterator[Event]:
-    messages = list(request.messages)
-    _sync(outcome, provider)
-    total: Usage | None = None
-    for rnd in range(max(0, max_rounds) + 1):
-        final = rnd == max_rounds
-        req = replace(
-            request,
-            messages=messages,
-            tools=tool_params,
-            tool_choice="none" if final and tool_params else request.tool_choice,
-        )
-        turn = _Turn(rnd, runner, ctx, separate=bool(outcome.text) and not outcome.text[-1:].isspace())
-        try:
-            async with contextlib.aclosing(turn.stream(provider, req, outcome)) as events:
-                async for ev in events:
-                    yield ev
-        finally:
-            _sync(outcome, provider)
-            outcome.rounds = rnd + 1
-            if turn.usage is not None:
-                total = turn.usage if total is None else total + turn.usage
-                outcome.usage = total
-        outcome.finish_reason = turn.finish
-        if not turn.calls:
-            break
-        if final:
-            note = (
-                f"The model asked for {len(turn.calls)} more tool call(s) after the limit of "
-                f"{max_rounds} tool rounds; they were not run."
-            )
-            outcome.notices.append(note)
-            yield Notice(note, "warning")
-            break
-        results = [c.task.result() for c in turn.ordered()]
-        outcome.tool_calls.extend(
-            ToolCallRecord(r.call_id, r.name, r.arguments, r.status, r.seconds, r.preview, r.error, rnd)
-            for r in results
-        )
-        messages.append(turn.assistant_message())
-        messages.extend(
-            {"role": "tool", "tool_call_id": c.wire_id, "content": r.content}
-            for c, r in zip(turn.ordered(), results)
-        )
-        if rnd + 1 == max_rounds and tool_params:
-            messages.append({"role": "user", "content": FINAL_NUDGE})
-    if total is not None:
-        yield UsageReported(total)
 
 
 def _sync(outcome: LoopOutcome, provider: Provider) -> None:
@@ -212,14 +205,7 @@ class _Call:
 
     def complete(self) -> bool:
         """Whether the arguments already form a JSON value (so later pieces cannot belong)."""
-        text = self.arguments.strip()
-        if not text:
-            return True
-        try:
-            json.loads(text)
-        except ValueError:
-            return False
-        return True
+        return not self.arguments.strip() or _is_json(self.arguments)
 
 
 class _Turn:
@@ -263,11 +249,10 @@ class _Turn:
                 else:  # tools are running: wake on whichever comes first
                     if nxt is None:
                         nxt = asyncio.ensure_future(it.__anext__())
-                    self._wake.clear()
-                    if not pending:
-                        waiter = asyncio.ensure_future(self._wake.wait())
-                        await asyncio.wait((nxt, waiter), return_when=asyncio.FIRST_COMPLETED)
-                        waiter.cancel()
+                    self._wake.clear()  # nothing is pending here, and nothing ran since the check
+                    waiter = asyncio.ensure_future(self._wake.wait())
+                    await asyncio.wait((nxt, waiter), return_when=asyncio.FIRST_COMPLETED)
+                    waiter.cancel()
                     if not nxt.done():
                         continue
                     done, nxt = nxt, None
@@ -295,8 +280,7 @@ class _Turn:
                     yield pending.popleft()
                     continue
                 self._wake.clear()
-                if not pending and self.running:
-                    await self._wake.wait()
+                await self._wake.wait()  # a tool's next event, or its end
         finally:
             # Kept up to date even when the stream fails: the engine keeps the partial answer.
             outcome.text = before + "".join(parts)
@@ -394,8 +378,3 @@ def _is_json(text: str) -> bool:
     except ValueError:
         return False
     return True
-
-
-def collect_text(events: Iterable[Event]) -> str:
-    """The answer text in a list of events (handy in tests and notebooks)."""
-    return "".join(e.text for e in events if isinstance(e, TextDelta))

@@ -63,6 +63,7 @@ class Reply:
     text_chunk: int = 8  # characters of text per chunk
     args_chunk: int = 7  # characters of tool arguments per chunk
     repeat_ids: bool = False  # send id/type/name on every chunk of a call (some servers do)
+    omit_index: bool = False  # tool-call deltas without "index" (some servers leave it out)
     finish_reason: str | None = None  # None → "tool_calls" when calls, else "stop"
     usage: tuple[int, int] | None = None  # (prompt, completion); None → estimated from the text
     usage_always: bool = False  # send the usage chunk even when the client did not ask
@@ -471,6 +472,8 @@ def _sse_events(cid: str, model: str, reply: Reply, body: dict[str, Any], *, inc
                 tc = {**head, "function": {"name": call.name, "arguments": piece}}
             else:
                 tc = {"index": i, "function": {"arguments": piece}}
+            if reply.omit_index:
+                del tc["index"]
             yield chunk({"tool_calls": [tc]})
     yield chunk({}, _finish(reply))
     if include_usage:

@@ -82,16 +82,22 @@ def test_probabilities_sum_to_one_and_ranked_is_sorted(question, local, hashing)
 
 
 def test_decide_thresholds_secondary_blend_and_explicit_default():
-    ranked, dominant, secondary, blend, primary, reason = C.decide({D: 0.05, T: 0.62, B: 0.05, M: 0.28})
+    ranked, dominant, secondary, blend, primary, reason = C.decide(
+        {D: 0.05, T: 0.62, B: 0.05, M: 0.28}
+    )
     assert ranked[:2] == (T, M) and dominant is T and primary is T
     assert secondary == (M,) and blend == ()
     assert reason.startswith("dominant: teddy at 62%") and "secondary: maeve 28%" in reason
 
-    ranked, dominant, secondary, blend, primary, reason = C.decide({D: 0.10, T: 0.40, B: 0.05, M: 0.45})
+    ranked, dominant, secondary, blend, primary, reason = C.decide(
+        {D: 0.10, T: 0.40, B: 0.05, M: 0.45}
+    )
     assert dominant is M and blend == (M, T) and secondary == (T,)
     assert "blend: maeve 45% + teddy 40%" in reason
 
-    ranked, dominant, secondary, blend, primary, reason = C.decide({D: 0.20, T: 0.15, B: 0.31, M: 0.34})
+    ranked, dominant, secondary, blend, primary, reason = C.decide(
+        {D: 0.20, T: 0.15, B: 0.31, M: 0.34}
+    )
     assert dominant is None and primary is C.DEFAULT_HOST is B
     assert secondary == (M, B) and blend == ()
     assert reason == "no host reached 40% (top: maeve 34%, bernard 31%); defaulting to bernard"
@@ -101,13 +107,17 @@ def test_decide_thresholds_secondary_blend_and_explicit_default():
     assert dominant is D and blend == (D, T) and secondary == (T,)
 
 
-def test_no_dominant_host_gives_the_explicit_default_with_its_reason(hashing):
-    # A question with no stance at all: no host should reach 40%.
-    c = C.classify("tea", embedder=hashing)
+@pytest.mark.parametrize("question", ["Paris", "Bananas and ferries"])
+def test_no_dominant_host_gives_the_explicit_default_with_its_reason(question, hashing):
+    # Inputs with no stance at all (hashing embedder: exactly reproducible) reach no 40% host.
+    c = C.classify(question, embedder=hashing)
     assert c.dominant is None and c.is_default and not c.forced
     assert c.primary is HostParadigm.BERNARD
-    assert c.reason.startswith("no host reached 40% (top: ")
-    assert c.reason.endswith("; defaulting to bernard")
+    top, second = c.ranked[:2]
+    assert c.reason == (
+        f"no host reached 40% (top: {top} {round(c.probabilities[top] * 100)}%, "
+        f"{second} {round(c.probabilities[second] * 100)}%); defaulting to bernard"
+    )
 
 
 def test_forced_paradigm_keeps_probabilities_and_says_so(local):
@@ -149,7 +159,9 @@ def test_a_failing_embedder_falls_back_to_keywords_and_says_so():
         def embed(self, texts):
             raise ConnectionError("connection refused")
 
-    c = C.classify("What are the risks and safeguards for every stakeholder?", embedder=Unreachable())
+    c = C.classify(
+        "What are the risks and safeguards for every stakeholder?", embedder=Unreachable()
+    )
     assert c.method == "keyword" and "ConnectionError" in c.scores["embedding_error"]
     assert math.isclose(sum(_probs(c)), 1.0) and c.ranked[0] is T
 
@@ -244,7 +256,7 @@ def test_labelled_set_is_large_balanced_split_and_not_copied_from_exemplars():
         held = sum(r["split"] == "heldout" for r in rows)
         assert 0.4 <= held / len(rows) <= 0.6
     assert {r["split"] for r in ROWS} == {"dev", "heldout"}
-    norm = lambda q: " ".join(q.lower().split())  # noqa: E731
+    norm = lambda q: " ".join(q.lower().split())
     exemplar_set = {norm(q) for qs in C.exemplars().values() for q in qs}
     assert not {norm(r["question"]) for r in ROWS} & exemplar_set
     assert len({norm(r["question"]) for r in ROWS}) == len(ROWS)
@@ -272,20 +284,33 @@ def test_heldout_accuracy_with_the_hashing_fallback(hashing):
 def test_mixed_questions_stay_mixed(local):
     held = [m for m in MIXED if m["split"] == "heldout"]
     cs = [C.classify(m["question"], embedder=local) for m in held]
-    pair_ok = [set(h.value for h in c.ranked[:2]) == set(m["hosts"]) for c, m in zip(cs, held)]
+    pair_ok = [{h.value for h in c.ranked[:2]} == set(m["hosts"]) for c, m in zip(cs, held)]
     assert np.mean(pair_ok) >= 0.75  # the two asked-for stances are the top two
     _, single_top = _accuracy(local, "heldout")
     mixed_top = np.array([max(_probs(c)) for c in cs])
     assert mixed_top.mean() < single_top.mean()  # less decisive than single-stance questions
 
 
-def test_a_two_stance_question_blends(local):
-    c = C.classify(
-        "Why do customers churn, and how do we turn that insight into an advantage over our "
-        "competitors?",
-        embedder=local,
-    )
-    assert set(c.blend) == {B, M}, c.probabilities
+@pytest.mark.parametrize(
+    "question,pair",
+    [
+        (
+            "How can we protect user privacy while still gaining a competitive edge in the market?",
+            {T, M},
+        ),
+        (
+            (
+                "What are the risks of the new product, and how do we still get it launched this "
+                "month?"
+            ),
+            {T, D},
+        ),
+    ],
+)
+def test_a_two_stance_question_blends(question, pair, local):
+    c = C.classify(question, embedder=local)
+    assert set(c.blend) == pair, c.probabilities
+    assert all(c.probabilities[h] >= C.BLEND for h in pair)
     assert "blend:" in c.reason or c.is_default
 
 

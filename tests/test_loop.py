@@ -123,6 +123,14 @@ def test_a_call_runs_as_soon_as_its_arguments_are_complete_while_the_stream_cont
     assert finished_c0 < c1_pieces[-5], "call 0 should finish while call 1 is still streaming"
 
 
+def test_tool_calls_run_even_when_the_server_says_stop(openai_server, make_engine, registry):
+    # Some compatible servers end a tool-call turn with finish_reason "stop".
+    openai_server.script(Reply.call("search_memory", {"query": "speed"}, finish_reason="stop"), Reply.say("ok"))
+    answer = answer_of(events_of(make_engine()))
+    assert [r.status for r in answer.tool_calls] == ["done"] and answer.text == "ok"
+    assert openai_server.chat_requests[1].tool_messages()
+
+
 def test_independent_calls_run_concurrently(openai_server, make_engine, registry):
     barrier = threading.Barrier(2, timeout=10)  # breaks (and fails both) if the calls run one by one
 

@@ -122,6 +122,14 @@ def test_parallel_tool_calls_split_across_chunks(openai_server, repeat_ids):
     assert body["tools"] == [TOOL] and body["tool_choice"] == "auto"
 
 
+def test_tool_call_deltas_without_an_index_are_matched_by_id(openai_server):
+    calls = (Call("lookup", {"city": "Oslo"}, id="call_x"), Call("lookup", {"city": "Lyon"}, id="call_y"))
+    openai_server.script(Reply.parallel(*calls, omit_index=True, repeat_ids=True, args_chunk=4))
+    got = assembled_calls(collect(compatible(openai_server), ModelRequest(messages=MESSAGES, tools=[TOOL])))
+    assert {i: (c["id"], json.loads(c["arguments"])) for i, c in got.items()} == {
+        0: ("call_x", {"city": "Oslo"}), 1: ("call_y", {"city": "Lyon"})}
+
+
 @pytest.mark.parametrize("reason", ["length", "content_filter"])
 def test_finish_reason_is_surfaced(openai_server, reason):
     openai_server.script(Reply.say("cut sho", finish_reason=reason))
@@ -140,9 +148,12 @@ def test_server_that_rejects_stream_options_is_retried_without_it(openai_server)
     assert any(isinstance(e, Notice) and "stream_options" in e.message for e in events)
     first, second = openai_server.chat_requests
     assert "stream_options" in first.body and "stream_options" not in second.body
-    # remembered: the next call does not send it again
+    # remembered for this server and model: the next call (even from a new provider) does not send it
     assert text_of(collect(provider)) == "second call"
     assert "stream_options" not in openai_server.chat_requests[-1].body
+    openai_server.script(Reply.say("third", reject_params=("stream_options",)))
+    assert text_of(collect(compatible(openai_server))) == "third"
+    assert len(openai_server.chat_requests) == 4
 
 
 def test_429_is_retried_once_after_retry_after_and_the_client_does_not_retry(openai_server):

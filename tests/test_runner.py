@@ -116,6 +116,7 @@ def test_unknown_tool_falls_back_to_the_hosts_fallback_tool(store):
     outcome, events = run(new(), "advanced_web_search", {"query": "speed cameras"}, ctx)
     payload = assert_structured_error(outcome.content, "unknown_tool")
     assert payload["fallback"]["tool"] == "search_memory" and payload["fallback"]["success"] is True
+    assert "the host's fallback tool search_memory runs instead" in payload["error"]
     # the fallback is its own card, with the query carried over
     started = [e for e in events if isinstance(e, ToolCallStarted)]
     assert [e.call_id for e in started] == ["c1-fallback"] and started[0].name == "search_memory"

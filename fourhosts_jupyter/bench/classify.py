@@ -18,9 +18,10 @@ import itertools
 import json
 import statistics
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
 import numpy as np
 
@@ -37,13 +38,19 @@ CALIBRATION = _PKG_DATA / "calibration.json"
 
 # The original's prototype paragraphs were trait words (brief §1.3 A); rebuilt from the brief.
 ORIGINAL_PROTOTYPES = {
-    "dolores": "action awakening liberation breaking free revolution decisive change implementation",
-    "teddy": "systematic collection loyalty documentation protection thorough comprehensive reliable",
+    "dolores": (
+        "action awakening liberation breaking free revolution decisive change implementation"
+    ),
+    "teddy": (
+        "systematic collection loyalty documentation protection thorough comprehensive reliable"
+    ),
     "bernard": "frameworks patterns logic analysis theory models architecture rigorous reasoning",
     "maeve": "optimisation narrative control leverage strategy influence competitive advantage",
 }
 
-# Fitting grid (small: 4 parameters + k, fitted on ~180 dev questions).
+# Fitting grid (small: 4 parameters + k, fitted on ~180 dev questions). β and w are bounded on
+# purpose: wider grids reached β = 6, w = 0.9 for a 2% lower dev objective and lower held-out
+# accuracy, i.e. they amplify the quirks of the brief's keyword table ("break down" → Dolores).
 GRID_K = (3, 5, 8, 12, 20)
 GRID_T = (0.0125, 0.015, 0.02, 0.025, 0.03, 0.04, 0.05, 0.07, 0.1, 0.14, 0.2)
 GRID_BETA = (0.0, 0.5, 1.0, 2.0, 3.0, 4.0)
@@ -55,7 +62,9 @@ LATENCY_N = 120  # questions timed per embedder
 
 def load_labelled(path: Path = DEFAULT_DATA) -> list[dict[str, str]]:
     if not path.exists():
-        raise SystemExit(f"labelled set not found at {path}: run from a source checkout or pass --data")
+        raise SystemExit(
+            f"labelled set not found at {path}: run from a source checkout or pass --data"
+        )
     return [json.loads(line) for line in path.read_text("utf-8").splitlines() if line.strip()]
 
 
@@ -63,7 +72,7 @@ def load_mixed() -> list[dict[str, Any]]:
     return json.loads(MIXED.read_text("utf-8"))["questions"]
 
 
-def _embedder(name: str):  # noqa: ANN202
+def _embedder(name: str):
     from ..memory.embeddings import HashingEmbedder, LocalEmbedder
 
     return LocalEmbedder() if name == "local" else HashingEmbedder()
@@ -110,8 +119,10 @@ def _probs(f: Features, cal: C.Calibration) -> np.ndarray:
     return out
 
 
-def fit(embedder: Any, rows: list[dict[str, str]], mixed: list[dict[str, Any]]) -> tuple[C.Calibration, float]:
-    """Grid-search k, T, β, γ, w minimising dev log-loss (+ mixed cross-entropy). Dev rows only."""
+def fit(
+    embedder: Any, rows: list[dict[str, str]], mixed: list[dict[str, Any]]
+) -> tuple[C.Calibration, float]:
+    """Grid-search k, T, β, γ, w minimising dev log-loss (+ mixed cross-entropy) on dev rows."""
     dev = [r for r in rows if r["split"] == "dev"]
     mdev = [m for m in mixed if m["split"] == "dev"]
     index = {h.value: i for i, h in enumerate(HOSTS)}
@@ -124,7 +135,9 @@ def fit(embedder: Any, rows: list[dict[str, str]], mixed: list[dict[str, Any]]) 
     n = len(dev)
     best: tuple[float, C.Calibration] | None = None
     for k, t, beta, gamma, w in itertools.product(GRID_K, GRID_T, GRID_BETA, GRID_GAMMA, GRID_W):
-        cal = C.Calibration(k=k, temperature=t, keyword_weight=beta, cue_weight=gamma, clause_weight=w)
+        cal = C.Calibration(
+            k=k, temperature=t, keyword_weight=beta, cue_weight=gamma, clause_weight=w
+        )
         p = _probs(f, cal)
         nll = -np.log(p[np.arange(n), y]).mean()
         ce = -(target * np.log(p[n:])).sum(axis=1).mean() if len(mdev) else 0.0
@@ -163,14 +176,14 @@ def _classify_matrix(embedder: Any, questions: Sequence[str]) -> np.ndarray:
     return np.array(out)
 
 
-def _latency_ms(fn, items: Sequence[str]) -> tuple[float, float]:  # noqa: ANN001
+def _latency_ms(fn, items: Sequence[str]) -> tuple[float, float]:
     times = []
     for q in items:
         t0 = time.perf_counter()
         fn(q)
         times.append((time.perf_counter() - t0) * 1000)
     times.sort()
-    return statistics.median(times), times[min(len(times) - 1, int(round(0.99 * (len(times) - 1))))]
+    return statistics.median(times), times[min(len(times) - 1, round(0.99 * (len(times) - 1)))]
 
 
 def _primary_accuracy(p: np.ndarray, rows: list[dict[str, str]], split: str) -> float:
@@ -186,15 +199,29 @@ def _primary_accuracy(p: np.ndarray, rows: list[dict[str, str]], split: str) -> 
 
 def _latency(emb: Any, questions: Sequence[str]) -> dict[str, float]:
     # Fresh texts first (the question cache would otherwise answer), then the same texts again.
-    fresh = [f"{q} (variant {i})" for i, q in enumerate(questions[:: max(1, len(questions) // LATENCY_N)])]
+    fresh = [
+        f"{q} (variant {i})"
+        for i, q in enumerate(questions[:: max(1, len(questions) // LATENCY_N)])
+    ]
     p50, p99 = _latency_ms(lambda q: C.classify(q, embedder=emb), fresh)
     c50, c99 = _latency_ms(lambda q: C.classify(q, embedder=emb), fresh)
-    e50, _ = _latency_ms(lambda q: emb.embed([q]), [f"{q} (embed {i})" for i, q in enumerate(fresh)])
-    return {"p50_ms": p50, "p99_ms": p99, "cached_p50_ms": c50, "cached_p99_ms": c99, "embed_only_p50_ms": e50}
+    e50, _ = _latency_ms(
+        lambda q: emb.embed([q]), [f"{q} (embed {i})" for i, q in enumerate(fresh)]
+    )
+    return {
+        "p50_ms": p50,
+        "p99_ms": p99,
+        "cached_p50_ms": c50,
+        "cached_p99_ms": c99,
+        "embed_only_p50_ms": e50,
+    }
 
 
 def measure(
-    embedder_name: str, rows: list[dict[str, str]], mixed: list[dict[str, Any]], latency: bool = True
+    embedder_name: str,
+    rows: list[dict[str, str]],
+    mixed: list[dict[str, Any]],
+    latency: bool = True,
 ) -> dict[str, Any]:
     emb = _embedder(embedder_name)
     questions = [r["question"] for r in rows]
@@ -205,7 +232,8 @@ def measure(
     pm = _classify_matrix(emb, [m["question"] for m in mixed])
     mixed_held = [i for i, m in enumerate(mixed) if m["split"] == "heldout"]
     pair_ok = [
-        {HOSTS[j].value for j in np.argsort(-pm[i])[:2]} == set(mixed[i]["hosts"]) for i in mixed_held
+        {HOSTS[j].value for j in np.argsort(-pm[i])[:2]} == set(mixed[i]["hosts"])
+        for i in mixed_held
     ]
     orig = original_softmax5(emb, questions)
     out: dict[str, Any] = {
@@ -220,7 +248,9 @@ def measure(
         "dominant_rate": float((p.max(axis=1) >= C.DOMINANT).mean()),
         "mixed_heldout_mean_max_p": float(pm[mixed_held].max(axis=1).mean()),
         "mixed_heldout_top_pair": float(np.mean(pair_ok)),
-        "mixed_heldout_second_gt_025": float(np.mean(np.sort(pm[mixed_held], axis=1)[:, -2] > C.SECONDARY)),
+        "mixed_heldout_second_gt_025": float(
+            np.mean(np.sort(pm[mixed_held], axis=1)[:, -2] > C.SECONDARY)
+        ),
         "mixed_heldout_blend": float(np.mean(np.sort(pm[mixed_held], axis=1)[:, -2] >= C.BLEND)),
         "original_dev": _accuracy(orig, rows, "dev"),
         "original_heldout": _accuracy(orig, rows, "heldout"),
@@ -248,7 +278,9 @@ def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(prog="python -m fourhosts_jupyter.bench classify")
     ap.add_argument("--data", type=Path, default=DEFAULT_DATA, help="labelled JSONL set")
     ap.add_argument("--embedders", default="local,hashing", help="comma list: local, hashing")
-    ap.add_argument("--fit", action="store_true", help="refit calibration.json on the dev split, then measure")
+    ap.add_argument(
+        "--fit", action="store_true", help="refit calibration.json on the dev split, then measure"
+    )
     ap.add_argument("--json", action="store_true", help="print the figures as JSON")
     ap.add_argument("--no-latency", action="store_true", help="skip the latency measurements")
     args = ap.parse_args(argv)
@@ -294,21 +326,26 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     n = results["n"]
     k = results["keyword_only"]
-    print(f"labelled questions: dev {n['dev']}, held-out {n['heldout']}; mixed two-host: {len(mixed)}")
+    print(
+        f"labelled questions: dev {n['dev']}, held-out {n['heldout']}; mixed two-host: {len(mixed)}"
+    )
     print(
         f"keyword rules only (brief §1.3 B):  dev {k['dev']:.1%}  held-out {k['heldout']:.1%}  "
         f"mean max p {k['mean_max_p']:.2f}  dominant {k['dominant_rate']:.0%}  "
         f"p50 {k['p50_ms']:.3f} ms"
     )
     for r in results["embedders"]:
-        print(f"\n[{r['embedder']}] calibration {r['calibration']} (warm-up {r['warm_up_s']:.1f} s)")
+        print(
+            f"\n[{r['embedder']}] calibration {r['calibration']} (warm-up {r['warm_up_s']:.1f} s)"
+        )
         print(
             f"  classifier:            dev {r['dev']:.1%}  held-out {r['heldout']:.1%}  "
             f"(primary incl. default: {r['dev_primary']:.1%} / {r['heldout_primary']:.1%})  "
             f"mean max p {r['mean_max_p']:.2f}  dominant {r['dominant_rate']:.0%}"
         )
         print(
-            f"  original softmax-5:    dev {r['original_dev']:.1%}  held-out {r['original_heldout']:.1%}  "
+            f"  original softmax-5:    dev {r['original_dev']:.1%}  "
+            f"held-out {r['original_heldout']:.1%}  "
             f"mean max p {r['original_mean_max_p']:.2f}  dominant {r['original_dominant_rate']:.0%}"
         )
         print(
@@ -317,7 +354,10 @@ def main(argv: list[str] | None = None) -> int:
             f"second host > 25% {r['mixed_heldout_second_gt_025']:.0%}  "
             f"blend {r['mixed_heldout_blend']:.0%}"
         )
-        for key, label in (("latency", "torch default threads"), ("latency_1_thread", "torch 1 thread")):
+        for key, label in (
+            ("latency", "torch default threads"),
+            ("latency_1_thread", "torch 1 thread"),
+        ):
             lat = r.get(key)
             if not lat:
                 continue

@@ -31,9 +31,10 @@ NAMESPACES = tuple(h.value for h in HOSTS) + ("shared",)
 
 SCRATCHPAD_TTL = dt.timedelta(minutes=10)
 
-_PROCEDURAL_KEY = re.compile(r"\b(step|action|process)", re.I)
+# keys are identifiers (next_steps, action_plan): match inside them, as the original did
+_PROCEDURAL_KEY = re.compile(r"(step|action|process)", re.I)
 _PROCEDURAL_VALUE = re.compile(r"\b(step|how to|procedure)", re.I)
-_EPISODIC_KEY = re.compile(r"\b(query|result|research)", re.I)
+_EPISODIC_KEY = re.compile(r"(query|result|research)", re.I)
 _EPISODIC_VALUE = re.compile(r"\b(when|happened|experience)\b", re.I)
 
 

@@ -7,7 +7,7 @@ into provider events, liberally (compatible servers differ in small ways):
   a delta without an index is matched by id, or continues the last call;
 - ``finish_reason`` may be ``stop`` even after tool calls; usage may come on any chunk;
 - a server that rejects ``stream_options`` (or ``reasoning_effort``, …) gets the same request
-  again without it, and the parameter stays dropped for this provider.
+  again without it, and the parameter stays dropped for that server and model.
 
 Retries live here and only here: the client is built with ``max_retries=0`` and a failed
 request is retried ``settings.max_retries`` times with exponential backoff that honours
@@ -39,6 +39,10 @@ _MAX_TOKENS = {"low": 1000, "medium": 2000, "high": 4096}
 _REASONING_MAX = {"low": 4096, "medium": 8192, "high": 16384}
 # Parameters some compatible servers reject; dropped and retried once each.
 _OPTIONAL = ("stream_options", "reasoning_effort", "max_completion_tokens", "parallel_tool_calls")
+
+# Parameters a server refused, per (kind, address, model), remembered for this process: the
+# engine builds a provider per run, and one refusal per server is enough.
+_REFUSED: dict[tuple[str, str, str], set[str]] = {}
 
 BACKOFF_BASE = 0.5
 BACKOFF_CAP = 8.0
@@ -107,7 +111,8 @@ class OpenAIChatProvider:
         self.max_retries = max(0, int(max_retries))
         self.reasoning = reasoning
         self._sleep = sleep
-        self._dropped: set[str] = set()
+        where_key = (azure_endpoint if kind == "azure" else base_url) or ""
+        self._dropped = _REFUSED.setdefault((kind, where_key, self.model), set())
         # One client per event loop: the sync twins run each run on a fresh loop, and an httpx
         # pool must not outlive the loop its connections belong to.
         self._clients: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, Any] = weakref.WeakKeyDictionary()
@@ -202,12 +207,16 @@ class OpenAIChatProvider:
             yielded = False
             try:
                 stream = await self._client().chat.completions.create(**params)
+                parser = _ChunkParser()
                 try:
-                    async for ev in _parse(stream):
-                        yielded = True
-                        yield ev
+                    async for chunk in stream:
+                        for ev in parser.feed(chunk):
+                            yielded = True
+                            yield ev
                 finally:
                     await stream.close()
+                for ev in parser.end():
+                    yield ev
                 return
             except ConfigError:
                 raise
@@ -252,16 +261,22 @@ class OpenAIChatProvider:
         self.model = first.id
 
 
-async def _parse(stream: Any) -> AsyncIterator[ProviderEvent]:
-    """Chat Completions chunks → provider events. Liberal in what it accepts."""
-    by_id: dict[str, int] = {}
-    last_index: int | None = None
-    finish: str | None = None
-    usage_seen: Usage | None = None
-    async for chunk in stream:
+class _ChunkParser:
+    """Chat Completions chunks → provider events. Liberal in what it accepts.
+
+    A plain object fed chunk by chunk (no generator per chunk: this is the hot path)."""
+
+    def __init__(self) -> None:
+        self.by_id: dict[str, int] = {}
+        self.last_index: int | None = None
+        self.finish: str | None = None
+        self.usage: Usage | None = None
+
+    def feed(self, chunk: Any) -> list[ProviderEvent]:
+        out: list[ProviderEvent] = []
         usage = getattr(chunk, "usage", None)
         if usage is not None:
-            usage_seen = _usage(usage)  # some servers repeat it; the last one wins
+            self.usage = _usage(usage)  # some servers repeat it; the last one wins
         for choice in getattr(chunk, "choices", None) or ():
             if getattr(choice, "index", 0) not in (0, None):
                 continue  # n > 1 is never requested; ignore stray choices
@@ -269,39 +284,44 @@ async def _parse(stream: Any) -> AsyncIterator[ProviderEvent]:
             if delta is not None:
                 content = getattr(delta, "content", None)
                 if content:
-                    yield ProviderText(content)
+                    out.append(ProviderText(content))
                 for tc in getattr(delta, "tool_calls", None) or ():
-                    index = getattr(tc, "index", None)
-                    call_id = getattr(tc, "id", None) or None
-                    if index is None:  # no index: match by id, else continue the last call
-                        if call_id is not None and call_id not in by_id:
-                            index = len(by_id) if last_index is None else last_index + 1
-                        elif call_id is not None:
-                            index = by_id[call_id]
-                        else:
-                            index = last_index or 0
-                    if call_id is not None:
-                        by_id.setdefault(call_id, index)
-                    last_index = index
-                    fn = getattr(tc, "function", None)
-                    yield ProviderToolCallDelta(
-                        index=index,
-                        id=call_id,
-                        name=(getattr(fn, "name", None) or None) if fn is not None else None,
-                        arguments=(getattr(fn, "arguments", None) or "") if fn is not None else "",
-                    )
+                    out.append(self._tool_delta(tc))
                 legacy = getattr(delta, "function_call", None)  # pre-tools servers
                 if legacy is not None:
-                    yield ProviderToolCallDelta(
+                    out.append(ProviderToolCallDelta(
                         index=0,
                         name=getattr(legacy, "name", None) or None,
                         arguments=getattr(legacy, "arguments", None) or "",
-                    )
+                    ))
             if getattr(choice, "finish_reason", None):
-                finish = choice.finish_reason
-    if usage_seen is not None:
-        yield ProviderUsage(usage_seen)
-    yield ProviderFinish(finish)
+                self.finish = choice.finish_reason
+        return out
+
+    def _tool_delta(self, tc: Any) -> ProviderToolCallDelta:
+        index = getattr(tc, "index", None)
+        call_id = getattr(tc, "id", None) or None
+        if index is None:  # no index: match by id, else continue the last call
+            if call_id is not None and call_id in self.by_id:
+                index = self.by_id[call_id]
+            elif call_id is not None:
+                index = 0 if self.last_index is None else self.last_index + 1
+            else:
+                index = self.last_index or 0
+        if call_id is not None:
+            self.by_id.setdefault(call_id, index)
+        self.last_index = index
+        fn = getattr(tc, "function", None)
+        return ProviderToolCallDelta(
+            index=index,
+            id=call_id,
+            name=(getattr(fn, "name", None) or None) if fn is not None else None,
+            arguments=(getattr(fn, "arguments", None) or "") if fn is not None else "",
+        )
+
+    def end(self) -> list[ProviderEvent]:
+        tail: list[ProviderEvent] = [ProviderUsage(self.usage)] if self.usage is not None else []
+        return [*tail, ProviderFinish(self.finish)]
 
 
 def _usage(u: Any) -> Usage:

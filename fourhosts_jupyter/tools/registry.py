@@ -25,7 +25,7 @@ import inspect
 import re
 import threading
 import typing
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, Callable, Iterable
 
 import pydantic
@@ -107,7 +107,7 @@ class Tool:
             fn=fn,
             parameters=_clean_schema(schema),
             args_model=model,
-            is_async=inspect.iscoroutinefunction(fn) or inspect.iscoroutinefunction(getattr(fn, "__call__", None)),
+            is_async=inspect.iscoroutinefunction(fn) or inspect.iscoroutinefunction(type(fn).__call__),
             context_param=context_param,
             timeout=timeout,
             retries=retries,

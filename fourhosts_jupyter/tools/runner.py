@@ -253,37 +253,37 @@ class ToolRunner:
                       t0: float, ctx: ParadigmAwareToolContext, emit: Emit, *, round: int,
                       index: int) -> ToolOutcome:
         seconds = time.perf_counter() - t0
+        fallback_tool = self._fallback_tool(name) if isinstance(exc, (UnknownTool, CircuitOpen)) else None
+        message = str(exc) + (f" (the host's fallback tool {fallback_tool.name} runs instead)" if fallback_tool else "")
         payload: dict[str, Any] = {
-            "error": str(exc),
+            "error": message,
             "kind": exc.kind,
             "retryable": bool(exc.retryable),
             "success": False,
         }
-        emit(ToolCallFailed(call_id, name, str(exc), exc.kind, seconds, bool(exc.retryable)))
+        emit(ToolCallFailed(call_id, name, message, exc.kind, seconds, bool(exc.retryable)))
         self.results.append(ToolResult(call_id, name, arguments, False, payload, seconds, round))
         self.history.record(self.host, name, ok=False, kind=exc.kind, seconds=seconds, run_id=ctx.run_id)
-        if isinstance(exc, (UnknownTool, CircuitOpen)):
-            fallback = await self._fallback(call_id, name, arguments, ctx, emit, round=round, index=index)
-            if fallback is not None:
-                payload["fallback"] = fallback
+        if fallback_tool is not None:
+            payload["fallback"] = await self._fallback(fallback_tool, call_id, arguments, ctx, emit,
+                                                        round=round, index=index)
         content = bounded_content(payload, pointer=f"run:{ctx.run_id}/tool:{call_id}", limit=self.result_limit)
         return ToolOutcome(call_id, name, arguments, False, content, payload, seconds, exc.kind, str(exc),
                            content[:PREVIEW_CHARS])
 
-    async def _fallback(self, call_id: str, name: str, arguments: dict[str, Any],
-                        ctx: ParadigmAwareToolContext, emit: Emit, *, round: int,
-                        index: int) -> dict[str, Any] | None:
-        """Run the host's fallback tool (as its own card) for a missing or paused tool."""
+    def _fallback_tool(self, name: str) -> Tool | None:
         fb = self.fallback_tool
-        tool = self.registry.get(fb) if fb and fb in self.offered and fb != name else None
-        if tool is None:
-            return None
+        return self.registry.get(fb) if fb and fb in self.offered and fb != name else None
+
+    async def _fallback(self, tool: Tool, call_id: str, arguments: dict[str, Any],
+                        ctx: ParadigmAwareToolContext, emit: Emit, *, round: int, index: int) -> dict[str, Any]:
+        """Run the host's fallback tool (as its own card) for a missing or paused tool."""
         fb_args = _fallback_arguments(tool, arguments, ctx.question)
         fb_id = f"{call_id}-fallback"
-        emit(ToolCallStarted(fb_id, fb, index=index, round=round))
+        emit(ToolCallStarted(fb_id, tool.name, index=index, round=round))
         emit(ToolCallArgumentsDelta(fb_id, json.dumps(fb_args)))
-        outcome = await self.run(fb_id, fb, json.dumps(fb_args), ctx, emit, round=round, index=index)
-        return {"tool": fb, "success": outcome.ok, "result": _loads_or_text(outcome.content)}
+        outcome = await self.run(fb_id, tool.name, json.dumps(fb_args), ctx, emit, round=round, index=index)
+        return {"tool": tool.name, "success": outcome.ok, "result": _loads_or_text(outcome.content)}
 
 
 # -- helpers ---------------------------------------------------------------------------------

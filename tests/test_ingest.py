@@ -1,0 +1,259 @@
+"""Ingestion: every format, chunking, dedup, per-file errors, the CLI, and a kill mid-way."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from fourhosts_jupyter.context.select import search
+from fourhosts_jupyter.errors import ConfigError, IngestError
+from fourhosts_jupyter.memory.embeddings import HashingEmbedder
+from fourhosts_jupyter.memory.ingest import chunk, ingest, parse
+from fourhosts_jupyter.memory.store import Store
+
+DATA = Path(__file__).parent / "data"
+EMB = HashingEmbedder()
+ROOT = Path(__file__).parent.parent
+
+
+def _ingest(paths, store, **kw):
+    return ingest(paths, store, embedder=EMB, progress=False, **kw)
+
+
+def _texts(store):
+    return " ".join(store.memories(limit=None)["content"])
+
+
+@pytest.mark.parametrize(
+    "name, title, must, must_not",
+    [
+        ("ingest_note.txt", "Field note on school streets", "drop-off and pick-up", None),
+        ("ingest_guide.md", "Rain gardens for street drainage", "deep-rooted native plants", "author: fixtures"),
+        ("ingest_page.html", "Night buses and shift workers", "all-night bus routes", "tracking"),
+        ("ingest_paper.pdf", "Cycle parking at railway stations", "Utrecht Centraal", None),
+    ],
+)
+def test_each_document_format(store, name, title, must, must_not):
+    report = _ingest(DATA / name, store)
+    assert not report.failed and report.passages >= 1
+    df = store.memories(limit=None)
+    assert set(df["title"]) == {title}
+    assert must in _texts(store)
+    if must_not:
+        assert must_not not in _texts(store)
+    assert search(store, must, k=1, embedder=EMB)[0].title == title
+
+
+def test_csv_rows_become_documents_with_their_ids(store):
+    report = _ingest(DATA / "ingest_table.csv", store, id_field="code", text_field="description")
+    assert report.documents == 3 and report.passages == 3
+    hit = search(store, "bollards residential through traffic", k=1, embedder=EMB)[0]
+    assert hit.to_json()["id"] == "C2" and hit.title == "Low traffic neighbourhood"
+
+
+def test_jsonl_with_id_and_text_fields(store):
+    report = _ingest(DATA / "ingest_records.jsonl", store, id_field="doc", text_field="body",
+                     title_field="heading")
+    assert report.passages == 3
+    hit = search(store, "walk signal before green light", k=1, embedder=EMB)[0]
+    assert hit.to_json()["id"] == "r3" and hit.title == "Leading pedestrian intervals"
+
+
+def test_jsonl_text_field_is_found_or_asked_for(store, tmp_path):
+    report = _ingest(DATA / "ingest_records.jsonl", store)  # "body" is a known text field
+    assert report.passages == 3 and not report.failed
+    odd = tmp_path / "odd.jsonl"
+    odd.write_text('{"ref": 1, "summary": "Bus lanes on arterials."}\n')
+    (err,) = _ingest(odd, store).failed
+    assert "line 1: no text field" in err.reason and "--text-field" in err.reason and "summary" in err.reason
+    (err,) = _ingest(odd, store, text_field="body").failed
+    assert "no field 'body'" in err.reason
+
+
+def test_dataframe(store):
+    df = pd.DataFrame({"id": ["a", "b"], "text": ["Ferries cross the harbour every ten minutes.", None],
+                       "title": ["Ferries", "Empty"]})
+    report = _ingest(df, store)
+    assert report.ok[0].path == "dataframe" and report.documents == 2
+    assert "Ferries cross the harbour" in _texts(store)
+
+
+def test_a_bad_file_fails_alone(store, tmp_path):
+    broken_pdf = tmp_path / "broken.pdf"
+    broken_pdf.write_bytes(b"%PDF-1.4\nthis is not really a pdf")
+    binary = tmp_path / "blob.txt"
+    binary.write_bytes(b"\x00\x01\x02binary")
+    report = _ingest(
+        [DATA / "ingest_note.txt", DATA / "ingest_bad.jsonl", broken_pdf, tmp_path / "missing.md",
+         binary, DATA / "ingest_guide.md", ROOT / "pyproject.toml"],
+        store,
+        text_field="body",
+    )
+    failed = {Path(e.path).name: e.reason for e in report.failed}
+    assert set(failed) == {"ingest_bad.jsonl", "broken.pdf", "missing.md", "blob.txt", "pyproject.toml"}
+    assert "line 2: invalid JSON" in failed["ingest_bad.jsonl"]
+    assert "not a readable PDF" in failed["broken.pdf"]
+    assert "no such file" in failed["missing.md"]
+    assert "binary" in failed["blob.txt"]
+    assert "unsupported format '.toml'" in failed["pyproject.toml"]
+    assert {Path(f.path).name for f in report.ok} == {"ingest_note.txt", "ingest_guide.md"}
+    assert "drop-off" in _texts(store) and "Rain gardens" in _texts(store)
+    assert "FAILED" in str(report) and "ingest_bad.jsonl" in str(report)
+    with pytest.raises(IngestError, match="ingest_bad.jsonl: line 2"):
+        report.raise_for_errors()
+
+
+def test_directories_are_walked(store, tmp_path):
+    (tmp_path / "sub").mkdir()
+    (tmp_path / "a.md").write_text("# A\n\nAlpha passage about bridges.")
+    (tmp_path / "sub" / "b.txt").write_text("Beta passage about tunnels.")
+    (tmp_path / "sub" / "skip.bin").write_bytes(b"\x00")
+    report = _ingest(tmp_path, store)
+    assert sorted(Path(f.path).name for f in report.ok) == ["a.md", "b.txt"] and not report.failed
+
+
+def test_chunks_overlap_and_stay_within_the_window():
+    paras = [" ".join(f"p{i}w{j}" for j in range(25)) + "." for i in range(20)]
+    text = "\n\n".join(paras)
+    chunks = chunk(text, words=100, overlap=30)
+    assert len(chunks) > 4
+    assert all(len(c.split()) <= 100 for c in chunks)
+    for a, b in zip(chunks, chunks[1:]):
+        assert a.split("\n\n")[-1] == b.split("\n\n")[0]  # the last paragraph is carried over
+    words = set(" ".join(chunks).split())
+    assert words == set(text.split())  # nothing lost
+    long_sentence = " ".join(f"w{i}" for i in range(500))
+    assert all(len(c.split()) <= 100 for c in chunk(long_sentence, words=100, overlap=20))
+
+
+def test_dedup_by_content_and_changed_files_replace(store, tmp_path):
+    f = tmp_path / "policy.md"
+    f.write_text("# Policy\n\nFirst version about curbside loading zones.")
+    first = _ingest(f, store)
+    assert first.passages == 1
+    again = _ingest(f, store)
+    assert again.ok[0].status == "unchanged" and again.passages == 0
+    assert store.count_memories() == 1
+    f.write_text("# Policy\n\nSecond version about delivery bays and loading permits.")
+    changed = _ingest(f, store)
+    assert changed.ok[0].status == "replaced"
+    assert store.count_memories() == 1 and "Second version" in _texts(store)
+    with store.connect() as con:
+        assert con.execute("SELECT count(*) FROM documents").fetchone()[0] == 1
+    # the same text in another namespace is another memory; in the same one it is not
+    g = tmp_path / "copy.md"
+    g.write_text(f.read_text())
+    assert _ingest(g, store).passages == 0
+    assert _ingest(g, store, namespace="teddy").passages == 1
+
+
+def test_unknown_namespace_is_refused(store):
+    with pytest.raises(ConfigError, match="unknown namespace 'nobody'"):
+        _ingest(DATA / "ingest_note.txt", store, namespace="nobody")
+
+
+def test_parse_names_the_file():
+    with pytest.raises(IngestError) as info:
+        parse(DATA / "ingest_bad.jsonl", id_field=None, text_field="body", title_field=None)
+    assert info.value.path.endswith("ingest_bad.jsonl")
+
+
+def _cli(*args, env_extra=None, **kw):
+    env = {**os.environ, "FOURHOSTS_EMBEDDER": "hashing", **(env_extra or {})}
+    return subprocess.run([sys.executable, "-m", "fourhosts_jupyter.cli", *args], capture_output=True,
+                          text=True, env=env, timeout=120, cwd=ROOT, **kw)
+
+
+def test_cli_ingest_and_search_json(tmp_path):
+    db = tmp_path / "cli.duckdb"
+    r = _cli("ingest", "--store", str(db), str(DATA / "ingest_records.jsonl"), "--id-field", "doc",
+             "--text-field", "body", "--title-field", "heading")
+    assert r.returncode == 0, r.stderr
+    assert "3 new passages" in r.stdout
+    r = _cli("search", "--store", str(db), "--k", "2", "--json", "pedestrians crosswalk before cars")
+    assert r.returncode == 0, r.stderr
+    lines = [json.loads(x) for x in r.stdout.splitlines()]
+    assert len(lines) == 2 and lines[0]["id"] == "r3"
+    assert {"id", "score", "text", "source"} <= set(lines[0]) and lines[0]["score"] >= lines[1]["score"]
+    queries = tmp_path / "q.jsonl"
+    queries.write_text('{"_id": "a", "text": "temporary paint planters"}\n{"_id": "b", "text": "parking near crosswalks"}\n')
+    r = _cli("search", "--store", str(db), "--k", "1", "--mode", "bm25", "--queries", str(queries))
+    got = [(x["query_id"], x["id"]) for x in map(json.loads, r.stdout.splitlines())]
+    assert got == [("a", "r1"), ("b", "r2")]
+
+
+def test_cli_reports_a_bad_file_and_exits_1(tmp_path):
+    db = tmp_path / "cli.duckdb"
+    r = _cli("ingest", "--store", str(db), str(DATA / "ingest_note.txt"), str(DATA / "ingest_bad.jsonl"),
+             "--text-field", "body")
+    assert r.returncode == 1
+    assert "ok      " in r.stdout and "FAILED  " in r.stdout and "line 2: invalid JSON" in r.stdout
+    r = _cli("search", "--store", str(tmp_path / "none.duckdb"), "anything")
+    assert r.returncode == 2 and "no store at" in r.stderr and "fourhosts ingest" in r.stderr
+
+
+KILL_SCRIPT = textwrap.dedent(
+    """
+    import sys, time
+    from fourhosts_jupyter.memory.embeddings import HashingEmbedder
+    from fourhosts_jupyter.memory.ingest import ingest
+    from fourhosts_jupyter.memory.store import Store
+
+    class SlowEmbedder(HashingEmbedder):
+        # a real embedder takes seconds per batch; this gives the test time to kill us mid-way
+        def embed(self, texts):
+            time.sleep(0.15)
+            return super().embed(texts)
+
+    def committed(n):
+        print("committed", n, flush=True)
+
+    ingest(sys.argv[2], Store(sys.argv[1]), embedder=SlowEmbedder(), progress=False,
+           batch_passages=50, on_commit=committed)
+    print("done", flush=True)
+    """
+)
+
+
+def test_kill_during_ingestion_keeps_committed_batches(tmp_path):
+    corpus = tmp_path / "big.jsonl"
+    with corpus.open("w") as fh:
+        for i in range(2000):
+            fh.write(json.dumps({"id": f"x{i}", "text": f"Record {i}: bus stop {i} needs a shelter and seating."}) + "\n")
+    db = tmp_path / "kill.duckdb"
+    proc = subprocess.Popen([sys.executable, "-c", KILL_SCRIPT, str(db), str(corpus)],
+                            stdout=subprocess.PIPE, text=True, cwd=ROOT)
+    seen = []
+    for line in proc.stdout:
+        seen.append(line.split())
+        if len(seen) == 3:
+            proc.send_signal(signal.SIGKILL)
+            break
+    proc.wait(timeout=60)
+    assert proc.returncode == -signal.SIGKILL and seen[-1][0] == "committed"
+    store = Store(db)
+    n = store.count_memories()
+    assert 150 <= n < 2000  # everything committed survived; the run did not finish
+    with store.connect() as con:
+        # no half document: each document row's passages are all there, and no passage is orphaned
+        bad = con.execute(
+            """SELECT count(*) FROM documents d
+               WHERE d.chunk_count <> (SELECT count(*) FROM memories m WHERE m.document_id = d.id)"""
+        ).fetchone()[0]
+        orphans = con.execute(
+            "SELECT count(*) FROM memories m WHERE NOT EXISTS (SELECT 1 FROM documents d WHERE d.id = m.document_id)"
+        ).fetchone()[0]
+    assert bad == 0 and orphans == 0
+    # running it again carries on and finishes
+    report = _ingest(corpus, store)
+    assert store.count_memories() == 2000 and report.passages == 2000 - n
+    hit = search(store, "bus stop 1234 shelter", k=1, embedder=EMB)[0]
+    assert hit.to_json()["id"] == "x1234"
