@@ -16,9 +16,9 @@ __version__ = "0.1.0"
 # public name → module that defines it
 _EXPORTS: dict[str, str] = {
     "Answer": "answer",
-    "Classification": "classify",
+    "Classification": "classifier",
     "ConfigError": "errors",
-    "Effort": "classify",
+    "Effort": "classifier",
     "Engine": "engine",
     "FourHostsError": "errors",
     "HostParadigm": "paradigms",
@@ -34,7 +34,7 @@ _EXPORTS: dict[str, str] = {
     "ToolRegistry": "tools.registry",
     "Usage": "events",
     "aresearch": "api",
-    "classify": "classify",
+    "classify": "classifier",
     "research": "api",
     "tool": "tools.registry",
 }
@@ -72,7 +72,7 @@ def unload_ipython_extension(ipython: "_typing.Any") -> None:
 if _typing.TYPE_CHECKING:  # for type checkers and IDEs only
     from .answer import Answer
     from .api import aresearch, research
-    from .classify import Classification, Effort, classify
+    from .classifier import Classification, Effort, classify
     from .config import Settings
     from .engine import Engine
     from .errors import (

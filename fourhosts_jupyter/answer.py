@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from .classify import Classification
+from .classifier import Classification
 from .events import Source, Usage
 
 

@@ -54,7 +54,7 @@ def cmd_research(args: argparse.Namespace) -> int:
 
 
 def cmd_classify(args: argparse.Namespace) -> int:
-    from .classify import classify
+    from .classifier import classify
     from .terminal import host_bar
 
     questions = [" ".join(args.question)] if args.question else [l for l in sys.stdin.read().splitlines() if l.strip()]

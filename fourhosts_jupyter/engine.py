@@ -18,7 +18,7 @@ from typing import Any, AsyncIterator, Callable, Iterator, TypeVar
 
 from . import prompts
 from .answer import Answer
-from .classify import Classification, Effort, classify
+from .classifier import Classification, Effort, classify
 from .config import Settings
 from .errors import ConfigError, FourHostsError, ProviderError, RunError
 from .events import (

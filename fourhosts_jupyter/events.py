@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Union
 
 if TYPE_CHECKING:
-    from .classify import Classification
+    from .classifier import Classification
 
 
 @dataclass(frozen=True)

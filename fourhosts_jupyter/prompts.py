@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from .classify import DOMINANT, SECONDARY, Classification
+from .classifier import DOMINANT, SECONDARY, Classification
 from .events import Source
 from .paradigms import PROFILES
 

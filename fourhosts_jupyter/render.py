@@ -19,7 +19,7 @@ from .paradigms import HOSTS, LAYER_LABELS, PROFILES, HostParadigm, Layer
 
 if TYPE_CHECKING:
     from .answer import Answer, ToolCallRecord
-    from .classify import Classification
+    from .classifier import Classification
     from .events import Source
 
 PREVIEW_CHARS = 2000  # longest tool result / argument text shown in a card

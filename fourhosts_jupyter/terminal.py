@@ -10,7 +10,7 @@ import json
 import sys
 from typing import IO, Iterable
 
-from .classify import Classification
+from .classifier import Classification
 from .events import (
     AnswerReady,
     Classified,

@@ -7,7 +7,7 @@ from html.parser import HTMLParser
 import pytest
 
 from fourhosts_jupyter.answer import Answer, ToolCallRecord
-from fourhosts_jupyter.classify import Classification, Effort, QueryType
+from fourhosts_jupyter.classifier import Classification, Effort, QueryType
 from fourhosts_jupyter.events import Source, Usage
 from fourhosts_jupyter.paradigms import HOSTS, PROFILES, HostParadigm, Phase
 from fourhosts_jupyter.render import (

@@ -28,7 +28,7 @@ import numpy as np
 from ..paradigms import HOSTS
 
 # By module path: the package re-exports the function ``classify`` under the same name.
-C = importlib.import_module("fourhosts_jupyter.classify")
+C = importlib.import_module("fourhosts_jupyter.classifier")
 
 _REPO = Path(__file__).resolve().parents[2]
 DEFAULT_DATA = _REPO / "tests" / "data" / "classify_labelled.jsonl"

@@ -225,7 +225,7 @@ class ResearchMagics(Magics):
         return args
 
     def _cell(self, line: str, cell: str) -> None:
-        from ..classify import Effort
+        from ..classifier import Effort
         from ..paradigms import HostParadigm
 
         args = self._cell_args(line)
@@ -397,7 +397,7 @@ class ResearchMagics(Magics):
         return rows
 
     def _sub_classify(self, rest: str) -> Any:
-        from ..classify import classify
+        from ..classifier import classify
         from .view import HostBar
 
         question = _unquote(rest)

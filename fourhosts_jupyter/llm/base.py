@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, AsyncIterator, Protocol, Union, runtime_checkable
 
 if TYPE_CHECKING:
-    from ..classify import Classification
+    from ..classifier import Classification
     from ..events import Source, Usage
 
 

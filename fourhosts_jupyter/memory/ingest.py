@@ -173,6 +173,7 @@ def _parse_pdf(path: Path) -> list[Document]:
         raise IngestError(str(path), "reading PDF needs pypdf: pip install pypdf") from exc
     if not path.exists():
         raise IngestError(str(path), "no such file: check the path")
+    logging.getLogger("pypdf").setLevel(logging.ERROR)  # its warnings repeat our one error
     try:
         reader = PdfReader(str(path))
         if reader.is_encrypted and not reader.decrypt(""):

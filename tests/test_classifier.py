@@ -19,7 +19,7 @@ from fourhosts_jupyter.memory.embeddings import HashingEmbedder, LocalEmbedder
 from fourhosts_jupyter.paradigms import HOSTS, HostParadigm, Phase
 
 # By module path: the package re-exports the function ``classify`` under the same name.
-C = importlib.import_module("fourhosts_jupyter.classify")
+C = importlib.import_module("fourhosts_jupyter.classifier")
 Effort, QueryType, PyramidLayer = C.Effort, C.QueryType, C.PyramidLayer
 D, T, B, M = HostParadigm.DOLORES, HostParadigm.TEDDY, HostParadigm.BERNARD, HostParadigm.MAEVE
 
