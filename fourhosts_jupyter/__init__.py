@@ -22,6 +22,7 @@ _EXPORTS: dict[str, str] = {
     "Engine": "engine",
     "FourHostsError": "errors",
     "HostParadigm": "paradigms",
+    "MemoryBrowser": "jupyter.browser",
     "PROFILES": "paradigms",
     "ParadigmAwareToolContext": "tools.context",
     "ProviderError": "errors",
@@ -35,6 +36,9 @@ _EXPORTS: dict[str, str] = {
     "Usage": "events",
     "aresearch": "api",
     "classify": "classifier",
+    "ingest": "memory.ingest",
+    "register": "tools.registry",
+    "register_table": "tools.analysis",
     "research": "api",
     "tool": "tools.registry",
 }
@@ -84,5 +88,10 @@ if _typing.TYPE_CHECKING:  # for type checkers and IDEs only
         ToolError,
     )
     from .events import Source, Usage
+    from .jupyter.browser import MemoryBrowser
+    from .memory.ingest import ingest
     from .memory.store import Store
     from .paradigms import PROFILES, HostParadigm
+    from .tools.analysis import register_table
+    from .tools.context import ParadigmAwareToolContext
+    from .tools.registry import ToolRegistry, register, tool

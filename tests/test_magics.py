@@ -316,7 +316,21 @@ def test_runs_show_rate_and_memory_search(ip, magics, first_run, home):
 
     hits = ip.run_line_magic("research", 'memory search "lower speed limits"')
     assert isinstance(hits, pd.DataFrame) and len(hits) > 0
-    assert {"n", "score", "title", "origin", "text"} <= set(hits.columns)
+    assert {"rank", "score", "title", "origin", "text", "reasons"} <= set(hits.columns)
+    assert hits["title"].str.contains("Speed Management").iloc[:3].any()
+
+
+def test_ingest_adds_files_and_names_a_bad_one(ip, magics, home, tmp_path):
+    good = tmp_path / "parking.md"
+    good.write_text("# Parking notes\n\nThe ward asked for fewer parking spaces near the school gates.\n")
+    bad = tmp_path / "broken.pdf"
+    bad.write_bytes(b"not a pdf at all")
+    with capture_output() as cap:
+        ip.run_line_magic("research", f"ingest {good} {bad}")
+    assert "ok" in cap.stdout and str(good) in cap.stdout
+    assert "FAILED" in cap.stdout and str(bad) in cap.stdout
+    hits = ip.run_line_magic("research", 'memory search "parking near the school gates"')
+    assert hits["title"].iloc[0] == "Parking notes"
 
 
 def test_classify_shows_the_host_bar(ip, magics):

@@ -43,6 +43,7 @@ DEFAULT_WEIGHTS = (0.5, 0.5)  # dense, keyword: best on our labelled set (tests/
 ORIGINAL_WEIGHTS = (0.6, 0.4)  # the original's semantic / keyword weighting
 HOST_BOOST = 0.2
 MMR_LAMBDA = 0.5
+MIN_RELEVANCE = 0.5  # select cites only hits within half of the best cosine (see search)
 MODES = ("hybrid", "dense", "bm25")
 
 
@@ -121,7 +122,8 @@ def search(
     depth: int | None = None,
     mmr_lambda: float | None = None,
     per_document: bool = True,
-    progress: bool = False,
+    progress: bool = True,
+    min_relevance: float | None = None,
 ) -> list[Hit]:
     """Ranked hits for ``query``. ``mode`` is hybrid, dense or bm25; ``mmr_lambda`` None
     keeps the fused order (what an IR evaluation wants); ``per_document`` ranks documents
@@ -130,7 +132,12 @@ def search(
     Each list is over-fetched (``candidates`` passages), collapsed to documents, and its top
     ``depth`` entries (default max(k, 10), Elasticsearch's rank window) are fused: deeper
     windows let a passage that is mediocre in both lists outrank a clear first place in one
-    (measured on tests/data/retrieval_*)."""
+    (measured on tests/data/retrieval_*). Memories whose vectors come from another model are
+    re-embedded first (with a progress bar unless ``progress`` is False).
+
+    ``min_relevance`` (hybrid/dense) drops hits whose cosine is below that share of the best
+    cosine unless BM25 ranked them in its top three: RRF keeps rank 11 of two lists close to
+    rank 1 of one, so on a small store off-topic documents would otherwise be cited."""
     if mode not in MODES:
         raise ConfigError(f"unknown search mode {mode!r}: use one of {', '.join(MODES)}")
     if not query or not query.strip():
@@ -169,6 +176,13 @@ def search(
                     best[g] = (kk, sc)
             ranked.append([(g, kk, sc) for g, (kk, sc) in list(best.items())[:depth]])
         hits = _fuse(rows, ranked[0], ranked[1], host, weights, passages, raw=mode != "hybrid")
+        if min_relevance is not None and use_dense and hits:
+            top = max((h.dense_score or 0.0) for h in hits)
+            hits = [
+                h
+                for h in hits
+                if (h.dense_score or 0.0) >= min_relevance * top or (h.keyword_rank or 99) <= 3
+            ]
         if mmr_lambda is not None and vi is not None and len(hits) > 1:
             pool = hits[: max(3 * k, 20)]
             vecs = vi.reconstruct([h.key for h in pool])
@@ -238,7 +252,11 @@ def _replace(h: Hit, **changes: Any) -> Hit:
 def _mmr(pool: list[Hit], vecs: np.ndarray, lam: float, k: int) -> list[Hit]:
     """Maximal marginal relevance: λ·relevance − (1−λ)·max similarity to what is chosen."""
     rel = np.array([h.score for h in pool], dtype=np.float64)
-    rel = rel / rel.max() if rel.max() > 0 else rel
+    # Min-max over the pool: fused RRF scores differ by a few percent between rank 1 and 10,
+    # so dividing by the max left relevance nearly flat and the diversity term picked
+    # off-topic documents.
+    span = rel.max() - rel.min()
+    rel = (rel - rel.min()) / span if span > 0 else np.ones_like(rel)
     sims = vecs @ vecs.T
     chosen: list[int] = []
     left = list(range(len(pool)))
@@ -292,6 +310,7 @@ def select(
         mode=mode,
         weights=weights,
         mmr_lambda=mmr_lambda,
+        min_relevance=MIN_RELEVANCE,
     )
     terms = set(tokenize(query))
     return [

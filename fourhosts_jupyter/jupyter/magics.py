@@ -25,7 +25,7 @@ LIVE_ENV = "FOURHOSTS_LIVE"
 USER_ERRORS = (ConfigError, StoreLocked, StoreNewerSchema, StoreUnreadable)
 # RunFailed kinds that mean "the user can fix this" (engine kinds or error class names).
 _USER_KINDS = {"config", "configerror", "storelocked", "storenewerschema", "storeunreadable"}
-SUBCOMMANDS = ("runs", "show", "config", "classify", "memory", "rate")
+SUBCOMMANDS = ("runs", "show", "config", "classify", "memory", "ingest", "rate")
 _OPTIONS_HINT = (
     "options: -p/--paradigm HOST, -e/--effort low|medium|high, -m/--model NAME, --no-stream, "
     "-s/--save VAR, --store PATH, --base-url URL (see %%research?)"
@@ -36,6 +36,7 @@ LINE_HELP = """\
 %research config                 model, provider, store, embedder, which keys are set
 %research classify QUESTION      the four-host probability bar for a question
 %research memory search QUERY    search the memory store (DataFrame)
+%research ingest PATH…           add files (text, Markdown, HTML, PDF, CSV, JSONL) to memory
 %research rate RUN_ID 1-5 [NOTE] rate a past run
 Quote a question that ends with "?" (IPython reads a trailing ? as a help request).
 Ask a question with the cell magic: %%research on the first line, the question below."""
@@ -189,6 +190,7 @@ class ResearchMagics(Magics):
             %research config                 model, provider, store, embedder, keys set (✅/❌)
             %research classify QUESTION      the four-host probability bar
             %research memory search QUERY    search the memory store
+            %research ingest PATH…           add files to memory
             %research rate RUN_ID 1-5 [NOTE] rate a past run
 
         Quote a line-magic question that ends with "?" (IPython reads a trailing ? as help).
@@ -419,7 +421,25 @@ class ResearchMagics(Magics):
                 "%research memory search: no query given; "
                 'use %research memory search "speed limits"'
             )
-        return memory_search(self.store(), query)
+        from .browser import memory_search_df
+
+        return memory_search_df(self.store(), query, k=10, host=self.paradigm or None)
+
+    def _sub_ingest(self, rest: str) -> Any:
+        from ..memory.ingest import ingest
+
+        usage = "%research ingest PATH… [--namespace NS] [--id-field F] [--text-field F]"
+        p = _sub_parser("ingest", usage)
+        p.add_argument("paths", nargs="+")
+        p.add_argument("--namespace", default="shared")
+        p.add_argument("--id-field", default=None)
+        p.add_argument("--text-field", default=None)
+        a = _parse(p, self._argv("ingest", rest), usage)
+        report = ingest(
+            a.paths, self.store(), a.namespace, id_field=a.id_field, text_field=a.text_field
+        )
+        print(report)
+        return None
 
 
 def _embedder_description() -> str:
@@ -433,20 +453,6 @@ def _embedder_description() -> str:
     if emb.local_model_available():
         return f"{emb.LOCAL_MODEL_NAME} (local, loads on first use)"
     return f"{emb.HASH_MODEL_NAME} (local model not installed)"
-
-
-def memory_search(store: Any, query: str, k: int = 10) -> Any:
-    """Memories matching a query, as a DataFrame (rank, score, title, origin, text)."""
-    import pandas as pd
-
-    from ..context.select import select
-
-    rows = [
-        {"n": s.n, "score": round(s.score, 3), "title": s.title, "origin": s.origin,
-         "namespace": s.namespace, "text": s.text, "id": s.id}
-        for s in select(store, query, k=k)
-    ]  # fmt: skip
-    return pd.DataFrame(rows, columns=["n", "score", "title", "origin", "namespace", "text", "id"])
 
 
 def load_ipython_extension(ip: Any) -> None:

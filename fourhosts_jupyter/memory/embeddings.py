@@ -193,14 +193,34 @@ class LocalEmbedder:
         return _encode(self.model, texts, self.batch_size)
 
 
+_SMALL_BATCH = 8
+_threads_lock = threading.Lock()
+
+
 def _encode(model, texts: Sequence[str], batch_size: int) -> np.ndarray:  # noqa: ANN001
-    out = model.encode(
-        list(texts),
-        batch_size=batch_size,
-        normalize_embeddings=True,
-        convert_to_tensor=True,
-        show_progress_bar=False,
-    )
+    import torch
+
+    def run():  # noqa: ANN202
+        return model.encode(
+            list(texts),
+            batch_size=batch_size,
+            normalize_embeddings=True,
+            convert_to_tensor=True,
+            show_progress_bar=False,
+        )
+
+    if len(texts) <= _SMALL_BATCH and torch.get_num_threads() > 1:
+        # One thread for a single query: thread start-up outweighs the work, and under load
+        # two threads were 5-10x slower (facts.md; measured again for the classifier).
+        with _threads_lock:
+            before = torch.get_num_threads()
+            torch.set_num_threads(1)
+            try:
+                out = run()
+            finally:
+                torch.set_num_threads(before)
+    else:
+        out = run()
     # via float32 on the torch side: numpy has no bfloat16
     return np.ascontiguousarray(out.float().cpu().numpy(), dtype=np.float32)
 

@@ -436,7 +436,7 @@ def _expand(sources: Any) -> list[Any]:
 
 def ingest(
     sources: Any,
-    store: Store | None = None,
+    store: Store | str | Path | None = None,
     namespace: str = "shared",
     *,
     id_field: str | None = None,
@@ -464,7 +464,7 @@ def ingest(
         from ..errors import ConfigError
 
         raise ConfigError(f"unknown namespace {namespace!r}: use one of {', '.join(sorted(valid))}")
-    store = store or Store()
+    store = store if isinstance(store, Store) else Store(store)  # None → the default store
     embedder = embedder or get_embedder()
     started = time.perf_counter()
     fields = {"id_field": id_field, "text_field": text_field, "title_field": title_field}

@@ -242,7 +242,7 @@ class KeywordIndex:
             touched.append(keys)
         if not touched:
             return np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.float32)
-        cand = np.unique(np.concatenate(touched))
+        cand = np.flatnonzero(scores > 0)  # every BM25 term weight is positive
         if allowed is not None:
             inside = cand < len(allowed)
             cand = cand[inside]

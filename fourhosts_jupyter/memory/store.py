@@ -333,6 +333,18 @@ class Store:
 
         now = utcnow()
         hashes = [content_hash(r.content) for r in records]
+        # duplicates inside the batch are dropped here (cheaper than a window function in SQL)
+        seen: set[tuple[str, str]] = set()
+        keep = []
+        for i, (r, h) in enumerate(zip(records, hashes)):
+            if (r.namespace, h) not in seen:
+                seen.add((r.namespace, h))
+                keep.append(i)
+        if len(keep) < len(records):
+            records = [records[i] for i in keep]
+            hashes = [hashes[i] for i in keep]
+            if embeddings is not None:
+                embeddings = np.asarray(embeddings)[keep]
         n = len(records)
         if embeddings is None:
             emb = pa.nulls(n, type=pa.list_(pa.float32()))
@@ -374,9 +386,8 @@ class Store:
                    SELECT i.id, i.namespace, i.memory_type, i.content, i.metadata::JSON, i.importance,
                           i.source, i.document_id, i.title, i.content_hash, i.embedding, i.model,
                           i.created_at, i.expires_at
-                   FROM (SELECT *, row_number() OVER (PARTITION BY namespace, content_hash) AS rn
-                         FROM {name}) i
-                   WHERE i.rn = 1 AND NOT EXISTS (
+                   FROM {name} i
+                   WHERE NOT EXISTS (
                        SELECT 1 FROM memories m
                        WHERE m.content_hash = i.content_hash AND m.namespace = i.namespace)
                    RETURNING id"""
