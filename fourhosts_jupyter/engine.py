@@ -34,9 +34,6 @@ from .events import (
     SourcesSelected,
     TextDelta,
     ToolCallArgumentsDelta,
-    ToolCallFailed,
-    ToolCallFinished,
-    UsageReported,
     to_jsonable,
 )
 from .llm.base import ModelRequest, Provider

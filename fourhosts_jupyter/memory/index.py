@@ -18,11 +18,12 @@ from __future__ import annotations
 import logging
 import math
 import os
-import tempfile
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+
+from .atomic import atomic_path
 
 log = logging.getLogger(__name__)
 
@@ -295,17 +296,8 @@ class VectorIndex:
     def save(self, path: str | os.PathLike[str]) -> None:
         """Write atomically: a temp file in the same directory, then ``os.replace``."""
         faiss = _faiss()
-        path = Path(path)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.name, suffix=".tmp")
-        os.close(fd)
-        try:
+        with atomic_path(path) as tmp:
             faiss.write_index(self.index, tmp)
-            os.chmod(tmp, 0o644)  # mkstemp makes 0600; other users of the store read it
-            os.replace(tmp, path)
-        except BaseException:
-            Path(tmp).unlink(missing_ok=True)
-            raise
 
     @classmethod
     def load(cls, path: str | os.PathLike[str], *, dim: int, model: str = "") -> VectorIndex | None:

@@ -14,11 +14,11 @@ from __future__ import annotations
 
 import os
 import re
-import tempfile
-from pathlib import Path
 from typing import Iterable, Sequence
 
 import numpy as np
+
+from .atomic import atomic_path
 
 # Bump when tokenisation changes: a saved index with another version is rebuilt.
 TOKENIZER_VERSION = "1"
@@ -261,26 +261,17 @@ class KeywordIndex:
     def save(self, path: str | os.PathLike[str]) -> None:
         """Write atomically (temp file + os.replace): a reader never sees half a file."""
         self.compact()
-        path = Path(path)
-        path.parent.mkdir(parents=True, exist_ok=True)
         terms = np.array(sorted(self.vocab, key=self.vocab.__getitem__), dtype=object)
-        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.name, suffix=".tmp")
-        try:
-            with os.fdopen(fd, "wb") as fh:
-                np.savez(
-                    fh,
-                    version=np.array(tokenizer_id()),
-                    terms=np.array("\n".join(terms)),
-                    indptr=self._indptr,
-                    pkeys=self._pkeys,
-                    ptf=self._ptf,
-                    doc_len=self.doc_len,
-                )
-            os.chmod(tmp, 0o644)  # mkstemp makes 0600; other users of the store read it
-            os.replace(tmp, path)
-        except BaseException:
-            Path(tmp).unlink(missing_ok=True)
-            raise
+        with atomic_path(path) as tmp, open(tmp, "wb") as fh:
+            np.savez(
+                fh,
+                version=np.array(tokenizer_id()),
+                terms=np.array("\n".join(terms)),
+                indptr=self._indptr,
+                pkeys=self._pkeys,
+                ptf=self._ptf,
+                doc_len=self.doc_len,
+            )
 
     @classmethod
     def load(cls, path: str | os.PathLike[str]) -> KeywordIndex | None:
