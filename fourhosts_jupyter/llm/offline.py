@@ -51,7 +51,9 @@ def split_sentences(text: str) -> list[str]:
             flush()
         elif line[:2] in ("- ", "* ", "• ") or re.match(r"\d+[.)] ", line):
             flush()
-            out.append(re.sub(r"^(?:[-*•]|\d+[.)])\s+", "", line).rstrip(";,"))
+            item = re.sub(r"^(?:[-*•]|\d+[.)])\s+", "", line).rstrip(";,")
+            if len(item.split()) >= 8:  # a short item is a fragment, not a quotable claim
+                out.append(item)
         else:
             prose.append(line)
     flush()
