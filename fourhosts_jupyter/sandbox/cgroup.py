@@ -13,6 +13,7 @@ import os
 import secrets
 import signal
 import time
+from typing import Callable, Iterable
 
 _V1 = "/sys/fs/cgroup/pids"
 _V2 = "/sys/fs/cgroup"
@@ -52,9 +53,11 @@ def pids(path: str) -> list[int]:
         return []
 
 
-def kill_all(path: str) -> None:
-    for _ in range(100):
-        found = pids(path)
+def kill_until_gone(find: Callable[[], Iterable[int]], rounds: int) -> None:
+    """SIGKILL every pid ``find`` reports, again and again, until it reports none (a process
+    may fork between one look and the next) or ``rounds`` run out."""
+    for _ in range(rounds):
+        found = list(find())
         if not found:
             return
         for pid in found:
@@ -63,6 +66,10 @@ def kill_all(path: str) -> None:
             except ProcessLookupError:
                 pass
         time.sleep(0.005)
+
+
+def kill_all(path: str) -> None:
+    kill_until_gone(lambda: pids(path), 100)
 
 
 def remove(path: str) -> None:

@@ -334,18 +334,8 @@ def _kill_tree(proc: subprocess.Popen, uid: int | None, group: str | None) -> in
     rc = proc.wait()  # reap first: a zombie still shows under its uid
     if group:
         cgroup.kill_all(group)
-    if uid is None:
-        return rc
-    for _ in range(50):
-        pids = _pids_of(uid)
-        if not pids:
-            return rc
-        for pid in pids:
-            try:
-                os.kill(pid, signal.SIGKILL)
-            except ProcessLookupError:
-                pass
-        time.sleep(0.005)
+    if uid is not None:
+        cgroup.kill_until_gone(lambda: _pids_of(uid), 50)
     return rc
 
 
