@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import collections
+import contextlib
 import math
 import threading
 import time
@@ -47,6 +48,8 @@ T = TypeVar("T")
 # Events kept in the run log. Text and argument deltas are not: the answer and the finished
 # tool calls carry the whole text.
 _UNLOGGED = (TextDelta, ToolCallArgumentsDelta)
+# The sync twins hand events to the calling thread at most this often (see Engine.stream).
+STREAM_BATCH_SECONDS = 0.02
 
 
 class StageTimeout(FourHostsError):
@@ -183,8 +186,16 @@ class Engine:
                 max_rounds=self.settings.max_tool_rounds,
                 settings=self.settings,
             )
-            async for ev in _with_deadline(loop_events, deadline, "model"):
-                yield rec(ev)
+            # One timer for the whole stage, not a task per event: a 2,000-chunk answer must
+            # cost little more than the client itself (bench ``stream``). The events are always
+            # pulled by the task that runs the engine, so the timer cancels the right await.
+            try:
+                async with asyncio.timeout_at(asyncio.get_running_loop().time() + max(0.0, deadline - time.monotonic())):
+                    async with contextlib.aclosing(loop_events):
+                        async for ev in loop_events:
+                            yield rec.text(ev) if type(ev) is TextDelta else rec(ev)
+            except TimeoutError:
+                raise StageTimeout("the model stage ran past its time limit and was stopped") from None
             yield rec(LayerFinished("model", rec.lap("model", t), outcome.finish_reason or ""))
             if outcome.finish_reason in ("length", "content_filter"):
                 yield rec(
@@ -325,9 +336,14 @@ class Engine:
     def stream(self, question: str, *, idle_ticks: bool = False, **options: Any) -> Iterator[Event]:
         """Run on a worker thread with its own event loop; yield its events on this thread.
 
+        The events come in batches, at most ~50 a second (``STREAM_BATCH_SECONDS``): a fast
+        stream costs this thread a few wake-ups instead of one per chunk, and consecutive text
+        deltas of a batch arrive as one (the same text). ``astream`` yields every event singly.
+
         ``idle_ticks``: also yield ``None`` after each ~0.1 s without an event, so a consumer
         that coalesces redraws (the cell view) can draw a pending state during a slow step."""
-        return _iterate_in_thread(lambda: self.astream(question, **options), ticks=idle_ticks)
+        return _iterate_in_thread(lambda: self.astream(question, **options), ticks=idle_ticks,
+                                  gather=STREAM_BATCH_SECONDS, merge=_join_text)
 
     async def aresearch(self, question: str, **options: Any) -> Answer:
         return await _collect(self.astream(question, **options))
@@ -398,24 +414,6 @@ async def _collect(events: AsyncIterator[Event]) -> Answer:
     return final.result()
 
 
-async def _with_deadline(events: AsyncIterator[Event], deadline: float, stage: str) -> AsyncIterator[Event]:
-    """Re-yield ``events`` but stop with StageTimeout once ``deadline`` passes.
-
-    One timer for the whole stage (``asyncio.timeout_at``), not a task per event: a 2,000-chunk
-    answer must cost little more than the client itself (bench ``stream``). The events are
-    always pulled by the task that runs the engine, so the timer cancels the right await."""
-    it = events.__aiter__()
-    loop = asyncio.get_running_loop()
-    try:
-        async with asyncio.timeout_at(loop.time() + max(0.0, deadline - time.monotonic())):
-            async for ev in it:
-                yield ev
-    except TimeoutError:
-        raise StageTimeout(f"the {stage} stage ran past its time limit and was stopped") from None
-    finally:
-        await it.aclose()
-
-
 class _Recorder:
     """Numbers events, keeps the ones worth logging, and collects stage timings."""
 
@@ -425,6 +423,10 @@ class _Recorder:
         self.log: list[tuple[int, str, float, dict[str, Any]]] = []
         self.timings: dict[str, float] = {}
         self.notices: list[str] = []
+
+    def text(self, ev: TextDelta) -> TextDelta:  # the hot path: text is counted, not logged
+        self.seq += 1
+        return ev
 
     def __call__(self, ev: Event) -> Event:
         self.seq += 1
@@ -449,9 +451,17 @@ class _Raised:
 _DONE = object()
 
 
-def _iterate_in_thread(make: Callable[[], AsyncIterator[T]], ticks: bool = False) -> Iterator[T]:
+def _iterate_in_thread(
+    make: Callable[[], AsyncIterator[T]],
+    ticks: bool = False,
+    *,
+    gather: float = 0.0,
+    merge: Callable[[list[Any]], list[Any]] | None = None,
+) -> Iterator[T]:
     # A deque drained in batches, not a Queue handed one item at a time: each cross-thread
-    # wake-up costs a GIL hand-off, and a fast stream would pay one per chunk.
+    # wake-up costs a GIL hand-off, and a fast stream would pay one per chunk. ``gather``: the
+    # consuming thread wakes at most once per that many seconds, so a fast stream arrives in a
+    # few batches; ``merge`` may rewrite each batch (e.g. join consecutive text deltas).
     buf: collections.deque[Any] = collections.deque()
     ready = threading.Event()
     state: dict[str, Any] = {}
@@ -472,6 +482,7 @@ def _iterate_in_thread(make: Callable[[], AsyncIterator[T]], ticks: bool = False
 
     worker = threading.Thread(target=lambda: asyncio.run(main()), name="fourhosts-run", daemon=True)
     worker.start()
+    woke = float("-inf")
     try:
         while True:
             if not buf:
@@ -480,13 +491,18 @@ def _iterate_in_thread(make: Callable[[], AsyncIterator[T]], ticks: bool = False
                 if not buf and not ready.wait(0.1):  # a timeout keeps Ctrl-C / interrupt responsive
                     if ticks:
                         yield None  # type: ignore[misc] - an idle tick, see Engine.stream
-                continue
-            item = buf.popleft()
-            if item is _DONE:
-                return
-            if isinstance(item, _Raised):
-                raise item.exc
-            yield item
+                    continue
+                wait = woke + gather - time.monotonic()
+                if wait > 0:  # woken again soon after the last batch: let this one fill up
+                    time.sleep(wait)
+                woke = time.monotonic()
+            batch = [buf.popleft() for _ in range(len(buf))]  # only this thread pops
+            for item in merge(batch) if merge is not None else batch:
+                if item is _DONE:
+                    return
+                if isinstance(item, _Raised):
+                    raise item.exc
+                yield item
     finally:
         if worker.is_alive() and "loop" in state:
             try:
@@ -494,3 +510,20 @@ def _iterate_in_thread(make: Callable[[], AsyncIterator[T]], ticks: bool = False
             except RuntimeError:  # loop already closed
                 pass
         worker.join(timeout=10)
+
+
+def _join_text(batch: list[Any]) -> list[Any]:
+    """Consecutive text deltas of one batch as one delta (same text, fewer events)."""
+    out: list[Any] = []
+    run: list[str] = []
+    for item in batch:
+        if type(item) is TextDelta:
+            run.append(item.text)
+            continue
+        if run:
+            out.append(TextDelta("".join(run)))
+            run = []
+        out.append(item)
+    if run:
+        out.append(TextDelta("".join(run)))
+    return out

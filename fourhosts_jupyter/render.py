@@ -13,7 +13,8 @@ import html
 import json
 import re
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Iterable, Mapping, Sequence, Union
+from functools import lru_cache
+from typing import TYPE_CHECKING, Any, Iterable, Iterator, Mapping, Sequence, Union
 
 from .paradigms import HOSTS, LAYER_LABELS, PROFILES, HostParadigm, Layer
 
@@ -102,6 +103,61 @@ def markdown_html(text: str) -> str:
         link_rel="noopener noreferrer nofollow",
         filter_style_properties={"text-align"},
     )
+
+
+# A blank line before a line that starts in column 0 begins a new top-level block, so an
+# answer still streaming can be rendered paragraph by paragraph: finished paragraphs come from
+# a cache and only the one being written is parsed again at each redraw (a long answer would
+# otherwise cost a whole Markdown parse per redraw). Never split inside a fenced code block.
+_BLOCK_BREAK = re.compile(r"\n[ \t]*\n+(?=\S)")
+_FENCE = re.compile(r"^ {0,3}(?:```|~~~)", re.M)
+
+
+def _block_ends(text: str, start: int = 0) -> Iterator[int]:
+    """Offsets after ``start`` where ``text`` can be cut between two top-level blocks."""
+    for m in _BLOCK_BREAK.finditer(text, start):
+        if len(_FENCE.findall(text, start, m.end())) % 2 == 0:  # else inside a fence: go on
+            yield m.end()
+            start = m.end()
+
+
+def markdown_segments(text: str) -> list[str]:
+    """``text`` cut at blank lines that start a new top-level block, outside code fences."""
+    cuts = [0, *_block_ends(text), len(text)]
+    return [text[a:b] for a, b in zip(cuts, cuts[1:])]
+
+
+@lru_cache(maxsize=256)
+def _finished_html(text: str) -> str:
+    return markdown_html(text)
+
+
+class _Growing:
+    """The answer being streamed: how much of it is settled, and that part's HTML."""
+
+    settled = ""
+    html = ""
+
+
+_growing = _Growing()  # one answer streams at a time; another one simply starts afresh
+
+
+def streaming_markdown_html(text: str) -> str:
+    """``markdown_html`` for text that is still growing: finished blocks are parsed once (all
+    those finished since the last call in one go), the last one at every call. Block by block can differ from a whole parse in small ways (a
+    list split by a blank line, a link reference defined further down), so finished answers
+    use ``markdown_html``."""
+    global _growing
+    g = _growing
+    if not text.startswith(g.settled):
+        g = _growing = _Growing()
+    start = len(g.settled)
+    for start in _block_ends(text, start):  # noqa: B007 - the last cut is what we want
+        pass
+    if start > len(g.settled):  # the blocks finished since the last call: one parse for all
+        g.html += markdown_html(text[len(g.settled) : start])
+        g.settled = text[:start]
+    return g.html + markdown_html(text[start:])
 
 
 # -- host bar -------------------------------------------------------------------------------
@@ -510,11 +566,13 @@ def run_html(
     if classification is not None:
         parts.append(host_bar_html(classification))
     parts.append(stage_html(stage, stage_words, done=done, failed=error is not None))
-    for block in blocks:
+    live = not done and error is None
+    for i, block in enumerate(blocks):
         if isinstance(block, ToolCard):
             parts.append(tool_card_html(block))
-        elif block:
-            parts.append(f'<div class="fh-answer">{markdown_html(block)}</div>')
+        elif block:  # while streaming, only the last block still grows; the others are final
+            html = streaming_markdown_html(block) if live and i == len(blocks) - 1 else _finished_html(block)
+            parts.append(f'<div class="fh-answer">{html}</div>')
     if error is not None:
         parts.append(error_html(*error))
     parts.append(sources_html(sources))

@@ -84,8 +84,25 @@ def test_offline_run_event_sequence_and_citations(engine):
     assert answer.offline and "no language model was used" in answer.text
     cited = {int(n) for n in re.findall(r"\[(\d+)\]", answer.text)}
     assert cited and cited <= {s.n for s in sources}
-    # streamed in several chunks through the provider path
-    assert sum(isinstance(e, TextDelta) for e in events) > 5
+    # streamed in several chunks through the provider path (the async core yields each one)
+    async def deltas():
+        return [e async for e in engine.astream(QUESTION) if isinstance(e, TextDelta)]
+
+    singly = asyncio.run(deltas())
+    assert len(singly) > 5 and "".join(e.text for e in singly) == answer.text
+
+
+def test_the_sync_twin_hands_a_fast_stream_over_in_batches(seeded_store):
+    pieces = [f"w{i} " for i in range(3000)]
+    engine = Engine(Settings.from_env(), store=seeded_store, provider=Scripted(pieces), tools=False)
+    events = list(engine.stream(QUESTION))
+    deltas = [e for e in events if isinstance(e, TextDelta)]
+    assert "".join(e.text for e in deltas) == "".join(pieces) == events[-1].answer.text
+    assert len(deltas) < len(pieces) / 10  # joined per batch, not one per chunk
+    # the text still sits between the model stage's start and end
+    i_start = next(i for i, e in enumerate(events) if isinstance(e, LayerStarted) and e.layer == "model")
+    i_end = next(i for i, e in enumerate(events) if isinstance(e, LayerFinished) and e.layer == "model")
+    assert all(i_start < events.index(d) < i_end for d in deltas)
 
 
 def test_an_empty_store_is_seeded_with_the_bundled_corpus(store):
@@ -141,7 +158,7 @@ def test_failure_mid_stream_keeps_partial_answer(seeded_store):
     assert isinstance(events[-1], RunFailed)
     assert events[-1].partial_text == "one two "
     assert "dropped mid-stream" in events[-1].error
-    assert [e.text for e in events if isinstance(e, TextDelta)] == ["one ", "two "]
+    assert "".join(e.text for e in events if isinstance(e, TextDelta)) == "one two "
     with pytest.raises(RunError) as info:
         eng.research(QUESTION)
     assert info.value.partial_text == "one two "

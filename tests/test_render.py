@@ -19,6 +19,7 @@ from fourhosts_jupyter.render import (
     host_bar_html,
     host_bar_text,
     markdown_html,
+    markdown_segments,
     percentages,
     plain,
     run_html,
@@ -26,6 +27,7 @@ from fourhosts_jupyter.render import (
     sources_html,
     stage_html,
     stage_text,
+    streaming_markdown_html,
     tool_card_html,
     tool_card_text,
 )
@@ -111,6 +113,50 @@ def test_markdown_keeps_formatting_and_safe_links():
     assert 'href="https://www.who.int"' in out and "noopener" in out
     assert "<code>x&lt;y</code>" in out
     assert "<table>" in out and "text-align:right" in out
+
+
+STREAMED = (
+    "# Speed and safety\n\nLower limits cut **deaths** [1].\n\n```python\nx = 1\n\n\ny = 2\n```\n\n"
+    "1. slower impacts\n2. shorter stops\n\n   (a continuation of item 2)\n\n| a | b |\n|---|---|\n| 1 | 2 |\n\n"
+    "> a quote\n\nThe last paragraph, still being written"
+)
+
+
+def test_streaming_markdown_caches_finished_blocks_and_matches_a_whole_parse():
+    segments = markdown_segments(STREAMED)
+    assert "".join(segments) == STREAMED
+    assert any("x = 1\n\n\ny = 2" in s for s in segments)  # a fence is never cut at its blank lines
+    assert any("(a continuation of item 2)" in s and "1. slower" in s for s in segments)  # indented: same block
+    assert len(segments) == 7
+    for end in range(1, len(STREAMED) + 1, 7):  # every prefix a redraw could see
+        prefix = STREAMED[:end]
+        if len(_fences(prefix)) % 2 == 0:  # an open fence renders differently until it closes
+            assert streaming_markdown_html(prefix) == markdown_html(prefix), prefix
+
+
+def test_streaming_markdown_starts_afresh_for_another_answer():
+    streaming_markdown_html(STREAMED)
+    other = "A different answer.\n\nWith **two** paragraphs."
+    assert streaming_markdown_html(other) == markdown_html(other)
+    assert streaming_markdown_html(STREAMED[:40]) == markdown_html(STREAMED[:40])
+
+
+def _fences(text):
+    return [line for line in text.splitlines() if line.lstrip().startswith("```")]
+
+
+def test_streaming_markdown_is_sanitized_too():
+    out = streaming_markdown_html("Fine.\n\n" + HOSTILE + "\n\nStill " + HOSTILE)
+    assert_inert(out)
+    assert out.count("&lt;script&gt;") == 2
+
+
+def test_run_html_parses_the_whole_answer_once_it_is_done():
+    # Split by a blank line, a list streams as two lists; the final draw is one list again.
+    text = "1. one\n\n2. two"
+    assert run_html(blocks=[text], done=False).count("<ol") == 2
+    assert run_html(blocks=[text], done=True).count("<ol") == 1
+    assert run_html(blocks=[text], error=("dropped", "provider")).count("<ol") == 1
 
 
 def test_plain_text_drops_terminal_escapes():

@@ -1,11 +1,16 @@
 """Streaming and tool-dispatch overhead: ``python -m fourhosts_jupyter.bench stream``.
 
-1. Stream overhead. The scripted loopback server streams one answer of N chunks (default
-   2,000). Baseline: the raw ``openai`` client (AsyncOpenAI, as the provider uses) consuming
-   the stream, from the request to the last chunk. Measured: the same stream through the whole
-   path an analyst sees — Engine (sync twin, worker thread) → model loop → OpenAIChatProvider →
-   the cell view (live mode, real IPython display publisher, redraws coalesced) — timed at the
+1. Stream overhead. The scripted loopback server, in its own process as a real model server
+   would be, streams one answer of N chunks (default 2,000). Baseline: the raw ``openai``
+   client (AsyncOpenAI, built with the same settings the provider uses) consuming the stream,
+   from building the client to closing it. Measured: the same stream through the whole path an
+   analyst sees — Engine (sync twin, worker thread) → model loop → OpenAIChatProvider → the
+   cell view (live mode, real IPython display publisher, redraws coalesced) — timed at the
    consumer from the model stage's start to its end. Ratio goal ≤ 1.05.
+
+   This machine is noisy (the same raw run varies by ±25 % in CPU time), so the runs are
+   interleaved and many; the figure is the median of the per-round ratios, and the ratio of
+   the fastest runs (``timeit``'s convention: slower runs measure interference) is shown too.
 2. Tool dispatch overhead: ToolRunner.run (lookup, JSON parse, pydantic validation, circuit
    breaker, context injection, events) minus a direct call of the same function. Goal ≤ 1 ms.
 """
@@ -14,6 +19,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import multiprocessing
 import os
 import statistics
 import tempfile
@@ -32,11 +38,14 @@ def _since(t0: tuple[float, float]) -> tuple[float, float]:
 
 
 def _raw_client_seconds(base_url: str, n: int) -> tuple[float, float]:
-    import openai
+    from ..llm.openai_chat import OpenAIChatProvider
+
+    # The same client settings as the engine's (timeouts matter: they change httpx's read path).
+    make = OpenAIChatProvider("compatible", base_url=base_url, model="bench")._make_client
 
     async def go() -> tuple[float, float]:
         t = _now()  # the client is built inside the timing, as each run builds one
-        client = openai.AsyncOpenAI(base_url=base_url, api_key="x", max_retries=0)
+        client = make()
         stream = await client.chat.completions.create(
             model="bench", messages=[{"role": "user", "content": "go"}], stream=True,
             stream_options={"include_usage": True},
@@ -60,14 +69,14 @@ class _ModelStageClock:
         self.events = events
         self.start: tuple[float, float] = (0.0, 0.0)
         self.elapsed: tuple[float, float] = (0.0, 0.0)
-        self.text_events = 0
+        self.chars = 0  # text deltas come joined in batches: count what they carry
 
     def __iter__(self) -> Iterator[Any]:
         from ..events import LayerFinished, LayerStarted, TextDelta
 
         for e in self.events:
             if type(e) is TextDelta:
-                self.text_events += 1
+                self.chars += len(e.text)
             elif isinstance(e, LayerStarted) and e.layer == "model":
                 self.start = _now()
             elif isinstance(e, LayerFinished) and e.layer == "model":
@@ -90,7 +99,7 @@ def _engine_view_seconds(engine: Any, n: int, *, view: bool = True) -> tuple[tup
         cell = CellView(live=True, max_rate=10)
         state = cell.consume(clock)
     assert state.error is None, state.error
-    assert clock.text_events >= n, (clock.text_events, n)
+    assert clock.chars >= n, (clock.chars, n)
     return clock.elapsed, cell.updates
 
 
@@ -120,26 +129,44 @@ class _PrebuiltChunks:
 
 
 def _own_cost_per_chunk(n: int, home: str, repeat: int) -> tuple[float, float]:
-    """(µs per chunk for the whole engine + view path over prebuilt chunks, µs for a bare loop)."""
+    """(µs of CPU per chunk for the whole engine + thread + view path over prebuilt chunks, µs
+    for a bare loop over them). Whole runs of n chunks minus whole runs of one chunk, fastest
+    of ``repeat`` each: the worker hands events over in batches, so a clock at the consumer
+    would miss the part of the model stage that ran before the consumer woke up."""
+    from IPython.utils.capture import capture_output
     from openai.types.chat import ChatCompletionChunk
 
     from ..config import Settings
     from ..engine import Engine
+    from ..jupyter.view import CellView
     from ..memory.embeddings import HashingEmbedder
     from ..memory.store import Store
 
     chunks = [
-        ChatCompletionChunk.construct(
-            id="c", object="chat.completion.chunk", created=0, model="bench",
-            choices=[{"index": 0, "delta": {"content": f"word{i} "}, "finish_reason": None}],
-        )
+        ChatCompletionChunk.model_validate({
+            "id": "c", "object": "chat.completion.chunk", "created": 0, "model": "bench",
+            "choices": [{"index": 0, "delta": {"content": f"word{i} "}, "finish_reason": None}],
+        })
         for i in range(n)
     ]
-    chunks = [ChatCompletionChunk.model_validate(c.model_dump()) for c in chunks]
-    engine = Engine(Settings(), store=Store(os.path.join(home, "own.duckdb")), embedder=HashingEmbedder(),
-                    provider=_PrebuiltChunks(chunks), tools=False)
-    _engine_view_seconds(engine, n)
-    own = statistics.median(_engine_view_seconds(engine, n)[0][1] for _ in range(repeat))
+    store = Store(os.path.join(home, "own.duckdb"))
+
+    def run_cpu(k: int) -> float:
+        engine = Engine(Settings(), store=store, embedder=HashingEmbedder(),
+                        provider=_PrebuiltChunks(chunks[:k]), tools=False)
+        t = time.process_time()
+        with capture_output():
+            CellView(live=True, max_rate=10).consume(
+                engine.stream("How do lower speed limits reduce deaths?", paradigm="bernard", idle_ticks=True))
+        return time.process_time() - t
+
+    run_cpu(n)
+    run_cpu(1)
+    many, one = [], []
+    for _ in range(repeat):
+        many.append(run_cpu(n))
+        one.append(run_cpu(1))
+    own = (min(many) - min(one)) / (n - 1)
 
     def bare() -> float:
         t = time.process_time()
@@ -147,7 +174,7 @@ def _own_cost_per_chunk(n: int, home: str, repeat: int) -> tuple[float, float]:
         assert len(parts) == n
         return time.process_time() - t
 
-    return own / n * 1e6, statistics.median(bare() for _ in range(repeat)) / n * 1e6
+    return own * 1e6, min(bare() for _ in range(repeat)) / n * 1e6
 
 
 def _view_seconds(events: list[Any]) -> float:
@@ -159,6 +186,28 @@ def _view_seconds(events: list[Any]) -> float:
         t = time.perf_counter()
         CellView(live=True, max_rate=10).consume(events)
         return time.perf_counter() - t
+
+
+def _answer_text(chars: int) -> str:
+    """A long answer shaped like a real one: paragraphs, a list, emphasis, citations."""
+    paragraph = ("Lower urban speed limits reduce crash severity and save lives [1]. Pedestrians struck "
+                 "at 30 km/h mostly survive; at 50 km/h most do not [2]. **Enforcement matters**: "
+                 "cameras keep the limit credible where design alone does not [3].\n\n")
+    listing = "What the evidence supports:\n\n1. 30 km/h zones near schools [1]\n2. Narrower lanes [2]\n\n"
+    out = []
+    while sum(map(len, out)) < chars:
+        out.append(listing if len(out) % 4 == 3 else paragraph)
+    return "".join(out)
+
+
+def _serve(conn: Any, text: str, chunks: int) -> None:
+    """The server process: stream ``text`` in ``chunks`` chunks to every request until told to stop."""
+    from ..testing import Reply, ScriptedServer
+
+    with ScriptedServer() as server:
+        server.set_default(Reply.say(text, chunks=chunks, usage=(1000, chunks)))
+        conn.send(server.base_url)
+        conn.recv()
 
 
 def _dispatch(calls: int) -> dict[str, float]:
@@ -216,7 +265,7 @@ def _dispatch(calls: int) -> dict[str, float]:
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(prog="python -m fourhosts_jupyter.bench stream")
     ap.add_argument("--chunks", type=int, default=2000)
-    ap.add_argument("--repeat", type=int, default=7)
+    ap.add_argument("--repeat", type=int, default=21)
     ap.add_argument("--calls", type=int, default=2000)
     a = ap.parse_args(argv)
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
@@ -227,26 +276,37 @@ def main(argv: list[str] | None = None) -> int:
     from ..engine import Engine
     from ..memory.embeddings import HashingEmbedder
     from ..memory.store import Store
-    from ..testing import Reply, ScriptedServer
 
     InteractiveShell.instance()
-    text = "Lower urban speed limits reduce crash severity and save lives [1]. " * (a.chunks // 8 + 1)
-    reply = Reply.say(text, chunks=a.chunks, usage=(1000, a.chunks))
+    text = _answer_text(a.chunks * 8)
     home = tempfile.mkdtemp(prefix="fourhosts-bench-stream-")
-    with ScriptedServer() as server:
-        server.set_default(reply)
-        engine = Engine(Settings(base_url=server.base_url, model="bench", store_path=None),
+    ours, theirs = multiprocessing.get_context("spawn").Pipe()
+    server = multiprocessing.get_context("spawn").Process(target=_serve, args=(theirs, text, a.chunks),
+                                                          daemon=True)
+    server.start()
+    try:
+        base_url = ours.recv()
+        engine = Engine(Settings(base_url=base_url, model="bench", store_path=None),
                         store=Store(os.path.join(home, "store.duckdb")), embedder=HashingEmbedder(),
                         tools=False)
         _engine_view_seconds(engine, a.chunks)  # warm: seed the store, import everything
-        _raw_client_seconds(server.base_url, a.chunks)
-        raw, bare, full, redraws = [], [], [], 0
-        for _ in range(a.repeat):  # interleaved, so machine load hits all alike
-            raw.append(_raw_client_seconds(server.base_url, a.chunks))
-            bare.append(_engine_view_seconds(engine, a.chunks, view=False)[0])
-            seconds, redraws = _engine_view_seconds(engine, a.chunks)
-            full.append(seconds)
+        _raw_client_seconds(base_url, a.chunks)
+        raw: list[tuple[float, float]] = []
+        bare: list[tuple[float, float]] = []
+        full: list[tuple[float, float]] = []
+        redraws: list[int] = []
+        steps = [
+            lambda: raw.append(_raw_client_seconds(base_url, a.chunks)),
+            lambda: bare.append(_engine_view_seconds(engine, a.chunks, view=False)[0]),
+            lambda: (lambda r: (full.append(r[0]), redraws.append(r[1])))(_engine_view_seconds(engine, a.chunks)),
+        ]
+        for i in range(a.repeat):  # interleaved, order rotated, so machine load hits all alike
+            for k in range(len(steps)):
+                steps[(i + k) % len(steps)]()
         recorded = list(engine.stream("How do lower speed limits reduce deaths?", paradigm="bernard"))
+    finally:
+        ours.send("stop")
+        server.join(10)
     view_alone = statistics.median(_view_seconds(recorded) for _ in range(a.repeat))
 
     def med(xs: list[tuple[float, float]], i: int) -> float:
@@ -255,6 +315,11 @@ def main(argv: list[str] | None = None) -> int:
     def ratio(xs: list[tuple[float, float]], i: int) -> float:  # median of per-round ratios
         return statistics.median(x[i] / r[i] for x, r in zip(xs, raw))
 
+    def fastest(xs: list[tuple[float, float]], i: int) -> float:
+        return min(x[i] for x in xs) / min(r[i] for r in raw)
+
+    if os.environ.get("FOURHOSTS_BENCH_DEBUG"):
+        print(raw, full, sep="\n")
     per = 1e6 / a.chunks
     print(f"stream of {a.chunks:,} chunks from the loopback server, {a.repeat} interleaved rounds "
           "(medians; wall time and process CPU time):")
@@ -264,14 +329,15 @@ def main(argv: list[str] | None = None) -> int:
         print(f"  {label:<37}wall {med(xs, 0) * 1e3:7.1f} ms ({med(xs, 0) * per:5.1f} µs/chunk)"
               f"  cpu {med(xs, 1) * 1e3:7.1f} ms   ratio wall {ratio(xs, 0):.3f}  cpu {ratio(xs, 1):.3f}")
     print(f"  => engine + cell view vs raw client: {ratio(full, 0):.3f} wall, {ratio(full, 1):.3f} CPU "
-          f"(goal ≤ 1.05); {redraws} redraws")
+          f"(goal ≤ 1.05); fastest runs {fastest(full, 0):.3f} wall, {fastest(full, 1):.3f} CPU; "
+          f"{statistics.median(redraws):.0f} redraws per run")
     print(f"  (the cell view alone over the {len(recorded):,} recorded events of one run, unpaced: "
           f"{view_alone * 1e3:.1f} ms)")
     own, bare_loop = _own_cost_per_chunk(a.chunks, home, a.repeat)
     print(f"  the package's own CPU per chunk, network and client parsing taken out (prebuilt chunks → "
           f"parser → loop → engine → thread → cell view): {own:.1f} µs "
-          f"(a bare loop over the same chunks: {bare_loop:.2f} µs; the client's own cost here: "
-          f"{med(raw, 1) * per:.0f} µs/chunk)")
+          f"(a bare loop over the same chunks: {bare_loop:.2f} µs); against the client's fastest "
+          f"{min(r[1] for r in raw) * per:.0f} µs/chunk that is {1 + own / (min(r[1] for r in raw) * per):.3f}")
 
     d = _dispatch(a.calls)
     print(f"tool dispatch overhead ({a.calls:,} calls, registry + JSON + validation + breaker + context + events):")

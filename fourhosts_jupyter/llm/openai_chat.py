@@ -273,6 +273,14 @@ class _ChunkParser:
         self.usage: Usage | None = None
 
     def feed(self, chunk: Any) -> list[ProviderEvent]:
+        try:  # the hot path, nearly every chunk: one choice carrying only text
+            (choice,) = chunk.choices
+            delta = choice.delta
+            if (chunk.usage is None and choice.finish_reason is None and not choice.index
+                    and not delta.tool_calls and delta.function_call is None):
+                return [ProviderText(delta.content)] if delta.content else []
+        except (AttributeError, TypeError, ValueError):
+            pass  # anything unusual: the liberal path below
         out: list[ProviderEvent] = []
         usage = getattr(chunk, "usage", None)
         if usage is not None:
