@@ -48,13 +48,10 @@ BLEND = 0.35
 DEFAULT_HOST = HostParadigm.BERNARD
 
 
-class Effort(str, enum.Enum):
+class Effort(enum.StrEnum):
     LOW = "low"
     MEDIUM = "medium"
     HIGH = "high"
-
-    def __str__(self) -> str:
-        return self.value
 
     @classmethod
     def parse(cls, value: str | Effort | None) -> Effort | None:
@@ -70,27 +67,21 @@ class Effort(str, enum.Enum):
             ) from None
 
 
-class QueryType(str, enum.Enum):
+class QueryType(enum.StrEnum):
     FACTUAL = "factual"
     ANALYTICAL = "analytical"
     COMPARATIVE = "comparative"
     EXPLORATORY = "exploratory"
     COMPREHENSIVE = "comprehensive"
 
-    def __str__(self) -> str:
-        return self.value
 
-
-class PyramidLayer(str, enum.Enum):
+class PyramidLayer(enum.StrEnum):
     """Analytics display only (brief §2.1)."""
 
     MEMORY = "memory"
     IMPROVISATION = "improvisation"
     SELF_INTEREST = "self_interest"
     SUFFERING = "suffering"
-
-    def __str__(self) -> str:
-        return self.value
 
 
 @dataclass(frozen=True)

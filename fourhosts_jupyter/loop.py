@@ -204,8 +204,12 @@ class _Call:
         return self.id or self.card_id
 
     def complete(self) -> bool:
-        """Whether the arguments already form a JSON value (so later pieces cannot belong)."""
-        return not self.arguments.strip() or _is_json(self.arguments)
+        """Whether the arguments already form a whole JSON object, so no later piece can belong.
+
+        Empty is not complete: OpenAI opens each call with id and name and ``arguments: ""``,
+        and a server that interleaves parallel calls sends the pieces after the next call's
+        head. A call that really has no arguments still runs when the stream ends."""
+        return _is_json_object(self.arguments)
 
 
 class _Turn:
@@ -260,14 +264,14 @@ class _Turn:
                         pev = done.result()
                     except StopAsyncIteration:
                         break
-                if type(pev) is ProviderText:  # the hot path: no generator, no attribute writes
+                if type(pev) is ProviderText:  # the hot path: passed on as it is (it is a TextDelta)
                     if pev.text:
                         if self.separate:
                             self.separate = False
                             parts.append("\n\n")
                             yield TextDelta("\n\n")
                         parts.append(pev.text)
-                        yield TextDelta(pev.text)
+                        yield pev
                     continue
                 for ev in self._feed(pev, outcome):
                     yield ev
@@ -365,16 +369,17 @@ class _Turn:
                     "id": c.wire_id,
                     "type": "function",
                     # Malformed arguments are not echoed back: some servers re-parse them.
-                    "function": {"name": c.name or "", "arguments": c.arguments if _is_json(c.arguments) else "{}"},
+                    "function": {"name": c.name or "", "arguments": c.arguments if _is_json_object(c.arguments) else "{}"},
                 }
                 for c in self.ordered()
             ],
         }
 
 
-def _is_json(text: str) -> bool:
+def _is_json_object(text: str) -> bool:
+    if not text.lstrip().startswith("{"):
+        return False
     try:
-        json.loads(text)
+        return isinstance(json.loads(text), dict)
     except ValueError:
         return False
-    return True

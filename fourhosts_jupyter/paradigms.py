@@ -10,16 +10,13 @@ import enum
 from dataclasses import dataclass, field
 
 
-class HostParadigm(str, enum.Enum):
+class HostParadigm(enum.StrEnum):
     """The four hosts, always in this order."""
 
     DOLORES = "dolores"
     TEDDY = "teddy"
     BERNARD = "bernard"
     MAEVE = "maeve"
-
-    def __str__(self) -> str:  # so f-strings give "dolores", not "HostParadigm.DOLORES"
-        return self.value
 
     @classmethod
     def parse(cls, value: str | HostParadigm) -> HostParadigm:
@@ -40,24 +37,18 @@ class HostParadigm(str, enum.Enum):
 HOSTS: tuple[HostParadigm, ...] = tuple(HostParadigm)
 
 
-class Phase(str, enum.Enum):
+class Phase(enum.StrEnum):
     DISCOVERY = "discovery"
     EXPLORATION = "exploration"
     SYNTHESIS = "synthesis"
     VALIDATION = "validation"
 
-    def __str__(self) -> str:
-        return self.value
 
-
-class Layer(str, enum.Enum):
+class Layer(enum.StrEnum):
     WRITE = "write"
     SELECT = "select"
     COMPRESS = "compress"
     ISOLATE = "isolate"
-
-    def __str__(self) -> str:
-        return self.value
 
 
 @dataclass(frozen=True)

@@ -11,7 +11,7 @@ It speaks the real wire protocol (JSON and Server-Sent Events) for both URL shap
 Each chat request takes the next scripted :class:`Reply` from a queue (or asks a responder
 function), so a test or a notebook can say exactly what the "model" does: stream text, call
 tools (arguments split across chunks, several calls per turn, ids and names sent once or on
-every chunk), report usage, answer 429 with Retry-After or 500, drop the connection mid-stream,
+every chunk, calls streamed one after another or interleaved), report usage, answer 429 with Retry-After or 500, drop the connection mid-stream,
 or stream slowly. Every request is recorded for assertions.
 
     with ScriptedServer() as server:
@@ -64,6 +64,15 @@ class Reply:
     args_chunk: int = 7  # characters of tool arguments per chunk
     repeat_ids: bool = False  # send id/type/name on every chunk of a call (some servers do)
     omit_index: bool = False  # tool-call deltas without "index" (some servers leave it out)
+    # Stream the calls' argument pieces round-robin (call 0 piece 0, call 1 piece 0, call 0
+    # piece 1, …) instead of finishing call 0 before call 1 starts, as some servers do.
+    interleave: bool = False
+    # With interleaving: this many calls' deltas share one chunk (delta.tool_calls of that
+    # length, distinct indexes). Above 1 it implies ``interleave``.
+    calls_per_chunk: int = 1
+    # Each call opens with a delta of its own carrying id/type/name and arguments "" (as
+    # OpenAI's API sends it); the argument pieces follow.
+    empty_head: bool = False
     finish_reason: str | None = None  # None → "tool_calls" when calls, else "stop"
     usage: tuple[int, int] | None = None  # (prompt, completion); None → estimated from the text
     usage_always: bool = False  # send the usage chunk even when the client did not ask
@@ -463,23 +472,41 @@ def _sse_events(cid: str, model: str, reply: Reply, body: dict[str, Any], *, inc
     yield chunk({"role": "assistant", "content": ""})
     for piece in _text_pieces(reply):
         yield chunk({"content": piece})
-    for i, call in enumerate(reply.calls):
-        call_id = call.id or f"call_{cid[9:]}_{i}"
-        head = {"index": i, "id": call_id, "type": "function", "function": {"name": call.name}}
-        pieces = _split(call.arguments_text, reply.args_chunk) or [""]
-        for j, piece in enumerate(pieces):
-            if j == 0 or reply.repeat_ids:
-                tc = {**head, "function": {"name": call.name, "arguments": piece}}
-            else:
-                tc = {"index": i, "function": {"arguments": piece}}
-            if reply.omit_index:
-                del tc["index"]
-            yield chunk({"tool_calls": [tc]})
+    per_call = [_call_deltas(cid, i, call, reply) for i, call in enumerate(reply.calls)]
+    if reply.interleave or reply.calls_per_chunk > 1:
+        per_chunk = max(1, reply.calls_per_chunk)
+        for j in range(max(map(len, per_call), default=0)):
+            row = [deltas[j] for deltas in per_call if j < len(deltas)]  # calls still streaming
+            for k in range(0, len(row), per_chunk):
+                yield chunk({"tool_calls": row[k : k + per_chunk]})
+    else:
+        for deltas in per_call:
+            for tc in deltas:
+                yield chunk({"tool_calls": [tc]})
     yield chunk({}, _finish(reply))
     if include_usage:
         yield json.dumps({"id": cid, "object": "chat.completion.chunk", "created": created,
                           "model": model, "choices": [], "usage": _usage(reply, body)})
     yield "[DONE]"
+
+
+def _call_deltas(cid: str, i: int, call: Call, reply: Reply) -> list[dict[str, Any]]:
+    """The ``delta.tool_calls`` entries of call ``i``, in order, one per chunk."""
+    call_id = call.id or f"call_{cid[9:]}_{i}"
+    head = {"index": i, "id": call_id, "type": "function", "function": {"name": call.name}}
+    pieces = _split(call.arguments_text, reply.args_chunk) or [""]
+    if reply.empty_head and pieces != [""]:
+        pieces.insert(0, "")
+    out: list[dict[str, Any]] = []
+    for j, piece in enumerate(pieces):
+        if j == 0 or reply.repeat_ids:
+            tc = {**head, "function": {"name": call.name, "arguments": piece}}
+        else:
+            tc = {"index": i, "function": {"arguments": piece}}
+        if reply.omit_index:
+            del tc["index"]
+        out.append(tc)
+    return out
 
 
 def _completion(cid: str, model: str, reply: Reply, body: dict[str, Any]) -> dict[str, Any]:

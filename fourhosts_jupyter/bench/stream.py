@@ -111,10 +111,12 @@ class _PrebuiltChunks:
 
     def __init__(self, chunks: list[Any]) -> None:
         self.chunks = chunks
+        self.started = 0.0
 
     async def stream(self, request: Any) -> Any:
         from ..llm.openai_chat import _ChunkParser
 
+        self.started = time.process_time()
         parser = _ChunkParser()
         for i, chunk in enumerate(self.chunks):
             for ev in parser.feed(chunk):
@@ -130,43 +132,46 @@ class _PrebuiltChunks:
 
 def _own_cost_per_chunk(n: int, home: str, repeat: int) -> tuple[float, float]:
     """(µs of CPU per chunk for the whole engine + thread + view path over prebuilt chunks, µs
-    for a bare loop over them). Whole runs of n chunks minus whole runs of one chunk, fastest
-    of ``repeat`` each: the worker hands events over in batches, so a clock at the consumer
-    would miss the part of the model stage that ran before the consumer woke up."""
+    for a bare loop over them), fastest of ``repeat``. Timed from the provider's first chunk
+    (on the worker) to the consumer seeing the model stage end: the worker hands events over
+    in batches, so a clock started at the consumer would miss the work done before it woke."""
     from IPython.utils.capture import capture_output
     from openai.types.chat import ChatCompletionChunk
 
     from ..config import Settings
     from ..engine import Engine
+    from ..events import LayerFinished
     from ..jupyter.view import CellView
     from ..memory.embeddings import HashingEmbedder
     from ..memory.store import Store
 
+    text = _answer_text(n * 8)
     chunks = [
         ChatCompletionChunk.model_validate({
             "id": "c", "object": "chat.completion.chunk", "created": 0, "model": "bench",
-            "choices": [{"index": 0, "delta": {"content": f"word{i} "}, "finish_reason": None}],
+            "choices": [{"index": 0, "delta": {"content": text[i * 8 : i * 8 + 8]}, "finish_reason": None}],
         })
         for i in range(n)
     ]
     store = Store(os.path.join(home, "own.duckdb"))
 
-    def run_cpu(k: int) -> float:
-        engine = Engine(Settings(), store=store, embedder=HashingEmbedder(),
-                        provider=_PrebuiltChunks(chunks[:k]), tools=False)
-        t = time.process_time()
-        with capture_output():
-            CellView(live=True, max_rate=10).consume(
-                engine.stream("How do lower speed limits reduce deaths?", paradigm="bernard", idle_ticks=True))
-        return time.process_time() - t
+    def run_cpu() -> float:
+        provider = _PrebuiltChunks(chunks)
+        engine = Engine(Settings(), store=store, embedder=HashingEmbedder(), provider=provider, tools=False)
+        end: list[float] = []
 
-    run_cpu(n)
-    run_cpu(1)
-    many, one = [], []
-    for _ in range(repeat):
-        many.append(run_cpu(n))
-        one.append(run_cpu(1))
-    own = (min(many) - min(one)) / (n - 1)
+        def events() -> Iterator[Any]:
+            for e in engine.stream("How do lower speed limits reduce deaths?", paradigm="bernard", idle_ticks=True):
+                if isinstance(e, LayerFinished) and e.layer == "model":
+                    end.append(time.process_time())
+                yield e
+
+        with capture_output():
+            CellView(live=True, max_rate=10).consume(events())
+        return end[0] - provider.started
+
+    run_cpu()
+    own = min(run_cpu() for _ in range(repeat)) / n
 
     def bare() -> float:
         t = time.process_time()

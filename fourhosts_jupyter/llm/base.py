@@ -9,6 +9,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, AsyncIterator, Protocol, Union, runtime_checkable
 
+from ..events import TextDelta
+
 if TYPE_CHECKING:
     from ..classifier import Classification
     from ..events import Source, Usage
@@ -30,9 +32,10 @@ class ModelRequest:
     extra: dict[str, Any] = field(default_factory=dict)
 
 
-@dataclass(frozen=True)
-class ProviderText:
-    text: str
+# Text is the one thing a provider and the engine say alike: the provider's text delta IS the
+# engine's TextDelta, so it passes through the loop to the view without being rebuilt (a fast
+# stream pays per chunk for every object made on the way).
+ProviderText = TextDelta
 
 
 @dataclass(frozen=True)
