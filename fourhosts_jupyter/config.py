@@ -11,6 +11,8 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
+from .llm.prices import PRICES_VARIABLE, Price, parse_prices
+
 KEY_VARIABLES = ("OPENAI_API_KEY", "AZURE_OPENAI_API_KEY")
 SETTING_VARIABLES = (
     "FOURHOSTS_HOME",
@@ -20,6 +22,7 @@ SETTING_VARIABLES = (
     "AZURE_OPENAI_ENDPOINT",
     "AZURE_OPENAI_DEPLOYMENT",
     "OPENAI_API_VERSION",
+    "FOURHOSTS_PRICES",
 )
 
 _dotenv_loaded = False
@@ -56,7 +59,15 @@ class Settings:
     max_retries: int = 2  # our retries for a model call (the client's own are off)
     top_k: int = 0  # sources to cite; 0 → from the host's density
     context_tokens: int = 6000  # context for sources, before the host's density share
+    # Price overrides, model → Price (USD per 1M tokens), over the list prices in llm.prices;
+    # also the only prices a compatible server gets. JSON text or [input, output(, cached)]
+    # lists are accepted and normalised.
+    prices: dict[str, Price] = field(default_factory=dict)
     extra: dict[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        # Validate early: a bad price should fail when it is set, not at the end of a run.
+        object.__setattr__(self, "prices", parse_prices(self.prices, "Settings.prices"))
 
     @classmethod
     def from_env(cls, **overrides: Any) -> Settings:
@@ -69,10 +80,13 @@ class Settings:
             azure_endpoint=env.get("AZURE_OPENAI_ENDPOINT") or None,
             azure_deployment=env.get("AZURE_OPENAI_DEPLOYMENT") or None,
             api_version=env.get("OPENAI_API_VERSION") or None,
+            prices=parse_prices(env.get(PRICES_VARIABLE), PRICES_VARIABLE),
         )
         clean = {k: v for k, v in overrides.items() if v is not None}
         if "store_path" in clean:
             clean["store_path"] = Path(clean["store_path"]).expanduser()
+        if "prices" in clean:  # merged over the environment's, per model
+            clean["prices"] = {**base.prices, **parse_prices(clean["prices"], "prices")}
         return replace(base, **clean)
 
     def resolved_store_path(self) -> Path:

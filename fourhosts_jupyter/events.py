@@ -31,18 +31,38 @@ class Source:
 
 @dataclass(frozen=True)
 class Usage:
+    """Tokens of one or more model calls and what they cost.
+
+    ``cost_usd`` None means the price is unknown (a local server, an unlisted model), which is
+    not the same as $0: see ``llm.prices``.
+    """
+
     prompt_tokens: int = 0
     completion_tokens: int = 0
     total_tokens: int = 0
-    cost_usd: float = 0.0
+    cost_usd: float | None = None
+    cached_tokens: int = 0  # prompt tokens served from the provider's cache (cheaper)
 
     def __add__(self, other: Usage) -> Usage:
         return Usage(
             self.prompt_tokens + other.prompt_tokens,
             self.completion_tokens + other.completion_tokens,
             self.total_tokens + other.total_tokens,
-            self.cost_usd + other.cost_usd,
+            _add_cost(self, other),
+            self.cached_tokens + other.cached_tokens,
         )
+
+
+def _add_cost(a: Usage, b: Usage) -> float | None:
+    # An empty Usage() (no tokens, no price) is the identity, so sums may start from it; else
+    # one unpriced part makes the total unknown: a partial sum would understate the cost.
+    if a.cost_usd is None and not (a.total_tokens or a.prompt_tokens or a.completion_tokens):
+        return b.cost_usd
+    if b.cost_usd is None and not (b.total_tokens or b.prompt_tokens or b.completion_tokens):
+        return a.cost_usd
+    if a.cost_usd is None or b.cost_usd is None:
+        return None
+    return a.cost_usd + b.cost_usd
 
 
 @dataclass(frozen=True)

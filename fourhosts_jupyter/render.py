@@ -540,8 +540,9 @@ def footer_text(
         parts.append(" · ".join(p for p in (provider, model) if p))
     if usage is not None and getattr(usage, "total_tokens", 0):
         parts.append(f"{usage.total_tokens:,} tokens")
-        if getattr(usage, "cost_usd", 0):
-            parts.append(f"${usage.cost_usd:.4f}")
+        cost = getattr(usage, "cost_usd", None)
+        if cost is not None:  # None: price unknown, so no figure rather than a false "$0"
+            parts.append(f"${cost:.4f}" if cost == 0 or cost >= 0.0001 else "<$0.0001")
     if seconds is not None:
         parts.append(f"{seconds:.1f} s")
     if run_id:

@@ -67,6 +67,7 @@ def magics(ip, home, monkeypatch):
     m = ip.magics_manager.registry["ResearchMagics"]
     for name in ("live", "paradigm", "effort", "model", "base_url", "lock_timeout", "max_rate"):
         m.traits()[name].set(m, m.traits()[name].default_value)
+    m.prices = {}
     m.store_path = str(home / "store.duckdb")
     m.provider = None
     monkeypatch.setenv("FOURHOSTS_LIVE", "0")
@@ -342,3 +343,18 @@ def test_classify_shows_the_host_bar(ip, magics):
     magics.paradigm = "maeve"
     forced = ip.run_line_magic("research", "classify 'How do we protect every stakeholder?'")
     assert forced.classification.primary.value == "maeve" and forced.classification.forced
+
+
+def test_a_price_set_with_config_reaches_the_provider(ip, magics, openai_server, monkeypatch):
+    # %config ResearchMagics.prices → Settings.prices → the provider the registry builds.
+    from fourhosts_jupyter.errors import ConfigError
+    from fourhosts_jupyter.llm.prices import PRICES_VARIABLE, Price
+    from fourhosts_jupyter.llm.registry import resolve_provider
+
+    monkeypatch.delenv(PRICES_VARIABLE, raising=False)
+    ip.run_line_magic("config", 'ResearchMagics.prices = {"llama3.1:8b": [1.0, 2.0]}')
+    provider = resolve_provider(magics.settings(model="llama3.1:8b", base_url=openai_server.base_url))
+    assert provider.prices == {"llama3.1:8b": Price(1.0, 2.0)}
+    ip.run_line_magic("config", 'ResearchMagics.prices = {"llama3.1:8b": [1.0, None]}')
+    with pytest.raises(ConfigError, match="prices"):
+        magics.settings(model="llama3.1:8b")

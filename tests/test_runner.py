@@ -7,8 +7,10 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 import threading
-from typing import Callable
+import time
+from typing import Callable, Iterator
 
 import pytest
 
@@ -24,7 +26,7 @@ from fourhosts_jupyter.memory.embeddings import HashingEmbedder
 from fourhosts_jupyter.paradigms import PROFILES, HostParadigm
 from fourhosts_jupyter.tools import ParadigmAwareToolContext, ToolHistory, ToolRegistry
 from fourhosts_jupyter.tools.builtins import register_builtins
-from fourhosts_jupyter.tools.runner import CircuitBreaker, ToolRunner, bounded_content
+from fourhosts_jupyter.tools.runner import CircuitBreaker, ToolPool, ToolRunner, bounded_content
 
 
 class Clock:
@@ -323,3 +325,242 @@ def test_context_is_injected_with_previous_results_and_history_is_kept_per_host(
     stats = history.stats(HostParadigm.TEDDY)
     assert stats["first"]["calls"] == 1 and stats["second"]["failures"] == 0
     assert history.stats(HostParadigm.DOLORES) == {}
+
+
+# -- sync tools that hang: a dedicated pool, abandoned calls, fast failure ---------------------
+
+
+class Hang:
+    """Gates that hung tools block on and the pools they run on; the fixture sets every gate
+    and joins every pool at teardown, so no tool thread outlives its test."""
+
+    def __init__(self) -> None:
+        self.gates: list[threading.Event] = []
+        self.pools: list[ToolPool] = []
+
+    def gate(self) -> threading.Event:
+        self.gates.append(threading.Event())
+        return self.gates[-1]
+
+    def pool(self, size: int) -> ToolPool:
+        self.pools.append(ToolPool(size))
+        return self.pools[-1]
+
+
+@pytest.fixture
+def hang() -> Iterator[Hang]:
+    h = Hang()
+    yield h
+    for gate in h.gates:
+        gate.set()
+    for pool in h.pools:
+        pool.shutdown(wait=True)
+
+
+def wait_until(condition: Callable[[], bool], seconds: float = 5.0) -> bool:
+    deadline = time.monotonic() + seconds
+    while not condition():
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.01)
+    return True
+
+
+def test_a_hung_sync_tool_is_abandoned_the_run_goes_on_and_its_slot_frees_later(hang):
+    reg, _ = make()
+    pool, gate = hang.pool(2), hang.gate()
+    history = ToolHistory()
+    state = {"calls": 0, "side_effect": False}
+
+    @reg.register(timeout=0.2)
+    def stuck() -> str:
+        state["calls"] += 1
+        gate.wait(10)
+        state["side_effect"] = True
+        return "late"
+
+    @reg.register
+    def quick() -> str:
+        return "fast"
+
+    runner = ToolRunner(reg, host=HostParadigm.MAEVE, history=history, pool=pool, sleep=_no_sleep)
+
+    t = time.perf_counter()
+    outcome, events = run(runner, "stuck")
+    assert time.perf_counter() - t < 2  # the run did not wait for the thread
+    payload = assert_structured_error(outcome.content, "timeout", retryable=False)
+    for words in ("0.2 s", "the call was abandoned", "thread may still be running",
+                  "late result will be discarded"):
+        assert words in payload["error"]
+    failed = [e for e in events if isinstance(e, ToolCallFailed)]
+    assert len(failed) == 1 and failed[0].error == payload["error"] and failed[0].kind == "timeout"
+    assert state["calls"] == 1  # not retried: a second copy would run alongside the first
+    assert pool.hung == 1 and not pool.exhausted
+
+    outcome, _ = run(runner, "quick", call_id="c2")  # the run goes on
+    assert outcome.ok and outcome.content == "fast"
+
+    gate.set()
+    assert wait_until(lambda: pool.hung == 0)  # the finished thread gave its slot back
+    assert state["side_effect"]  # it did run to the end…
+    # …but its result reached neither the model nor the run's history
+    assert [(r.name, r.ok) for r in runner.results] == [("stuck", False), ("quick", True)]
+    assert history.stats(HostParadigm.MAEVE)["stuck"] == {"calls": 1, "failures": 1,
+                                                          "mean_seconds": pytest.approx(0.2, abs=0.5)}
+
+
+def test_the_engines_default_executor_stays_usable_while_sync_tools_hang(hang):
+    reg, _ = make()
+    n = min(32, (os.cpu_count() or 1) + 4)  # the size of the loop's default executor
+    pool, gate = hang.pool(n), hang.gate()
+
+    @reg.register(timeout=0.1)
+    def stuck() -> str:
+        gate.wait(10)
+        return "late"
+
+    runner = ToolRunner(reg, host=HostParadigm.MAEVE, history=ToolHistory(), pool=pool, retries=0)
+
+    async def go() -> tuple[list[str], int, float]:
+        ctx = ParadigmAwareToolContext(paradigm=HostParadigm.MAEVE, run_id="r1")
+        outcomes = await asyncio.gather(
+            *(runner.run(f"c{i}", "stuck", "{}", ctx, lambda e: None) for i in range(n)))
+        t = time.perf_counter()
+        try:
+            value = await asyncio.wait_for(asyncio.to_thread(lambda: 1), 2)  # an engine stage
+        finally:
+            gate.set()  # even on failure, so asyncio.run can shut its executor down
+        return [o.status for o in outcomes], value, time.perf_counter() - t
+
+    statuses, value, seconds = asyncio.run(go())
+    assert statuses == ["timeout"] * n
+    assert value == 1 and seconds < 1
+
+
+def test_sync_calls_fail_fast_when_every_tool_thread_is_held_by_a_hung_call(hang):
+    reg, _ = make()
+    pool, gate_a, gate_b = hang.pool(2), hang.gate(), hang.gate()
+    quick_calls = []
+
+    @reg.register(timeout=0.1)
+    def stuck() -> str:
+        gate_a.wait(10)
+        return "late"
+
+    @reg.register(timeout=0.1)
+    def wedged() -> str:
+        gate_b.wait(10)
+        return "late"
+
+    @reg.register
+    def quick() -> str:
+        quick_calls.append(1)
+        return "fast"
+
+    @reg.register
+    async def quick_async() -> str:
+        return "async still works"
+
+    runner = ToolRunner(reg, host=HostParadigm.MAEVE, history=ToolHistory(), pool=pool, retries=0)
+
+    assert run(runner, "stuck")[0].status == "timeout"
+    assert run(runner, "wedged")[0].status == "timeout"
+    assert pool.hung == 2 and pool.exhausted
+
+    t = time.perf_counter()
+    outcome, events = run(runner, "quick")
+    assert time.perf_counter() - t < 0.5  # fails at once, does not queue
+    payload = assert_structured_error(outcome.content, "busy")
+    assert outcome.status == "busy" and quick_calls == []
+    assert "quick was not started" in payload["error"] and "all 2 tool threads" in payload["error"]
+    assert "stuck" in payload["error"] and "wedged" in payload["error"]
+    assert [(type(e), e.kind) for e in events] == [(ToolCallFailed, "busy")]
+    assert reg.breakers["quick"].failures == 0  # not quick's fault
+    assert run(runner, "quick_async")[0].content == "async still works"
+
+    gate_a.set()
+    assert wait_until(lambda: pool.hung == 1)
+    outcome, _ = run(runner, "quick")
+    assert outcome.ok and quick_calls == [1]
+
+
+def test_a_call_that_times_out_while_queued_never_runs(hang):
+    reg, _ = make()
+    pool, gate = hang.pool(1), hang.gate()
+    ran = []
+
+    @reg.register(timeout=1.0)
+    def holder() -> str:
+        gate.wait(10)
+        return "late"
+
+    @reg.register(timeout=0.1)
+    def queued() -> str:
+        ran.append(1)
+        return "never"
+
+    runner = ToolRunner(reg, host=HostParadigm.MAEVE, history=ToolHistory(), pool=pool, retries=0)
+
+    async def go():
+        ctx = ParadigmAwareToolContext(paradigm=HostParadigm.MAEVE, run_id="r1")
+        first = asyncio.ensure_future(runner.run("c1", "holder", "{}", ctx, lambda e: None))
+        await asyncio.sleep(0.02)
+        second = await runner.run("c2", "queued", "{}", ctx, lambda e: None)
+        gate.set()
+        return await first, second
+
+    first, second = asyncio.run(go())
+    assert first.ok
+    payload = assert_structured_error(second.content, "timeout", retryable=True)
+    assert "did not start" in payload["error"] and "never ran" in payload["error"]
+    assert wait_until(lambda: pool.hung == 0) and ran == []
+
+
+def test_cancelling_the_run_abandons_a_running_sync_call_until_it_returns(hang):
+    reg, _ = make()
+    pool, gate, started = hang.pool(2), hang.gate(), threading.Event()
+
+    @reg.register
+    def stuck() -> str:
+        started.set()
+        gate.wait(10)
+        return "late"
+
+    runner = ToolRunner(reg, host=HostParadigm.MAEVE, history=ToolHistory(), pool=pool)
+
+    async def go() -> None:
+        ctx = ParadigmAwareToolContext(paradigm=HostParadigm.MAEVE, run_id="r1")
+        task = asyncio.ensure_future(runner.run("c1", "stuck", "{}", ctx, lambda e: None))
+        await asyncio.to_thread(started.wait, 5)
+        task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await task
+
+    asyncio.run(go())
+    assert pool.hung == 1 and runner.results == []
+    gate.set()
+    assert wait_until(lambda: pool.hung == 0)
+
+
+def test_an_async_tools_timeout_still_cancels_it(hang):
+    reg, _ = make()
+    pool = hang.pool(2)
+    seen = {"cancelled": False}
+
+    @reg.register(timeout=0.1)
+    async def sleepy() -> str:
+        try:
+            await asyncio.sleep(10)
+        except asyncio.CancelledError:
+            seen["cancelled"] = True
+            raise
+        return "never"
+
+    runner = ToolRunner(reg, host=HostParadigm.MAEVE, history=ToolHistory(), pool=pool, retries=0)
+
+    t = time.perf_counter()
+    outcome, _ = run(runner, "sleepy")
+    assert time.perf_counter() - t < 2
+    payload = assert_structured_error(outcome.content, "timeout", retryable=True)
+    assert "abandoned" not in payload["error"]  # an async call is cancelled, not abandoned
+    assert seen["cancelled"] and pool.hung == 0

@@ -17,7 +17,7 @@ from urllib.parse import urlsplit, urlunsplit
 from IPython.core.error import UsageError
 from IPython.core.magic import Magics, line_cell_magic, magics_class
 from IPython.core.magic_arguments import MagicArgumentParser, argument, magic_arguments
-from traitlets import Bool, Float, Unicode
+from traitlets import Bool, Dict, Float, Unicode
 
 from ..errors import ConfigError, RunError, StoreLocked, StoreNewerSchema, StoreUnreadable
 
@@ -117,6 +117,9 @@ class ResearchMagics(Magics):
         config=True
     )
     max_rate = Float(10.0, help="Most redraws per second while streaming.").tag(config=True)
+    prices = Dict(
+        help="Price overrides, model → [input, output(, cached input)] USD per 1M tokens."
+    ).tag(config=True)
     lock_timeout = Float(
         15.0, help="Seconds to wait for a store locked by another kernel before giving up."
     ).tag(config=True)
@@ -139,6 +142,7 @@ class ResearchMagics(Magics):
             model=model or self.model or None,
             store_path=store or self.store_path or None,
             base_url=base_url or self.base_url or None,
+            **({"prices": dict(self.prices)} if self.prices else {}),
         )
 
     def store(self, path: str | None = None):  # noqa: ANN201 - Store

@@ -20,13 +20,16 @@ from __future__ import annotations
 import asyncio
 import random
 import re
+import os
 import weakref
-from typing import Any, AsyncIterator
+from dataclasses import replace
+from typing import Any, AsyncIterator, Mapping
 
 from ..errors import ConfigError, ProviderError
 from ..events import Notice, Usage
 from .base import ModelRequest, ProviderEvent, ProviderFinish, ProviderText, ProviderToolCallDelta, ProviderUsage
 from .errors import rejected_parameter, to_provider_error
+from .prices import PRICES_VARIABLE, Price, cost_usd, parse_prices
 
 DEFAULT_OPENAI_MODEL = "gpt-4o-mini"
 DEFAULT_AZURE_API_VERSION = "2024-10-21"
@@ -87,6 +90,7 @@ class OpenAIChatProvider:
         stream_idle_timeout: float = 60.0,
         max_retries: int = 2,
         reasoning: bool | None = None,
+        prices: Mapping[str, Price] | None = None,
         sleep: Any = asyncio.sleep,
     ) -> None:
         if kind not in ("openai", "azure", "compatible"):
@@ -110,6 +114,9 @@ class OpenAIChatProvider:
         self.stream_idle_timeout = stream_idle_timeout
         self.max_retries = max(0, int(max_retries))
         self.reasoning = reasoning
+        # The analyst's price overrides (None → FOURHOSTS_PRICES); see ``_priced``.
+        self.prices = parse_prices(os.environ.get(PRICES_VARIABLE) if prices is None else prices,
+                                   PRICES_VARIABLE if prices is None else "prices")
         self._sleep = sleep
         where_key = (azure_endpoint if kind == "azure" else base_url) or ""
         self._dropped = _REFUSED.setdefault((kind, where_key, self.model), set())
@@ -208,6 +215,7 @@ class OpenAIChatProvider:
             try:
                 stream = await self._client().chat.completions.create(**params)
                 parser = _ChunkParser()
+                chunk = None
                 try:
                     async for chunk in stream:
                         for ev in parser.feed(chunk):
@@ -215,7 +223,11 @@ class OpenAIChatProvider:
                             yield ev
                 finally:
                     await stream.close()
+                # The last chunk (the usage one) names the model that answered.
+                served = getattr(chunk, "model", None) or None
                 for ev in parser.end():
+                    if isinstance(ev, ProviderUsage):
+                        ev = ProviderUsage(self._priced(ev.usage, served))
                     yield ev
                 return
             except ConfigError:
@@ -239,6 +251,21 @@ class OpenAIChatProvider:
                     "warning",
                 )
                 await self._sleep(delay)
+
+    def _priced(self, usage: Usage, served: str | None) -> Usage:
+        """``usage`` with its cost; None when the price is unknown (never a guess)."""
+        if self.name == "azure":
+            # A deployment name is not a model name: list prices only by the model that
+            # answered; the deployment name only matches a price the analyst set for it.
+            cost = cost_usd(served, usage, self.prices)
+            if cost is None:
+                cost = cost_usd(self.model, usage, self.prices, builtin=False)
+        else:
+            builtin = self.name == "openai"  # a compatible server: only the analyst's prices
+            cost = cost_usd(served, usage, self.prices, builtin=builtin)
+            if cost is None:
+                cost = cost_usd(self.model, usage, self.prices, builtin=builtin)
+        return replace(usage, cost_usd=cost)
 
     @staticmethod
     def _delay(err: ProviderError, attempt: int) -> float:
@@ -333,7 +360,10 @@ class _ChunkParser:
 
 
 def _usage(u: Any) -> Usage:
+    """Token counts only; the provider adds the cost (``_priced``) once the model is known."""
     prompt = int(getattr(u, "prompt_tokens", 0) or 0)
     completion = int(getattr(u, "completion_tokens", 0) or 0)
     total = int(getattr(u, "total_tokens", 0) or 0) or prompt + completion
-    return Usage(prompt_tokens=prompt, completion_tokens=completion, total_tokens=total)
+    details = getattr(u, "prompt_tokens_details", None)  # cached tokens bill at a lower rate
+    cached = int(getattr(details, "cached_tokens", 0) or 0) if details is not None else 0
+    return Usage(prompt_tokens=prompt, completion_tokens=completion, total_tokens=total, cached_tokens=cached)

@@ -98,6 +98,7 @@ def _common(settings: Settings) -> dict[str, Any]:
         "stream_idle_timeout": settings.stream_idle_timeout,
         "max_retries": settings.max_retries,
         "reasoning": reasoning,
+        "prices": settings.prices,
     }
 
 

@@ -219,7 +219,7 @@ class Store:
         answer: str,
         sources: list[dict[str, Any]],
         usage: dict[str, Any],
-        cost_usd: float,
+        cost_usd: float | None,
         timings: dict[str, float],
         error: str | None,
         events: Sequence[tuple[int, str, float, dict[str, Any]]],

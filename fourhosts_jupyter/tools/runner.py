@@ -3,10 +3,16 @@
 For each call: parse the JSON arguments, find the tool among those offered, validate, check the
 tool's circuit breaker, run it under a timeout (per tool, × the host's multiplier) with retries
 for retryable errors only, and hand back what the model should read. Every failure (unknown
-tool, malformed JSON, invalid arguments, exception, timeout, open circuit) becomes a structured
-error the model can react to, ``{"error", "kind", "retryable", "success": false}``, and a
-ToolCallFailed event. When a tool is missing or its circuit is open, the host's fallback tool
-runs instead (as its own card) and its result rides along in the error.
+tool, malformed JSON, invalid arguments, exception, timeout, open circuit, busy tool threads)
+becomes a structured error the model can react to, ``{"error", "kind", "retryable", "success":
+false}``, and a ToolCallFailed event. When a tool is missing or its circuit is open, the host's
+fallback tool runs instead (as its own card) and its result rides along in the error.
+
+Sync tools run on the tools layer's own bounded thread pool (:class:`ToolPool`), never on the
+event loop's default executor, which the engine needs for its DuckDB and classifier stages. A
+thread cannot be killed, so a sync call that times out is *abandoned*: the model is told so, its
+thread keeps its pool slot until it returns, and its late result is dropped. When every slot is
+held by such a call, new sync calls fail fast (kind ``busy``) instead of queueing forever.
 
 Results the model reads are bounded (isolate gating): above 10,000 characters it gets a digest,
 a pointer into the run log, a 200-character preview and a short structural summary; the full
@@ -16,6 +22,8 @@ result stays in the ToolCallFinished event, which the run log keeps.
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
+import contextvars
 import dataclasses
 import hashlib
 import json
@@ -45,6 +53,7 @@ DEFAULT_RETRIES = 1  # extra attempts for retryable errors
 RETRY_BACKOFF = 0.2  # seconds, doubling
 RESULT_LIMIT = 10_000  # characters the model reads before gating (brief, isolate layer)
 PREVIEW_CHARS = 200
+TOOL_THREADS = 8  # sync tool calls running at once, process-wide (more queue briefly)
 
 _RETRYABLE_WORDS = ("timeout", "timed out", "network", "rate limit", "temporar", "unavailable")
 
@@ -122,6 +131,99 @@ class Breakers:
         return {n: b.state for n, b in self._by_name.items()}
 
 
+class ToolAbandoned(ToolTimeout):
+    """A sync call timed out after it started: its thread runs on and cannot be stopped. Not
+    retried: a second call would run alongside the first and repeat any side effects."""
+
+    retryable = False
+
+
+class ToolBusy(ToolError):
+    """Every tool thread is held by an abandoned call, so a new sync call could only queue."""
+
+    kind = "busy"
+
+
+@dataclass(frozen=True)
+class _Hung:
+    name: str
+    since: float  # time.monotonic() when the call was abandoned
+
+
+class ToolPool:
+    """The bounded thread pool sync tools run on, and a count of the abandoned calls whose
+    threads are still running (each holds a slot until it returns)."""
+
+    def __init__(self, size: int = TOOL_THREADS) -> None:
+        self.size = size
+        self._executor = concurrent.futures.ThreadPoolExecutor(size, thread_name_prefix="fh-tool")
+        self._hung: dict[concurrent.futures.Future[Any], _Hung] = {}
+        self._lock = threading.Lock()
+
+    def submit(self, fn: Callable[..., Any], kwargs: dict[str, Any]) -> concurrent.futures.Future[Any]:
+        # contextvars travel with the call, as with asyncio.to_thread
+        return self._executor.submit(contextvars.copy_context().run, fn, **kwargs)
+
+    def abandon(self, future: concurrent.futures.Future[Any], name: str) -> bool:
+        """Give up on a call. False if it had not started (it never will); True if its thread
+        runs on: it is counted as hung until it returns, and its result is then dropped."""
+        if future.cancel():
+            return False
+        with self._lock:
+            self._hung[future] = _Hung(name, time.monotonic())
+        future.add_done_callback(self._release)  # runs at once if it has just finished
+        return True
+
+    def _release(self, future: concurrent.futures.Future[Any]) -> None:
+        with self._lock:
+            self._hung.pop(future, None)  # the late result goes nowhere
+
+    @property
+    def hung(self) -> int:
+        """Abandoned calls whose threads are still running."""
+        return len(self._hung)
+
+    @property
+    def exhausted(self) -> bool:
+        return len(self._hung) >= self.size
+
+    def hung_calls(self) -> list[tuple[str, float]]:
+        """(tool name, seconds since it was abandoned) for each hung call, oldest first."""
+        now = time.monotonic()
+        with self._lock:
+            return sorted(((h.name, now - h.since) for h in self._hung.values()), key=lambda x: -x[1])
+
+    def busy_message(self, name: str) -> str:
+        calls = self.hung_calls()
+        counts: dict[str, int] = {}
+        for n, _ in calls:
+            counts[n] = counts.get(n, 0) + 1
+        tools = ", ".join(f"{n} ×{c}" if c > 1 else n for n, c in counts.items())
+        oldest = f", the oldest abandoned {calls[0][1]:.0f} s ago" if calls else ""
+        return (
+            f"{name} was not started: all {self.size} tool threads are held by earlier calls that "
+            f"timed out and are still running ({tools}{oldest}); a new call would only queue behind "
+            f"them. Use another tool or answer without it; new calls can start once one of those returns"
+        )
+
+    def shutdown(self, wait: bool = True) -> None:
+        self._executor.shutdown(wait=wait, cancel_futures=True)
+
+
+_pool: ToolPool | None = None
+_pool_lock = threading.Lock()
+
+
+def default_pool() -> ToolPool:
+    """The process-wide pool for sync tools (threads start on first use)."""
+    global _pool
+    if _pool is None:
+        with _pool_lock:
+            if _pool is None:
+                _pool = ToolPool()
+    return _pool
+
+
 @dataclass(frozen=True)
 class ToolOutcome:
     """What one call produced: the model's tool-message content and the run's record."""
@@ -155,6 +257,7 @@ class ToolRunner:
         history: ToolHistory | None = None,
         result_limit: int = RESULT_LIMIT,
         sleep: Callable[[float], Any] = asyncio.sleep,
+        pool: ToolPool | None = None,
     ) -> None:
         self.registry = registry
         self.host = HostParadigm.parse(host) if host else None
@@ -167,6 +270,7 @@ class ToolRunner:
         self.history = history if history is not None else HISTORY
         self.result_limit = result_limit
         self._sleep = sleep
+        self.pool = pool if pool is not None else default_pool()
         self.results: list[ToolResult] = []  # this run's finished calls, in finish order
 
     def timeout_for(self, tool: Tool) -> float:
@@ -186,6 +290,8 @@ class ToolRunner:
                 offered = ", ".join(sorted(self.offered)) or "(none)"
                 raise UnknownTool(f"no tool named {name!r} is available here; available tools: {offered}")
             kwargs = tool.validate(arguments)
+            if not tool.is_async and self.pool.exhausted:  # before allow(): a busy pool is no trial
+                raise ToolBusy(self.pool.busy_message(name))
             breaker = self.registry.breakers[name]
             if not breaker.allow():
                 raise CircuitOpen(
@@ -216,9 +322,7 @@ class ToolRunner:
                 if tool.is_async:
                     async with _timeout(timeout):
                         return await tool.fn(**kwargs)
-                # A thread cannot be killed: on timeout the call is abandoned, not stopped.
-                async with _timeout(timeout):
-                    return await asyncio.to_thread(tool.fn, **kwargs)
+                return await self._in_thread(tool, kwargs, timeout)
             except (TimeoutError, asyncio.TimeoutError):
                 err: ToolError = ToolTimeout(
                     f"{tool.name} did not finish within {timeout:.1f} s "
@@ -236,6 +340,30 @@ class ToolRunner:
                 raise err
             attempt += 1
             await self._sleep(RETRY_BACKOFF * 2 ** (attempt - 1))
+
+    async def _in_thread(self, tool: Tool, kwargs: dict[str, Any], timeout: float) -> Any:
+        """A sync call on the tool pool. A thread cannot be killed: on timeout (or if the run is
+        cancelled) the call is abandoned, not stopped, and the pool counts it until it returns."""
+        future = self.pool.submit(tool.fn, kwargs)
+        try:
+            async with _timeout(timeout):
+                return await asyncio.wrap_future(future)
+        except (TimeoutError, asyncio.TimeoutError):
+            base = tool.timeout or self.base_timeout
+            within = f"{timeout:.1f} s ({base:g} s × host multiplier {self.multiplier:g})"
+            if not self.pool.abandon(future, tool.name):
+                raise ToolTimeout(
+                    f"{tool.name} did not start within {within}: all {self.pool.size} tool threads "
+                    f"were busy, so it never ran"
+                ) from None
+            raise ToolAbandoned(
+                f"{tool.name} did not finish within {within}, so the call was abandoned. Its thread "
+                f"may still be running (Python cannot stop it) and its late result will be discarded; "
+                f"use another tool or answer without it"
+            ) from None
+        except asyncio.CancelledError:
+            self.pool.abandon(future, tool.name)
+            raise
 
     # -- outcomes --------------------------------------------------------------------------
 
