@@ -49,7 +49,7 @@ T = TypeVar("T")
 # tool calls carry the whole text.
 _UNLOGGED = (TextDelta, ToolCallArgumentsDelta)
 # The sync twins hand events to the calling thread at most this often (see Engine.stream).
-STREAM_BATCH_SECONDS = 0.02
+STREAM_BATCH_SECONDS = 0.05
 
 
 class StageTimeout(FourHostsError):
@@ -343,7 +343,7 @@ class Engine:
         ``idle_ticks``: also yield ``None`` after each ~0.1 s without an event, so a consumer
         that coalesces redraws (the cell view) can draw a pending state during a slow step."""
         return _iterate_in_thread(lambda: self.astream(question, **options), ticks=idle_ticks,
-                                  gather=STREAM_BATCH_SECONDS, merge=_join_text)
+                                  gather=STREAM_BATCH_SECONDS, merge=_join_text, routine=TextDelta)
 
     async def aresearch(self, question: str, **options: Any) -> Answer:
         return await _collect(self.astream(question, **options))
@@ -457,13 +457,16 @@ def _iterate_in_thread(
     *,
     gather: float = 0.0,
     merge: Callable[[list[Any]], list[Any]] | None = None,
+    routine: type | None = None,
 ) -> Iterator[T]:
     # A deque drained in batches, not a Queue handed one item at a time: each cross-thread
     # wake-up costs a GIL hand-off, and a fast stream would pay one per chunk. ``gather``: the
     # consuming thread wakes at most once per that many seconds, so a fast stream arrives in a
-    # few batches; ``merge`` may rewrite each batch (e.g. join consecutive text deltas).
+    # few batches, except that an item not of type ``routine`` is handed over at once (a stage
+    # ending, a tool card); ``merge`` may rewrite each batch (e.g. join consecutive text deltas).
     buf: collections.deque[Any] = collections.deque()
     ready = threading.Event()
+    urgent = threading.Event()
     state: dict[str, Any] = {}
 
     async def main() -> None:
@@ -474,11 +477,14 @@ def _iterate_in_thread(
                 buf.append(item)
                 if not ready.is_set():
                     ready.set()
+                if type(item) is not routine and not urgent.is_set():
+                    urgent.set()
         except BaseException as exc:  # noqa: BLE001 - handed to the consuming thread
             buf.append(_Raised(exc))
         finally:
             buf.append(_DONE)
             ready.set()
+            urgent.set()
 
     worker = threading.Thread(target=lambda: asyncio.run(main()), name="fourhosts-run", daemon=True)
     worker.start()
@@ -494,8 +500,9 @@ def _iterate_in_thread(
                     continue
                 wait = woke + gather - time.monotonic()
                 if wait > 0:  # woken again soon after the last batch: let this one fill up
-                    time.sleep(wait)
+                    urgent.wait(wait)
                 woke = time.monotonic()
+            urgent.clear()  # before draining: an urgent item appended after this is not missed
             batch = [buf.popleft() for _ in range(len(buf))]  # only this thread pops
             for item in merge(batch) if merge is not None else batch:
                 if item is _DONE:

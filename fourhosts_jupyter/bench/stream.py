@@ -63,25 +63,46 @@ def _raw_client_seconds(base_url: str, n: int) -> tuple[float, float]:
 
 
 class _ModelStageClock:
-    """Passes events through; notes when the model stage starts and ends (at the consumer)."""
+    """Times the model stage as the analyst gets it. Wall: from the stage's start on the engine's
+    worker thread to the consumer holding its end (so the hand-over delay counts). CPU (the
+    whole process, both threads): from the stage's start to its end on the worker, so the write
+    stage that follows it is not counted while the last batch is on its way to the consumer."""
 
-    def __init__(self, events: Iterator[Any]) -> None:
-        self.events = events
-        self.start: tuple[float, float] = (0.0, 0.0)
+    def __init__(self, engine: Any, question: str, **options: Any) -> None:
+        from ..events import LayerFinished, LayerStarted
+
+        self.engine = engine
+        self.start: tuple[float, float] | None = None
+        self.cpu_end = 0.0
         self.elapsed: tuple[float, float] = (0.0, 0.0)
         self.chars = 0  # text deltas come joined in batches: count what they carry
+        astream = engine.astream
+        clock = self
+
+        async def marked(*args: Any, **kwargs: Any) -> Any:  # one more generator: a cost we carry
+            async for e in astream(*args, **kwargs):
+                if type(e) is LayerStarted and e.layer == "model":
+                    clock.start = _now()
+                elif type(e) is LayerFinished and e.layer == "model":
+                    clock.cpu_end = time.process_time()
+                yield e
+
+        engine.astream = marked  # this run only: removed when the events are consumed
+        self.events = engine.stream(question, **options)
 
     def __iter__(self) -> Iterator[Any]:
-        from ..events import LayerFinished, LayerStarted, TextDelta
+        from ..events import LayerFinished, TextDelta
 
-        for e in self.events:
-            if type(e) is TextDelta:
-                self.chars += len(e.text)
-            elif isinstance(e, LayerStarted) and e.layer == "model":
-                self.start = _now()
-            elif isinstance(e, LayerFinished) and e.layer == "model":
-                self.elapsed = _since(self.start)
-            yield e
+        try:
+            for e in self.events:
+                if type(e) is TextDelta:
+                    self.chars += len(e.text)
+                elif isinstance(e, LayerFinished) and e.layer == "model":
+                    assert self.start is not None
+                    self.elapsed = (time.perf_counter() - self.start[0], self.cpu_end - self.start[1])
+                yield e
+        finally:
+            del self.engine.astream
 
 
 def _engine_view_seconds(engine: Any, n: int, *, view: bool = True) -> tuple[tuple[float, float], int]:
@@ -89,8 +110,8 @@ def _engine_view_seconds(engine: Any, n: int, *, view: bool = True) -> tuple[tup
 
     from ..jupyter.view import CellView
 
-    clock = _ModelStageClock(engine.stream("How do lower speed limits reduce deaths?", paradigm="bernard",
-                                           idle_ticks=True))
+    clock = _ModelStageClock(engine, "How do lower speed limits reduce deaths?", paradigm="bernard",
+                             idle_ticks=True)
     if not view:  # the engine alone: a consumer that only looks at each event
         for _ in clock:
             pass
