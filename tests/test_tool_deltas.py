@@ -15,6 +15,7 @@ from typing import Any
 import openai
 import pytest
 from openai_server import Call, Reply
+from test_openai_chat import assembled_calls
 
 from fourhosts_jupyter.config import Settings
 from fourhosts_jupyter.engine import Engine
@@ -26,7 +27,7 @@ from fourhosts_jupyter.events import (
     ToolCallFinished,
     ToolCallStarted,
 )
-from fourhosts_jupyter.llm.base import ModelRequest, ProviderFinish, ProviderToolCallDelta
+from fourhosts_jupyter.llm.base import ModelRequest, ProviderFinish
 from fourhosts_jupyter.llm.openai_chat import OpenAIChatProvider
 from fourhosts_jupyter.memory.embeddings import HashingEmbedder
 from fourhosts_jupyter.tools import ToolRegistry
@@ -179,14 +180,7 @@ def provider_calls(server, reply: Reply) -> dict[int, dict[str, str]]:
 
     events = asyncio.run(go())
     assert events[-1] == ProviderFinish("tool_calls")
-    calls: dict[int, dict[str, str]] = {}
-    for e in events:
-        if isinstance(e, ProviderToolCallDelta):
-            c = calls.setdefault(e.index, {"id": "", "name": "", "arguments": ""})
-            c["id"] = c["id"] or (e.id or "")
-            c["name"] = c["name"] or (e.name or "")
-            c["arguments"] += e.arguments
-    return calls
+    return assembled_calls(events)
 
 
 THREE = (
