@@ -48,8 +48,9 @@ T = TypeVar("T")
 # Events kept in the run log. Text and argument deltas are not: the answer and the finished
 # tool calls carry the whole text.
 _UNLOGGED = (TextDelta, ToolCallArgumentsDelta)
-# The sync twins hand events to the calling thread at most this often (see Engine.stream).
-STREAM_BATCH_SECONDS = 0.05
+# The sync twins hand text to the calling thread at most this often (see Engine.stream): as
+# often as the cell view redraws; each hand-over costs both threads a GIL switch.
+STREAM_BATCH_SECONDS = 0.1
 
 
 class StageTimeout(FourHostsError):
@@ -336,14 +337,16 @@ class Engine:
     def stream(self, question: str, *, idle_ticks: bool = False, **options: Any) -> Iterator[Event]:
         """Run on a worker thread with its own event loop; yield its events on this thread.
 
-        The events come in batches, at most ~50 a second (``STREAM_BATCH_SECONDS``): a fast
-        stream costs this thread a few wake-ups instead of one per chunk, and consecutive text
-        deltas of a batch arrive as one (the same text). ``astream`` yields every event singly.
+        Text and tool-argument pieces come in batches, at most ~10 a second
+        (``STREAM_BATCH_SECONDS``), any other event at once: a fast stream costs this thread a
+        few wake-ups instead of one per chunk, and consecutive text deltas of a batch arrive as
+        one (the same text). ``astream`` yields every event singly.
 
         ``idle_ticks``: also yield ``None`` after each ~0.1 s without an event, so a consumer
         that coalesces redraws (the cell view) can draw a pending state during a slow step."""
         return _iterate_in_thread(lambda: self.astream(question, **options), ticks=idle_ticks,
-                                  gather=STREAM_BATCH_SECONDS, merge=_join_text, routine=TextDelta)
+                                  gather=STREAM_BATCH_SECONDS, merge=_join_text,
+                                  routine=(TextDelta, ToolCallArgumentsDelta))
 
     async def aresearch(self, question: str, **options: Any) -> Answer:
         return await _collect(self.astream(question, **options))
@@ -457,12 +460,12 @@ def _iterate_in_thread(
     *,
     gather: float = 0.0,
     merge: Callable[[list[Any]], list[Any]] | None = None,
-    routine: type | None = None,
+    routine: tuple[type, ...] = (),
 ) -> Iterator[T]:
     # A deque drained in batches, not a Queue handed one item at a time: each cross-thread
     # wake-up costs a GIL hand-off, and a fast stream would pay one per chunk. ``gather``: the
     # consuming thread wakes at most once per that many seconds, so a fast stream arrives in a
-    # few batches, except that an item not of type ``routine`` is handed over at once (a stage
+    # few batches, except that an item not of a ``routine`` type is handed over at once (a stage
     # ending, a tool card); ``merge`` may rewrite each batch (e.g. join consecutive text deltas).
     buf: collections.deque[Any] = collections.deque()
     ready = threading.Event()
@@ -477,7 +480,7 @@ def _iterate_in_thread(
                 buf.append(item)
                 if not ready.is_set():
                     ready.set()
-                if type(item) is not routine and not urgent.is_set():
+                if type(item) not in routine and not urgent.is_set():
                     urgent.set()
         except BaseException as exc:  # noqa: BLE001 - handed to the consuming thread
             buf.append(_Raised(exc))
