@@ -8,6 +8,8 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import subprocess
+import sys
 import threading
 import time
 from typing import Callable, Iterator
@@ -564,3 +566,26 @@ def test_an_async_tools_timeout_still_cancels_it(hang):
     payload = assert_structured_error(outcome.content, "timeout", retryable=True)
     assert "abandoned" not in payload["error"]  # an async call is cancelled, not abandoned
     assert seen["cancelled"] and pool.hung == 0
+
+
+def test_a_process_exits_although_an_abandoned_tool_never_returns(tmp_path):
+    # The CLI prints its answer and must exit; a kernel must shut down. Tool threads are daemons.
+    script = tmp_path / "hang.py"
+    script.write_text(
+        "import asyncio, threading, time\n"
+        "from fourhosts_jupyter.paradigms import HostParadigm\n"
+        "from fourhosts_jupyter.tools import ParadigmAwareToolContext, ToolHistory, ToolRegistry, ToolRunner\n"
+        "reg = ToolRegistry()\n"
+        "@reg.register(timeout=0.1)\n"
+        "def forever() -> str:\n"
+        "    '''Never returns.'''\n"
+        "    threading.Event().wait()\n"
+        "runner = ToolRunner(reg, host=HostParadigm.MAEVE, history=ToolHistory())\n"
+        "ctx = ParadigmAwareToolContext(paradigm=HostParadigm.MAEVE, run_id='r')\n"
+        "out = asyncio.run(runner.run('c1', 'forever', '{}', ctx, lambda e: None))\n"
+        "print('abandoned' if 'abandoned' in out.content else out.content, flush=True)\n"
+    )
+    # Before, the interpreter joined the pool's threads at exit: this would hang, not fail.
+    done = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "abandoned"

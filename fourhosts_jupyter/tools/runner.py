@@ -27,6 +27,7 @@ import contextvars
 import dataclasses
 import hashlib
 import json
+import queue
 import sys
 import threading
 import time
@@ -150,13 +151,71 @@ class _Hung:
     since: float  # time.monotonic() when the call was abandoned
 
 
+class _DaemonThreads:
+    """The part of ThreadPoolExecutor's contract ToolPool uses, on daemon threads: the
+    interpreter never waits at exit for an abandoned tool that may never return (the CLI would
+    hang after printing its answer, a kernel on shutdown)."""
+
+    def __init__(self, size: int, name: str) -> None:
+        self.size, self.name = size, name
+        self._queue: queue.SimpleQueue[Any] = queue.SimpleQueue()
+        self._threads: list[threading.Thread] = []
+        self._idle = threading.Semaphore(0)
+        self._lock = threading.Lock()
+        self._closed = False
+
+    def submit(self, fn: Callable[..., Any], /, *args: Any, **kwargs: Any) -> concurrent.futures.Future[Any]:
+        future: concurrent.futures.Future[Any] = concurrent.futures.Future()
+        with self._lock:
+            if self._closed:
+                raise RuntimeError("the tool threads are shut down")
+            self._queue.put((future, fn, args, kwargs))
+            # a new thread only when none is idle, as ThreadPoolExecutor does
+            if not self._idle.acquire(blocking=False) and len(self._threads) < self.size:
+                t = threading.Thread(target=self._work, name=f"{self.name}_{len(self._threads)}", daemon=True)
+                self._threads.append(t)
+                t.start()
+        return future
+
+    def _work(self) -> None:
+        while True:
+            item = self._queue.get()
+            if item is None:
+                return
+            future, fn, args, kwargs = item
+            if future.set_running_or_notify_cancel():
+                try:
+                    future.set_result(fn(*args, **kwargs))
+                except BaseException as exc:  # noqa: BLE001 - delivered through the future
+                    future.set_exception(exc)
+            del item, future, fn, args, kwargs
+            self._idle.release()
+
+    def shutdown(self, wait: bool = True, cancel_futures: bool = False) -> None:
+        with self._lock:
+            self._closed = True
+            if cancel_futures:
+                while True:
+                    try:
+                        item = self._queue.get_nowait()
+                    except queue.Empty:
+                        break
+                    if item is not None:
+                        item[0].cancel()
+            for _ in self._threads:
+                self._queue.put(None)
+        if wait:
+            for t in self._threads:
+                t.join()
+
+
 class ToolPool:
     """The bounded thread pool sync tools run on, and a count of the abandoned calls whose
     threads are still running (each holds a slot until it returns)."""
 
     def __init__(self, size: int = TOOL_THREADS) -> None:
         self.size = size
-        self._executor = concurrent.futures.ThreadPoolExecutor(size, thread_name_prefix="fh-tool")
+        self._executor = _DaemonThreads(size, "fh-tool")
         self._hung: dict[concurrent.futures.Future[Any], _Hung] = {}
         self._lock = threading.Lock()
 
