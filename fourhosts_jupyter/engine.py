@@ -176,7 +176,7 @@ class Engine:
                 classification=classification,
                 sources=sources,
             )
-            deadline = time.monotonic() + self.settings.request_timeout * (self.settings.max_tool_rounds + 1)
+            stage_limit = self.settings.request_timeout * (self.settings.max_tool_rounds + 1)
             loop_events = model_loop(
                 provider,
                 request,
@@ -191,7 +191,7 @@ class Engine:
             # cost little more than the client itself (bench ``stream``). The events are always
             # pulled by the task that runs the engine, so the timer cancels the right await.
             try:
-                async with asyncio.timeout_at(asyncio.get_running_loop().time() + max(0.0, deadline - time.monotonic())):
+                async with asyncio.timeout(stage_limit):
                     async with contextlib.aclosing(loop_events):
                         async for ev in loop_events:
                             yield rec.text(ev) if type(ev) is TextDelta else rec(ev)

@@ -171,13 +171,12 @@ _growing = _Growing()  # one answer streams at a time; another one simply starts
 
 def streaming_markdown_html(text: str) -> str:
     """``markdown_html`` for text that is still growing: finished blocks are parsed once (all
-    those finished since the last call in one go), the last one at every call. Block by block can differ from a whole parse in small ways (a
-    list split by a blank line, a link reference defined further down), so finished answers
-    use ``markdown_html``."""
-    global _growing
+    those finished since the last call in one go), the last one at every call. Block by block
+    can differ from a whole parse in small ways (a list split by a blank line, a link reference
+    defined further down), so finished answers use ``markdown_html``."""
     g = _growing
     if not text.startswith(g.settled):
-        g = _growing = _Growing()
+        g.settled = g.html = ""
     start = len(g.settled)
     for start in _block_ends(text, start):  # noqa: B007 - the last cut is what we want
         pass

@@ -11,8 +11,8 @@ It speaks the real wire protocol (JSON and Server-Sent Events) for both URL shap
 Each chat request takes the next scripted :class:`Reply` from a queue (or asks a responder
 function), so a test or a notebook can say exactly what the "model" does: stream text, call
 tools (arguments split across chunks, several calls per turn, ids and names sent once or on
-every chunk, calls streamed one after another or interleaved), report usage, answer 429 with Retry-After or 500, drop the connection mid-stream,
-or stream slowly. Every request is recorded for assertions.
+every chunk, calls streamed one after another or interleaved), report usage, answer 429 with
+Retry-After or 500, drop the connection mid-stream, or stream slowly. Every request is recorded for assertions.
 
     with ScriptedServer() as server:
         server.script(Reply.call("search_memory", {"query": "speed"}), Reply.say("Done [1]."))

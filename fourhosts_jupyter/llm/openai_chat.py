@@ -18,9 +18,9 @@ raised as a ProviderError (the engine keeps the partial answer).
 from __future__ import annotations
 
 import asyncio
+import os
 import random
 import re
-import os
 import weakref
 from dataclasses import replace
 from typing import Any, AsyncIterator, Mapping
@@ -253,18 +253,14 @@ class OpenAIChatProvider:
                 await self._sleep(delay)
 
     def _priced(self, usage: Usage, served: str | None) -> Usage:
-        """``usage`` with its cost; None when the price is unknown (never a guess)."""
-        if self.name == "azure":
-            # A deployment name is not a model name: list prices only by the model that
-            # answered; the deployment name only matches a price the analyst set for it.
-            cost = cost_usd(served, usage, self.prices)
-            if cost is None:
-                cost = cost_usd(self.model, usage, self.prices, builtin=False)
-        else:
-            builtin = self.name == "openai"  # a compatible server: only the analyst's prices
-            cost = cost_usd(served, usage, self.prices, builtin=builtin)
-            if cost is None:
-                cost = cost_usd(self.model, usage, self.prices, builtin=builtin)
+        """``usage`` with its cost; None when the price is unknown (never a guess).
+
+        List prices apply to the model that answered on OpenAI and Azure, and to the configured
+        model only on OpenAI: an Azure deployment name is not a model name, and a compatible
+        server's models have no list price. The analyst's prices apply to either name."""
+        cost = cost_usd(served, usage, self.prices, builtin=self.name != "compatible")
+        if cost is None:
+            cost = cost_usd(self.model, usage, self.prices, builtin=self.name == "openai")
         return replace(usage, cost_usd=cost)
 
     @staticmethod

@@ -335,6 +335,10 @@ class ToolRunner:
     def timeout_for(self, tool: Tool) -> float:
         return (tool.timeout or self.base_timeout) * self.multiplier
 
+    def _limit(self, tool: Tool, timeout: float) -> str:
+        """The time limit as the model reads it in a timeout error."""
+        return f"{timeout:.1f} s ({tool.timeout or self.base_timeout:g} s × host multiplier {self.multiplier:g})"
+
     # -- one call --------------------------------------------------------------------------
 
     async def run(self, call_id: str, name: str, raw_arguments: str, ctx: ParadigmAwareToolContext,
@@ -383,10 +387,7 @@ class ToolRunner:
                         return await tool.fn(**kwargs)
                 return await self._in_thread(tool, kwargs, timeout)
             except (TimeoutError, asyncio.TimeoutError):
-                err: ToolError = ToolTimeout(
-                    f"{tool.name} did not finish within {timeout:.1f} s "
-                    f"({tool.timeout or self.base_timeout:g} s × host multiplier {self.multiplier:g})"
-                )
+                err: ToolError = ToolTimeout(f"{tool.name} did not finish within {self._limit(tool, timeout)}")
             except asyncio.CancelledError:
                 raise
             except ToolError as exc:
@@ -408,8 +409,7 @@ class ToolRunner:
             async with _timeout(timeout):
                 return await asyncio.wrap_future(future)
         except (TimeoutError, asyncio.TimeoutError):
-            base = tool.timeout or self.base_timeout
-            within = f"{timeout:.1f} s ({base:g} s × host multiplier {self.multiplier:g})"
+            within = self._limit(tool, timeout)
             if not self.pool.abandon(future, tool.name):
                 raise ToolTimeout(
                     f"{tool.name} did not start within {within}: all {self.pool.size} tool threads "
