@@ -8,7 +8,9 @@
     │   ├── ProviderTimeout          no answer in time
     │   ├── ProviderConnectionError  connection refused / dropped mid-stream
     │   ├── ProviderServerError      5xx
-    │   └── ProviderBadRequest       the server refused the request as malformed
+    │   ├── ProviderBadRequest       the server refused the request as malformed
+    │   └── ProviderIncomplete       the model's turn ended early (no finish reason, cut off,
+    │                                incomplete / failed response); carries ``reason``
     ├── ToolError                a tool could not run
     │   ├── UnknownTool
     │   ├── ToolArgumentsError       malformed JSON or failed validation
@@ -74,6 +76,18 @@ class ProviderServerError(ProviderError):
 
 class ProviderBadRequest(ProviderError):
     pass
+
+
+class ProviderIncomplete(ProviderError):
+    """The model's turn ended before it finished: a stream closed with no finish reason, an
+    empty reply, or a Responses API ``incomplete`` / ``failed`` status. The partial text is kept
+    by the engine; ``reason`` says why in the server's words when it gave any."""
+
+    def __init__(
+        self, message: str, *, status_code: int | None = None, reason: str | None = None
+    ) -> None:
+        super().__init__(message, status_code=status_code)
+        self.reason = reason
 
 
 class ToolError(FourHostsError):
