@@ -1,0 +1,25 @@
+"""Tests that need a system package skip with one clear reason when it is missing.
+
+``.ci/run`` installs every such package and sets ``FOURHOSTS_REQUIRE_SYSTEM=1``: there a missing
+package fails the test instead, so CI still proves what the skip would hide.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+
+import pytest
+
+STRICT = os.environ.get("FOURHOSTS_REQUIRE_SYSTEM", "") not in ("", "0")
+
+
+def require(program: str, package: str | None = None) -> str:
+    """Return the path of ``program``, or skip (fail under CI) naming the Debian package."""
+    found = shutil.which(program)
+    if found:
+        return found
+    reason = f"{program} is not installed (apt-get install {package or program})"
+    if STRICT:
+        pytest.fail(f"{reason}; FOURHOSTS_REQUIRE_SYSTEM=1 turns this skip into a failure")
+    pytest.skip(reason)
