@@ -12,7 +12,14 @@ Each chat request takes the next scripted :class:`Reply` from a queue (or asks a
 function), so a test or a notebook can say exactly what the "model" does: stream text, call
 tools (arguments split across chunks, several calls per turn, ids and names sent once or on
 every chunk, calls streamed one after another or interleaved), report usage, answer 429 with
-Retry-After or 500, drop the connection mid-stream, or stream slowly. Every request is recorded for assertions.
+Retry-After or 500, drop the connection mid-stream, end the stream early but cleanly (no
+finish reason, no ``[DONE]``; :meth:`Reply.cut`, :meth:`Reply.empty`), or stream slowly. Every
+request is recorded for assertions.
+
+What a whole *server* does, whatever the reply, is set with :class:`Quirks` (``Quirks.llama_cpp()``
+is llama-cpp-python's server: it cannot stream tool turns, closes its connection right after
+such a reply, sends the deprecated ``function_call`` beside ``tool_calls`` with ids it invents,
+and refuses an assistant turn whose ``content`` is null).
 
     with ScriptedServer() as server:
         server.script(Reply.call("search_memory", {"query": "speed"}), Reply.say("Done [1]."))
@@ -28,6 +35,7 @@ import itertools
 import json
 import math
 import queue
+import select
 import socket
 import threading
 import time
@@ -36,7 +44,10 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any, Callable, Iterable, Mapping
 from urllib.parse import parse_qs, urlsplit
 
-__all__ = ["Call", "RecordedRequest", "Reply", "ScriptedServer"]
+__all__ = ["Call", "Quirks", "RecordedRequest", "Reply", "ScriptedServer"]
+
+# What llama-cpp-python's server says when asked to stream a tool turn with tool_choice "auto".
+NO_STREAMED_TOOLS = "Automatic streaming tool choice is not supported"
 
 
 @dataclass(frozen=True)
@@ -80,6 +91,9 @@ class Reply:
     error: str = ""  # message of an error reply
     headers: tuple[tuple[str, str], ...] = ()
     drop_after: int | None = None  # close the connection after this many SSE events
+    # End the body cleanly after this many SSE events (``Connection: close``, the body simply
+    # ends): no finish_reason, no [DONE] — the client sees a normal end of stream.
+    cut_after: int | None = None
     delay: float = 0.0  # seconds between SSE events
     first_delay: float = 0.0  # seconds before the first byte
     reject_params: tuple[str, ...] = ()  # 400 if the request carries one of these parameters
@@ -120,6 +134,17 @@ class Reply:
         """Start streaming ``text``, then close the connection after ``after`` events."""
         return cls(text=text, drop_after=after, **options)
 
+    @classmethod
+    def cut(cls, text: str, *, after: int, **options: Any) -> Reply:
+        """Stream ``after`` events of ``text`` (the role chunk counts), then end the body cleanly
+        with no finish reason and no [DONE], as a server that stops early does."""
+        return cls(text=text, cut_after=after, **options)
+
+    @classmethod
+    def empty(cls, **options: Any) -> Reply:
+        """HTTP 200, an event stream that ends with nothing in it."""
+        return cls(cut_after=0, **options)
+
     def with_(self, **changes: Any) -> Reply:
         return replace(self, **changes)
 
@@ -148,6 +173,34 @@ class RecordedRequest:
 Responder = Callable[[RecordedRequest], Reply]
 
 
+@dataclass(frozen=True)
+class Quirks:
+    """What the whole server does, whatever reply is scripted (defaults: a well-behaved server)."""
+
+    # A streamed request with tools and tool_choice "auto" is refused before any reply is taken
+    # from the queue: 200 → an event stream that ends empty (llama-cpp-python), any other status
+    # → that error status; either way with ``NO_STREAMED_TOOLS`` as the message.
+    refuse_streamed_tools: int | None = None
+    # Close the connection right after each chat reply, as soon as the client sends its next
+    # request on it (or after ``close_wait`` seconds): the pooled connection dies under it.
+    close_after_reply: bool = False
+    close_wait: float = 1.0
+    # The deprecated ``function_call`` field beside ``tool_calls`` (streamed and not).
+    function_call_field: bool = False
+    repeat_ids: bool = False  # id, type and name on every chunk of a call
+    # Ids like ``call__0_search_memory_cmpl-…`` for calls scripted without an id.
+    invented_ids: bool = False
+    # 422 (FastAPI's validation shape) for an assistant turn with tool_calls and content null.
+    refuse_null_content: bool = False
+
+    @classmethod
+    def llama_cpp(cls, refuse_streamed_tools: int = 200, **changes: Any) -> Quirks:
+        """llama-cpp-python's server with a function-calling chat format."""
+        return cls(refuse_streamed_tools=refuse_streamed_tools, close_after_reply=True,
+                   function_call_field=True, repeat_ids=True, invented_ids=True,
+                   refuse_null_content=True, **changes)
+
+
 @dataclass
 class _State:
     replies: queue.Queue[Reply] = field(default_factory=queue.Queue)
@@ -157,14 +210,15 @@ class _State:
     embedding_dim: int = 64
     lock: threading.Lock = field(default_factory=threading.Lock)
     ids: Iterable[int] = field(default_factory=itertools.count)
+    quirks: Quirks = field(default_factory=Quirks)
 
 
 class ScriptedServer:
     """A Chat Completions server on 127.0.0.1 with a queue of scripted replies."""
 
     def __init__(self, replies: Iterable[Reply] = (), *, responder: Responder | None = None,
-                 port: int = 0, embedding_dim: int = 64) -> None:
-        self._state = _State(responder=responder, embedding_dim=embedding_dim)
+                 port: int = 0, embedding_dim: int = 64, quirks: Quirks | None = None) -> None:
+        self._state = _State(responder=responder, embedding_dim=embedding_dim, quirks=quirks or Quirks())
         self.script(*replies)
         self._port = port
         self._httpd: ThreadingHTTPServer | None = None
@@ -238,6 +292,15 @@ class ScriptedServer:
         """Answer requests with ``responder(request)`` when the queue is empty."""
         self._state.responder = responder
         return self
+
+    def set_quirks(self, quirks: Quirks | None = None, **changes: Any) -> ScriptedServer:
+        """Make the server behave this way from the next request on (see :class:`Quirks`)."""
+        self._state.quirks = replace(quirks or Quirks(), **changes)
+        return self
+
+    @property
+    def quirks(self) -> Quirks:
+        return self._state.quirks
 
     def set_default(self, reply: Reply) -> ScriptedServer:
         self._state.default = reply
@@ -351,8 +414,31 @@ class _Handler(BaseHTTPRequestHandler):
                          "usage": {"prompt_tokens": tokens, "total_tokens": tokens}})
 
     def _chat(self, req: RecordedRequest) -> None:
-        reply = self._next_reply(req)
+        quirks = self.state.quirks
+        try:
+            self._chat_reply(req, quirks)
+        finally:
+            if quirks.close_after_reply:
+                self._close_soon(quirks.close_wait)
+
+    def _chat_reply(self, req: RecordedRequest, quirks: Quirks) -> None:
         body = req.body
+        if quirks.refuse_null_content:
+            for i, m in enumerate(body.get("messages") or []):
+                if m.get("role") == "assistant" and m.get("tool_calls") and m.get("content") is None:
+                    self._json(422, {"detail": [{
+                        "type": "string_type", "loc": ["body", "messages", i, "content"],
+                        "msg": "Input should be a valid string", "input": None}]})
+                    return
+        if (quirks.refuse_streamed_tools is not None and body.get("stream") and body.get("tools")
+                and body.get("tool_choice", "auto") == "auto"):
+            if quirks.refuse_streamed_tools != 200:
+                self._json(quirks.refuse_streamed_tools, _error_body(NO_STREAMED_TOOLS, "server_error"))
+                return
+            self._sse_head(())
+            self._write(b"0\r\n\r\n")  # the error happened inside the stream: nothing in it
+            return
+        reply = self._next_reply(req)
         rejected = [p for p in reply.reject_params if p in body]
         if rejected:
             self._json(400, _error_body(f"Unrecognized request argument supplied: {rejected[0]}",
@@ -369,18 +455,35 @@ class _Handler(BaseHTTPRequestHandler):
             n = next(self.state.ids)  # type: ignore[call-overload]
         cid = f"chatcmpl-scripted{n}"
         if not body.get("stream"):
-            self._json(200, _completion(cid, model, reply, body))
+            if reply.cut_after is not None:  # an empty (cut) body where the JSON should be
+                self.send_response(200)
+                self.send_header("content-type", "application/json")
+                self.send_header("connection", "close")
+                self.end_headers()
+                self.close_connection = True
+                return
+            self._json(200, _completion(cid, model, reply, body, quirks))
             return
         include_usage = bool((body.get("stream_options") or {}).get("include_usage")) or reply.usage_always
         azure = reply.azure_preamble if reply.azure_preamble is not None else req.deployment is not None
-        events = list(_sse_events(cid, model, reply, body, include_usage=include_usage, azure=azure))
-        self.send_response(200)
-        self.send_header("content-type", "text/event-stream")
-        self.send_header("cache-control", "no-cache")
-        self.send_header("transfer-encoding", "chunked")
-        for k, v in reply.headers:
-            self.send_header(k, v)
-        self.end_headers()
+        events = list(_sse_events(cid, model, reply, body, include_usage=include_usage, azure=azure,
+                                  quirks=quirks))
+        if reply.cut_after is not None:
+            # A clean early end: the body is delimited by the connection closing, and it closes
+            # in order after the last event (no reset), so the client sees a normal end.
+            self.send_response(200)
+            self.send_header("content-type", "text/event-stream")
+            self.send_header("connection", "close")
+            for k, v in reply.headers:
+                self.send_header(k, v)
+            self.end_headers()
+            for e in events[: reply.cut_after]:
+                self._write(b"data: " + e.encode() + b"\n\n")
+                if reply.delay:
+                    time.sleep(reply.delay)
+            self.close_connection = True
+            return
+        self._sse_head(reply.headers)
         wire = [_http_chunk(b"data: " + e.encode() + b"\n\n") for e in events]
         if reply.drop_after is not None:
             for piece in wire[: reply.drop_after]:
@@ -402,6 +505,26 @@ class _Handler(BaseHTTPRequestHandler):
             # One write: the server's own cost stays out of benchmarks that use it.
             self._write(b"".join(wire))
         self._write(b"0\r\n\r\n")
+
+    def _sse_head(self, headers: Iterable[tuple[str, str]]) -> None:
+        self.send_response(200)
+        self.send_header("content-type", "text/event-stream")
+        self.send_header("cache-control", "no-cache")
+        self.send_header("transfer-encoding", "chunked")
+        for k, v in headers:
+            self.send_header(k, v)
+        self.end_headers()
+
+    def _close_soon(self, wait: float) -> None:
+        """Close this keep-alive connection once the client's next request starts arriving
+        (it is then reading from a dead connection), or after ``wait`` seconds."""
+        self.close_connection = True
+        try:
+            self.wfile.flush()
+            select.select([self.connection], [], [], wait)
+            self.connection.shutdown(socket.SHUT_RDWR)
+        except (OSError, ValueError):
+            pass
 
     def _write(self, data: bytes) -> None:
         try:
@@ -456,7 +579,7 @@ def _finish(reply: Reply) -> str:
 
 
 def _sse_events(cid: str, model: str, reply: Reply, body: dict[str, Any], *, include_usage: bool,
-                azure: bool) -> Iterable[str]:
+                azure: bool, quirks: Quirks = Quirks()) -> Iterable[str]:
     created = int(time.time())
 
     def chunk(delta: dict[str, Any], finish: str | None = None, **extra: Any) -> str:
@@ -472,17 +595,25 @@ def _sse_events(cid: str, model: str, reply: Reply, body: dict[str, Any], *, inc
     yield chunk({"role": "assistant", "content": ""})
     for piece in _text_pieces(reply):
         yield chunk({"content": piece})
-    per_call = [_call_deltas(cid, i, call, reply) for i, call in enumerate(reply.calls)]
+    per_call = [_call_deltas(cid, i, call, reply, quirks) for i, call in enumerate(reply.calls)]
+
+    def calls_delta(pieces: list[tuple[str, dict[str, Any]]]) -> dict[str, Any]:
+        delta: dict[str, Any] = {"tool_calls": [tc for _, tc in pieces]}
+        if quirks.function_call_field:  # the deprecated field, mirroring the first call's piece
+            name, tc = pieces[0]
+            delta["function_call"] = {"name": name, "arguments": tc["function"].get("arguments", "")}
+        return delta
+
     if reply.interleave or reply.calls_per_chunk > 1:
         per_chunk = max(1, reply.calls_per_chunk)
         for j in range(max(map(len, per_call), default=0)):
             row = [deltas[j] for deltas in per_call if j < len(deltas)]  # calls still streaming
             for k in range(0, len(row), per_chunk):
-                yield chunk({"tool_calls": row[k : k + per_chunk]})
+                yield chunk(calls_delta(row[k : k + per_chunk]))
     else:
         for deltas in per_call:
-            for tc in deltas:
-                yield chunk({"tool_calls": [tc]})
+            for piece in deltas:
+                yield chunk(calls_delta([piece]))
     yield chunk({}, _finish(reply))
     if include_usage:
         yield json.dumps({"id": cid, "object": "chat.completion.chunk", "created": created,
@@ -490,33 +621,46 @@ def _sse_events(cid: str, model: str, reply: Reply, body: dict[str, Any], *, inc
     yield "[DONE]"
 
 
-def _call_deltas(cid: str, i: int, call: Call, reply: Reply) -> list[dict[str, Any]]:
-    """The ``delta.tool_calls`` entries of call ``i``, in order, one per chunk."""
-    call_id = call.id or f"call_{cid[9:]}_{i}"
+def _call_id(cid: str, i: int, call: Call, quirks: Quirks) -> str:
+    if call.id:
+        return call.id
+    if quirks.invented_ids:  # llama-cpp-python: "call__" + index + name + completion id
+        return f"call__{i}_{call.name}_cmpl-{cid[9:]}"
+    return f"call_{cid[9:]}_{i}"
+
+
+def _call_deltas(cid: str, i: int, call: Call, reply: Reply,
+                 quirks: Quirks = Quirks()) -> list[tuple[str, dict[str, Any]]]:
+    """The ``delta.tool_calls`` entries of call ``i`` (with its name), in order, one per chunk."""
+    call_id = _call_id(cid, i, call, quirks)
     head = {"index": i, "id": call_id, "type": "function", "function": {"name": call.name}}
     pieces = _split(call.arguments_text, reply.args_chunk) or [""]
     if reply.empty_head and pieces != [""]:
         pieces.insert(0, "")
-    out: list[dict[str, Any]] = []
+    out: list[tuple[str, dict[str, Any]]] = []
     for j, piece in enumerate(pieces):
-        if j == 0 or reply.repeat_ids:
+        if j == 0 or reply.repeat_ids or quirks.repeat_ids:
             tc = {**head, "function": {"name": call.name, "arguments": piece}}
         else:
             tc = {"index": i, "function": {"arguments": piece}}
         if reply.omit_index:
             del tc["index"]
-        out.append(tc)
+        out.append((call.name, tc))
     return out
 
 
-def _completion(cid: str, model: str, reply: Reply, body: dict[str, Any]) -> dict[str, Any]:
+def _completion(cid: str, model: str, reply: Reply, body: dict[str, Any],
+                quirks: Quirks = Quirks()) -> dict[str, Any]:
     message: dict[str, Any] = {"role": "assistant", "content": reply.text or None}
     if reply.calls:
         message["tool_calls"] = [
-            {"id": c.id or f"call_{cid[9:]}_{i}", "type": "function",
+            {"id": _call_id(cid, i, c, quirks), "type": "function",
              "function": {"name": c.name, "arguments": c.arguments_text}}
             for i, c in enumerate(reply.calls)
         ]
+        if quirks.function_call_field:
+            first = reply.calls[0]
+            message["function_call"] = {"name": first.name, "arguments": first.arguments_text}
     return {
         "id": cid, "object": "chat.completion", "created": int(time.time()), "model": model,
         "choices": [{"index": 0, "message": message, "finish_reason": _finish(reply), "logprobs": None}],

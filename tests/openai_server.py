@@ -10,9 +10,9 @@ from typing import Iterator
 
 import pytest
 
-from fourhosts_jupyter.testing import Call, RecordedRequest, Reply, ScriptedServer
+from fourhosts_jupyter.testing import Call, Quirks, RecordedRequest, Reply, ScriptedServer
 
-__all__ = ["Call", "RecordedRequest", "Reply", "ScriptedServer", "openai_server"]
+__all__ = ["Call", "Quirks", "RecordedRequest", "Reply", "ScriptedServer", "openai_server"]
 
 
 @pytest.fixture

@@ -13,6 +13,7 @@ from fourhosts_jupyter.errors import (
     ConfigError,
     ProviderAuthError,
     ProviderConnectionError,
+    ProviderIncomplete,
     ProviderServerError,
     ProviderTimeout,
 )
@@ -26,7 +27,7 @@ from fourhosts_jupyter.llm.registry import (
     resolve_provider,
 )
 
-from openai_server import Call, Reply
+from openai_server import Call, Quirks, Reply
 
 MESSAGES = [{"role": "system", "content": "be brief"}, {"role": "user", "content": "hello?"}]
 TOOL = {"type": "function", "function": {"name": "lookup", "description": "look", "parameters": {"type": "object", "properties": {}}}}
@@ -342,3 +343,115 @@ def test_loopback_server_serves_embeddings_to_the_official_client(openai_server)
     out = client.embeddings.create(model="text-embedding-3-small", input=["speed limits", "speed limits", "bike lanes"])
     a, b, c = (d.embedding for d in out.data)
     assert len(a) == 64 and a == b and a != c
+
+
+# -- turns that end early, and servers that cannot stream tool turns (issue 9) ---------------
+
+
+def azure(server, **kw) -> OpenAIChatProvider:
+    kw.setdefault("model", "research-deploy")
+    return OpenAIChatProvider("azure", azure_endpoint=server.azure_endpoint, api_key="az-test", **kw)
+
+
+SHAPES = {"openai-url": compatible, "azure-url": azure}
+TOOLS_REQUEST = ModelRequest(messages=MESSAGES, tools=[TOOL])
+
+
+@pytest.mark.parametrize("shape", SHAPES)
+def test_a_stream_that_ends_cleanly_without_a_finish_reason_is_incomplete(openai_server, shape):
+    # Role chunk (+ Azure's preamble) and then three pieces; the body ends cleanly: no error from
+    # the client, no finish_reason, no [DONE].
+    skip = 2 if shape == "azure-url" else 1
+    openai_server.script(Reply.cut("The answer rests on three pillars.", after=skip + 3, text_chunk=7))
+    seen, err = collect_until_error(SHAPES[shape](openai_server, max_retries=2))
+    assert text_of(seen) == "The answer rests on t"
+    assert isinstance(err, ProviderIncomplete) and err.reason == "no finish reason"
+    assert "cut off" in str(err) and "finish reason" in str(err)
+    assert not any(isinstance(e, ProviderFinish) for e in seen)
+    assert len(openai_server.chat_requests) == 1  # text was shown: never retried behind its back
+
+
+def test_an_empty_200_is_incomplete_not_an_empty_answer(openai_server):
+    openai_server.script(Reply.empty())
+    seen, err = collect_until_error(compatible(openai_server))
+    assert seen == []
+    assert isinstance(err, ProviderIncomplete) and err.reason == "empty reply"
+    assert "ended with nothing" in str(err)
+
+
+@pytest.mark.parametrize("status", [200, 500, 400], ids=["empty-200", "status-500", "status-400"])
+@pytest.mark.parametrize("shape", SHAPES)
+def test_a_server_that_cannot_stream_tool_turns_gets_one_non_streamed_retry(openai_server, shape, status):
+    openai_server.set_quirks(refuse_streamed_tools=status)
+    openai_server.script(
+        Reply.call("lookup", {"city": "Oslo"}, id="call_x", text="Let me check."),
+        Reply.call("lookup", {"city": "Lyon"}, id="call_y"),
+    )
+    make = SHAPES[shape]
+    events = collect(make(openai_server, max_retries=0), TOOLS_REQUEST)
+    notices = [e for e in events if isinstance(e, Notice)]
+    assert len(notices) == 1 and "cannot stream tool calls" in notices[0].message
+    rest = [e for e in events if not isinstance(e, Notice)]
+    assert rest[0] == ProviderText("Let me check.")  # the whole reply at once: text, then calls
+    assert rest[1] == ProviderToolCallDelta(index=0, id="call_x", name="lookup", arguments='{"city": "Oslo"}')
+    assert isinstance(rest[2], ProviderUsage) and rest[-1] == ProviderFinish("tool_calls")
+    assert [r.body["stream"] for r in openai_server.chat_requests] == [True, False]
+    assert "stream_options" not in openai_server.chat_requests[1].body
+    # Remembered for this server: the next run's tool turn goes unstreamed at once, silently,
+    # and a turn without tools still streams.
+    again = collect(make(openai_server, max_retries=0), TOOLS_REQUEST)
+    assert not any(isinstance(e, Notice) for e in again)
+    assert assembled_calls(again)[0]["id"] == "call_y"
+    openai_server.script(Reply.say("plain text"))
+    assert text_of(collect(make(openai_server), ModelRequest(messages=MESSAGES))) == "plain text"
+    assert [r.body["stream"] for r in openai_server.chat_requests] == [True, False, False, True]
+
+
+def test_the_non_streamed_retry_survives_a_dead_pooled_connection(openai_server):
+    # llama-cpp-python closes the connection right after its empty reply: the retry is sent on
+    # the pooled connection, which dies under it.
+    openai_server.set_quirks(refuse_streamed_tools=200, close_after_reply=True)
+    openai_server.script(Reply.call("lookup", {"city": "Oslo"}, id="call_x"))
+    events = collect(compatible(openai_server, max_retries=0), TOOLS_REQUEST)
+    assert assembled_calls(events) == {0: {"id": "call_x", "name": "lookup", "arguments": '{"city": "Oslo"}'}}
+    assert [r.body["stream"] for r in openai_server.chat_requests] == [True, False]
+
+
+@pytest.mark.parametrize("second", ["status-500", "empty"])
+def test_a_server_that_fails_both_ways_is_a_clear_error(openai_server, second):
+    openai_server.set_quirks(refuse_streamed_tools=200)
+    openai_server.script(Reply.fail(500, "model crashed") if second == "status-500" else Reply.empty())
+    seen, err = collect_until_error(compatible(openai_server, max_retries=0), TOOLS_REQUEST)
+    assert not any(isinstance(e, (ProviderText, ProviderToolCallDelta)) for e in seen)
+    assert "neither streamed" in str(err) and "nor without streaming" in str(err)
+    if second == "status-500":
+        assert isinstance(err, ProviderServerError) and "model crashed" in str(err)
+    else:
+        assert isinstance(err, ProviderIncomplete)
+    assert [r.body["stream"] for r in openai_server.chat_requests] == [True, False]
+
+
+@pytest.mark.parametrize("omit_index", [False, True], ids=["with-index", "no-index"])
+def test_llama_cpp_style_chunks_function_call_field_repeated_and_invented_ids(openai_server, omit_index):
+    # Forced tool choice streams even on llama-cpp-python: id and name on every chunk, the
+    # deprecated function_call beside tool_calls, ids it makes up. Each call's arguments once.
+    openai_server.set_quirks(Quirks.llama_cpp())
+    openai_server.script(Reply.call("search_memory", {"query": "speed cameras evidence"}, args_chunk=4,
+                                    omit_index=omit_index))
+    request = ModelRequest(messages=MESSAGES, tools=[TOOL], tool_choice="required")
+    events = collect(compatible(openai_server), request)
+    (call,) = assembled_calls(events).values()
+    assert call["name"] == "search_memory"
+    assert json.loads(call["arguments"]) == {"query": "speed cameras evidence"}
+    assert call["id"].startswith("call__0_search_memory_cmpl-")
+    raw = openai_server.chat_requests[0]
+    assert raw.body["stream"] is True
+
+
+def test_non_streamed_reply_with_function_call_beside_tool_calls_gives_each_call_once(openai_server):
+    openai_server.set_quirks(Quirks.llama_cpp())
+    openai_server.script(Reply.parallel(("lookup", {"city": "Oslo"}), ("lookup", {"city": "Lyon"})))
+    events = collect(compatible(openai_server, max_retries=0), TOOLS_REQUEST)
+    calls = assembled_calls(events)
+    assert [json.loads(c["arguments"]) for c in calls.values()] == [{"city": "Oslo"}, {"city": "Lyon"}]
+    assert [c["id"][:25] for c in calls.values()] == ["call__0_lookup_cmpl-scrip", "call__1_lookup_cmpl-scrip"]

@@ -7,7 +7,15 @@ into provider events, liberally (compatible servers differ in small ways):
   a delta without an index is matched by id, or continues the last call;
 - ``finish_reason`` may be ``stop`` even after tool calls; usage may come on any chunk;
 - a server that rejects ``stream_options`` (or ``reasoning_effort``, …) gets the same request
-  again without it, and the parameter stays dropped for that server and model.
+  again without it, and the parameter stays dropped for that server and model;
+- the deprecated ``function_call`` field is read only when a chunk has no ``tool_calls`` (some
+  servers send both, with the same arguments);
+- a turn that ends without a finish reason (the stream closed early and cleanly, or a 200 with
+  nothing in it) raises ProviderIncomplete after its partial text;
+- a server that cannot stream a turn with tools (an error naming streaming, or an empty 200 —
+  llama-cpp-python) gets that turn again once with ``stream=false``; the whole reply becomes
+  the same events (text, then calls), and the server's tool turns stay unstreamed for the rest
+  of the process.
 
 Retries live here and only here: the client is built with ``max_retries=0`` and a failed
 request is retried ``settings.max_retries`` times with exponential backoff that honours
@@ -18,6 +26,7 @@ raised as a ProviderError (the engine keeps the partial answer).
 from __future__ import annotations
 
 import asyncio
+import copy
 import os
 import random
 import re
@@ -25,7 +34,7 @@ import weakref
 from dataclasses import replace
 from typing import Any, AsyncIterator, Mapping
 
-from ..errors import ConfigError, ProviderError
+from ..errors import ConfigError, ProviderConnectionError, ProviderError, ProviderIncomplete
 from ..events import Notice, Usage
 from .base import ModelRequest, ProviderEvent, ProviderFinish, ProviderText, ProviderToolCallDelta, ProviderUsage
 from .errors import rejected_parameter, to_provider_error
@@ -46,6 +55,9 @@ _OPTIONAL = ("stream_options", "reasoning_effort", "max_completion_tokens", "par
 # Parameters a server refused, per (kind, address, model), remembered for this process: the
 # engine builds a provider per run, and one refusal per server is enough.
 _REFUSED: dict[tuple[str, str, str], set[str]] = {}
+# Servers (kind, address, Azure deployment) that cannot stream a turn with tools, for this
+# process: their tool turns are sent with stream=false from the first one on.
+_UNSTREAMED_TOOLS: set[tuple[str, str, str]] = set()
 
 BACKOFF_BASE = 0.5
 BACKOFF_CAP = 8.0
@@ -120,6 +132,7 @@ class OpenAIChatProvider:
         self._sleep = sleep
         where_key = (azure_endpoint if kind == "azure" else base_url) or ""
         self._dropped = _REFUSED.setdefault((kind, where_key, self.model), set())
+        self._server = (kind, where_key or "api.openai.com", self.model if kind == "azure" else "")
         # One client per event loop: the sync twins run each run on a fresh loop, and an httpx
         # pool must not outlive the loop its connections belong to.
         self._clients: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, Any] = weakref.WeakKeyDictionary()
@@ -203,16 +216,30 @@ class OpenAIChatProvider:
         p.update(request.extra.get("openai_params", {}))
         for name in self._dropped:
             p.pop(name, None)
+        if request.tools and self._server in _UNSTREAMED_TOOLS:
+            p["stream"] = False
+            p.pop("stream_options", None)
         return p
 
     async def stream(self, request: ModelRequest) -> AsyncIterator[ProviderEvent | Notice]:
         if not self.model:
             await self._discover_model()
         attempt = 0
+        refused: ProviderError | None = None  # why this turn's streamed attempt was refused
+        reconnected = False
         while True:
             params = self.params(request)
             yielded = False
             try:
+                if not params["stream"]:
+                    try:
+                        completion = await self._client().chat.completions.create(**params)
+                    except ValueError as exc:  # a 200 whose body is not JSON (empty): no answer
+                        raise _incomplete(self.where, empty=True, streamed=False) from exc
+                    for ev in _completion_events(completion, self.where):
+                        yielded = True
+                        yield ProviderUsage(self._priced(ev.usage, completion.model)) if isinstance(ev, ProviderUsage) else ev
+                    return
                 stream = await self._client().chat.completions.create(**params)
                 parser = _ChunkParser()
                 chunk = None
@@ -223,6 +250,8 @@ class OpenAIChatProvider:
                             yield ev
                 finally:
                     await stream.close()
+                if parser.finish is None:
+                    raise _incomplete(self.where, empty=not yielded)
                 # The last chunk (the usage one) names the model that answered.
                 served = getattr(chunk, "model", None) or None
                 for ev in parser.end():
@@ -241,8 +270,21 @@ class OpenAIChatProvider:
                     self._dropped.add(dropped)
                     yield Notice(f"{self.where} does not accept `{dropped}`; retried without it.")
                     continue
+                if params["stream"] and request.tools and refused is None and _refuses_streamed_tools(err):
+                    refused = err
+                    _UNSTREAMED_TOOLS.add(self._server)
+                    yield Notice(
+                        f"{self.where} cannot stream tool calls ({_why(err)}); this and later turns "
+                        "with tools go to it without streaming, so their text arrives all at once."
+                    )
+                    continue
+                if refused is not None and isinstance(err, ProviderConnectionError) and not reconnected:
+                    # The server may close its connection just after refusing, under the retry
+                    # sent on that pooled connection: once more, at once, on a fresh one.
+                    reconnected = True
+                    continue
                 if not err.retryable or attempt >= self.max_retries:
-                    raise err from exc
+                    raise (_both_ways(err, refused) if refused is not None else err) from exc
                 attempt += 1
                 delay = self._delay(err, attempt)
                 yield Notice(
@@ -316,9 +358,11 @@ class _ChunkParser:
                 content = getattr(delta, "content", None)
                 if content:
                     out.append(ProviderText(content))
-                for tc in getattr(delta, "tool_calls", None) or ():
+                tool_calls = getattr(delta, "tool_calls", None)
+                for tc in tool_calls or ():
                     out.append(self._tool_delta(tc))
-                legacy = getattr(delta, "function_call", None)  # pre-tools servers
+                # Pre-tools servers; llama-cpp-python sends it *beside* tool_calls, same arguments.
+                legacy = None if tool_calls else getattr(delta, "function_call", None)
                 if legacy is not None:
                     out.append(ProviderToolCallDelta(
                         index=0,
@@ -363,3 +407,69 @@ def _usage(u: Any) -> Usage:
     details = getattr(u, "prompt_tokens_details", None)  # cached tokens bill at a lower rate
     cached = int(getattr(details, "cached_tokens", 0) or 0) if details is not None else 0
     return Usage(prompt_tokens=prompt, completion_tokens=completion, total_tokens=total, cached_tokens=cached)
+
+
+def _completion_events(completion: Any, where: str) -> list[ProviderEvent]:
+    """A whole (non-streamed) reply as the events its stream would have given: text, calls,
+    usage, finish. Empty, or without a finish reason, it is ProviderIncomplete."""
+    choice = next(iter(getattr(completion, "choices", None) or ()), None)
+    message = getattr(choice, "message", None)
+    finish = getattr(choice, "finish_reason", None)
+    out: list[ProviderEvent] = []
+    content = getattr(message, "content", None)
+    if content:
+        out.append(ProviderText(content))
+    calls = getattr(message, "tool_calls", None) or ()
+    for i, tc in enumerate(calls):
+        fn = getattr(tc, "function", None)
+        out.append(ProviderToolCallDelta(
+            index=i, id=getattr(tc, "id", None) or None,
+            name=getattr(fn, "name", None) or None, arguments=getattr(fn, "arguments", None) or "",
+        ))
+    legacy = None if calls else getattr(message, "function_call", None)
+    if legacy is not None:
+        out.append(ProviderToolCallDelta(index=0, name=getattr(legacy, "name", None) or None,
+                                         arguments=getattr(legacy, "arguments", None) or ""))
+    if not finish:
+        raise _incomplete(where, empty=not out, streamed=False)
+    usage = getattr(completion, "usage", None)
+    if usage is not None:
+        out.append(ProviderUsage(_usage(usage)))
+    out.append(ProviderFinish(finish))
+    return out
+
+
+def _incomplete(where: str, *, empty: bool, streamed: bool = True) -> ProviderIncomplete:
+    if empty:
+        what = "stream" if streamed else "reply"
+        return ProviderIncomplete(
+            f"the {what} from {where} ended with nothing in it (no text, no tool call, no finish "
+            "reason) — retry, or check the server's log for an error it did not send",
+            reason="empty reply",
+        )
+    return ProviderIncomplete(
+        f"the answer from {where} was cut off: its stream ended without a finish reason (the "
+        "server closed it early); the text above is partial — retry, or check the server's log",
+        reason="no finish reason",
+    )
+
+
+def _refuses_streamed_tools(err: ProviderError) -> bool:
+    """A refusal to stream a turn with tools: an empty stream, or an error that names streaming."""
+    if isinstance(err, ProviderIncomplete):
+        return err.reason == "empty reply"
+    return err.status_code is not None and err.status_code >= 400 and "stream" in str(err).lower()
+
+
+def _why(err: ProviderError) -> str:
+    if isinstance(err, ProviderIncomplete):
+        return "its stream ended empty"
+    return f"HTTP {err.status_code}" if err.status_code else type(err).__name__
+
+
+def _both_ways(err: ProviderError, refused: ProviderError) -> ProviderError:
+    """``err`` (from the non-streamed retry), saying the streamed attempt failed too."""
+    both = copy.copy(err)
+    both.args = (f"neither streamed ({_why(refused)}) nor without streaming could this turn with "
+                 f"tools be answered: {err}",)
+    return both
