@@ -49,7 +49,7 @@ def cmd_research(args: argparse.Namespace) -> int:
         return 0
     last = render(events)
     if isinstance(last, RunFailed):
-        raise FourHostsError(f"the run failed: {last.error}")
+        raise FourHostsError(f"the run failed ({last.kind}): {last.error}")
     return 0
 
 
@@ -82,6 +82,7 @@ def cmd_runs(args: argparse.Namespace) -> int:
     else:
         import pandas as pd
 
+        df["status"] = [_status(s, k) for s, k in zip(df["status"], df["error_kind"])]
         with pd.option_context("display.max_colwidth", 60, "display.width", 160):
             print(df[["id", "started_at", "status", "paradigm", "provider", "question"]].to_string(index=False))
     return 0
@@ -96,7 +97,8 @@ def cmd_show(args: argparse.Namespace) -> int:
     if args.json:
         print(json.dumps(run, default=str, ensure_ascii=False, indent=2))
         return 0
-    print(f"{run['id']}  {run['started_at']}  {run['status']}  {run['paradigm']}  {run['provider']}/{run['model']}")
+    status = _status(run["status"], run.get("error_kind"))
+    print(f"{run['id']}  {run['started_at']}  {status}  {run['paradigm']}  {run['provider']}/{run['model']}")
     print(f"Q: {run['question']}\n")
     print(run["answer"] or "")
     for s in run.get("sources") or []:
@@ -104,6 +106,11 @@ def cmd_show(args: argparse.Namespace) -> int:
     if run.get("error"):
         print(f"\nerror: {run['error']}")
     return 0
+
+
+def _status(status: str, kind: str | None) -> str:
+    """``failed (incomplete)``: a failed run with the kind its run log recorded."""
+    return f"{status} ({kind})" if status == "failed" and isinstance(kind, str) and kind else status
 
 
 def cmd_config(args: argparse.Namespace) -> int:

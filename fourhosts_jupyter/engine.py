@@ -21,7 +21,7 @@ from . import prompts
 from .answer import Answer
 from .classifier import Classification, Effort, classify
 from .config import Settings
-from .errors import ConfigError, FourHostsError, ProviderError, RunError
+from .errors import ConfigError, FourHostsError, ProviderError, ProviderIncomplete, RunError
 from .events import (
     AnswerReady,
     Classified,
@@ -379,6 +379,8 @@ def _isolate_detail(host: HostParadigm) -> str:
 
 
 def _kind(exc: BaseException) -> str:
+    if isinstance(exc, ProviderIncomplete):  # any provider's turn that ended early
+        return "incomplete"
     if isinstance(exc, ProviderError):
         return "provider"
     if isinstance(exc, StageTimeout):

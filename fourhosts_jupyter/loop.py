@@ -363,7 +363,8 @@ class _Turn:
     def assistant_message(self) -> dict[str, Any]:
         return {
             "role": "assistant",
-            "content": self.text or None,
+            # "" and never null: llama-cpp-python refuses null here (422); every server takes "".
+            "content": self.text,
             "tool_calls": [
                 {
                     "id": c.wire_id,

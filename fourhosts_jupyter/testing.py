@@ -181,9 +181,9 @@ class Quirks:
     # from the queue: 200 → an event stream that ends empty (llama-cpp-python), any other status
     # → that error status; either way with ``NO_STREAMED_TOOLS`` as the message.
     refuse_streamed_tools: int | None = None
-    # Close the connection right after each chat reply, as soon as the client sends its next
-    # request on it (or after ``close_wait`` seconds): the pooled connection dies under it.
-    close_after_reply: bool = False
+    # After refusing a streamed tool turn, close the connection as soon as the client sends its
+    # next request on it (or after ``close_wait`` seconds): the pooled connection dies under it.
+    close_after_refusal: bool = False
     close_wait: float = 1.0
     # The deprecated ``function_call`` field beside ``tool_calls`` (streamed and not).
     function_call_field: bool = False
@@ -196,7 +196,7 @@ class Quirks:
     @classmethod
     def llama_cpp(cls, refuse_streamed_tools: int = 200, **changes: Any) -> Quirks:
         """llama-cpp-python's server with a function-calling chat format."""
-        return cls(refuse_streamed_tools=refuse_streamed_tools, close_after_reply=True,
+        return cls(refuse_streamed_tools=refuse_streamed_tools, close_after_refusal=True,
                    function_call_field=True, repeat_ids=True, invented_ids=True,
                    refuse_null_content=True, **changes)
 
@@ -415,13 +415,6 @@ class _Handler(BaseHTTPRequestHandler):
 
     def _chat(self, req: RecordedRequest) -> None:
         quirks = self.state.quirks
-        try:
-            self._chat_reply(req, quirks)
-        finally:
-            if quirks.close_after_reply:
-                self._close_soon(quirks.close_wait)
-
-    def _chat_reply(self, req: RecordedRequest, quirks: Quirks) -> None:
         body = req.body
         if quirks.refuse_null_content:
             for i, m in enumerate(body.get("messages") or []):
@@ -434,9 +427,11 @@ class _Handler(BaseHTTPRequestHandler):
                 and body.get("tool_choice", "auto") == "auto"):
             if quirks.refuse_streamed_tools != 200:
                 self._json(quirks.refuse_streamed_tools, _error_body(NO_STREAMED_TOOLS, "server_error"))
-                return
-            self._sse_head(())
-            self._write(b"0\r\n\r\n")  # the error happened inside the stream: nothing in it
+            else:
+                self._sse_head(())
+                self._write(b"0\r\n\r\n")  # the error happened inside the stream: nothing in it
+            if quirks.close_after_refusal:
+                self._close_soon(quirks.close_wait)
             return
         reply = self._next_reply(req)
         rejected = [p for p in reply.reject_params if p in body]

@@ -10,7 +10,7 @@ import sys
 import threading
 
 import pytest
-from openai_server import Call, Reply
+from openai_server import Call, Quirks, Reply
 
 import fourhosts_jupyter as fh
 from fourhosts_jupyter.config import Settings
@@ -312,3 +312,95 @@ def test_cli_research_against_a_compatible_server(openai_server, tmp_path):
     assert "Lower speeds save lives [1]." in out.stdout
     req = openai_server.chat_requests[0]
     assert req.body["model"] == "llama3.1:8b" and req.headers["authorization"] == "Bearer not-needed"
+
+
+# -- turns that end early, and servers that cannot stream tool turns (issue 9) ---------------
+
+CUT = Reply.cut("The answer rests on three pillars.", after=4, text_chunk=7)  # role + 3 pieces
+
+
+@pytest.mark.parametrize("reply, partial, reason", [
+    (CUT, "The answer rests on t", "cut off"),
+    (Reply.empty(), "", "ended with nothing"),
+], ids=["cut-off", "empty-200"])
+def test_a_turn_that_ends_early_fails_the_run_as_incomplete(openai_server, make_engine, store, reply, partial, reason):
+    # Tools are offered, so an empty 200 is first taken for a server that cannot stream tool
+    # turns: the unstreamed retry is empty too (three replies: two runs, one retry).
+    openai_server.script(reply, reply, reply)
+    engine = make_engine(max_retries=2)
+    events = events_of(engine)
+    failed = events[-1]
+    assert isinstance(failed, RunFailed) and failed.kind == "incomplete"
+    assert failed.partial_text == partial and reason in failed.error
+    assert "".join(e.text for e in events if isinstance(e, TextDelta)) == partial
+    assert not any(isinstance(e, AnswerReady) for e in events)
+    run_id = events[0].run_id
+    run = store.get_run(run_id)
+    assert (run["status"], run["error_kind"], run["answer"]) == ("failed", "incomplete", partial)
+    listed = store.runs().set_index("id").loc[run_id]
+    assert (listed["status"], listed["error_kind"]) == ("failed", "incomplete")
+    # the cut-off text is not kept as a memory of what was found
+    kept = store.memories(source="run")
+    assert "query context" in set(kept["title"]) and QUESTION[:120] not in set(kept["title"])
+    with pytest.raises(RunError) as info:
+        engine.research(QUESTION, paradigm="bernard")
+    assert info.value.kind == "incomplete" and info.value.partial_text == partial
+
+
+@pytest.mark.parametrize("shape", ["openai-url", "azure-url"])
+def test_a_llama_cpp_server_answers_tool_turns_unstreamed(openai_server, make_engine, monkeypatch, shape):
+    openai_server.set_quirks(Quirks.llama_cpp())
+    openai_server.script(
+        Reply.call("search_memory", {"query": "speed limits"}),  # no text: content "" goes back
+        Reply.call("search_memory", {"query": "speed cameras"}, text="Checking cameras too."),
+        Reply.say("Lower speeds save lives [1]."),
+    )
+    settings = {}
+    if shape == "azure-url":
+        monkeypatch.setenv("AZURE_OPENAI_API_KEY", "az-key-for-test")
+        settings = dict(provider="azure", base_url=None, azure_endpoint=openai_server.azure_endpoint,
+                        model="llama-deploy", api_version="2024-10-21")
+    events = events_of(make_engine(**settings))
+    answer = answer_of(events)
+    assert answer.text == "Checking cameras too.\n\nLower speeds save lives [1]."
+    notices = [e for e in events if isinstance(e, Notice) and "cannot stream tool calls" in e.message]
+    assert len(notices) == 1
+    assert [c.status for c in answer.tool_calls] == ["done", "done"]
+    started = [e for e in events if isinstance(e, ToolCallStarted)]
+    assert [e.call_id[:28] for e in started] == ["call__0_search_memory_cmpl-s"] * 2
+    reqs = openai_server.chat_requests
+    assert [r.body["stream"] for r in reqs] == [True, False, False, False]
+    first_turn = reqs[2].messages[-2]
+    assert first_turn["role"] == "assistant" and first_turn["content"] == ""
+    assert reqs[2].tool_messages()[0]["tool_call_id"] == started[0].call_id
+
+
+def test_an_assistant_turn_with_tool_calls_sends_empty_content_not_null(openai_server, make_engine):
+    openai_server.set_quirks(refuse_null_content=True)  # as llama-cpp-python does (422)
+    openai_server.script(Reply.call("search_memory", {"query": "x"}), Reply.say("done"))
+    assert answer_of(events_of(make_engine())).text == "done"
+    turn = openai_server.chat_requests[1].messages[-2]
+    assert turn["tool_calls"] and turn["content"] == ""
+
+
+def test_cli_research_exits_non_zero_on_an_early_end_and_runs_show_it(openai_server, tmp_path):
+    openai_server.script(CUT)
+    env = {k: v for k, v in os.environ.items() if k not in ("OPENAI_API_KEY", "OPENAI_BASE_URL")}
+    env.update(FOURHOSTS_HOME=str(tmp_path / "home"), FOURHOSTS_EMBEDDER="hashing")
+
+    def cli(*args: str) -> subprocess.CompletedProcess:
+        return subprocess.run([sys.executable, "-m", "fourhosts_jupyter.cli", *args],
+                              capture_output=True, text=True, timeout=180, env=env)
+
+    out = cli("research", "--base-url", openai_server.base_url, "--model", "llama3.1:8b", QUESTION)
+    assert out.returncode == 1
+    assert "The answer rests on t" in out.stdout
+    last = out.stderr.strip().splitlines()[-1]
+    assert last.startswith("fourhosts: error:") and "cut off" in last and "incomplete" in last
+    runs = cli("runs")
+    assert runs.returncode == 0 and "failed (incomplete)" in runs.stdout
+    (row,) = json.loads(cli("runs", "--json").stdout)
+    assert (row["status"], row["error_kind"]) == ("failed", "incomplete")
+    shown = cli("show", row["id"])
+    assert shown.returncode == 0 and "failed (incomplete)" in shown.stdout
+    assert "The answer rests on t" in shown.stdout and "cut off" in shown.stdout

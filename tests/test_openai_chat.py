@@ -410,7 +410,7 @@ def test_a_server_that_cannot_stream_tool_turns_gets_one_non_streamed_retry(open
 def test_the_non_streamed_retry_survives_a_dead_pooled_connection(openai_server):
     # llama-cpp-python closes the connection right after its empty reply: the retry is sent on
     # the pooled connection, which dies under it.
-    openai_server.set_quirks(refuse_streamed_tools=200, close_after_reply=True)
+    openai_server.set_quirks(refuse_streamed_tools=200, close_after_refusal=True)
     openai_server.script(Reply.call("lookup", {"city": "Oslo"}, id="call_x"))
     events = collect(compatible(openai_server, max_retries=0), TOOLS_REQUEST)
     assert assembled_calls(events) == {0: {"id": "call_x", "name": "lookup", "arguments": '{"city": "Oslo"}'}}

@@ -81,6 +81,11 @@ def _lock_for(path: str) -> threading.RLock:
         return _locks.setdefault(path, threading.RLock())
 
 
+# A failed run's kind (provider, incomplete, timeout, …) as its run log recorded it: read from
+# the logged error event rather than a column of its own, so old stores show it too.
+_ERROR_KIND = ("(SELECT json_extract_string(e.payload, '$.kind') FROM run_events e "
+               "WHERE e.run_id = runs.id AND e.type = 'error' LIMIT 1)")
+
 class Store:
     """A DuckDB file with our schema. Cheap to construct; opens the file per operation."""
 
@@ -265,9 +270,9 @@ class Store:
     def runs(self, limit: int = 50):  # noqa: ANN201 - pandas.DataFrame
         with self.connect() as con:
             return con.execute(
-                """SELECT id, started_at, status, paradigm, provider, model, question,
-                          length(answer) AS answer_chars, json_array_length(sources) AS sources,
-                          cost_usd, error
+                f"""SELECT id, started_at, status, {_ERROR_KIND} AS error_kind, paradigm, provider,
+                          model, question, length(answer) AS answer_chars,
+                          json_array_length(sources) AS sources, cost_usd, error
                    FROM runs ORDER BY started_at DESC LIMIT ?""",
                 [limit],
             ).df()
@@ -275,7 +280,8 @@ class Store:
     def get_run(self, run_id: str) -> dict[str, Any] | None:
         with self.connect() as con:
             rows = con.execute(
-                "SELECT * FROM runs WHERE id = ? OR id LIKE ? ORDER BY started_at DESC LIMIT 2",
+                f"SELECT *, {_ERROR_KIND} AS error_kind FROM runs WHERE id = ? OR id LIKE ? "
+                "ORDER BY started_at DESC LIMIT 2",
                 [run_id, run_id + "%"],
             )
             cols = [d[0] for d in rows.description]
