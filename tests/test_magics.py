@@ -297,6 +297,25 @@ def test_failed_run_shows_partial_answer_then_raises(ip, magics, first_run):
     assert "Traceback" not in cap2.stdout + cap2.stderr and "RunError" in cap2.stdout + cap2.stderr
 
 
+def test_a_cut_off_answer_is_shown_then_the_cell_fails_as_incomplete(ip, magics, first_run, openai_server):
+    # A real provider over loopback: the stream ends cleanly with no finish reason, no [DONE].
+    from fourhosts_jupyter.llm.openai_chat import OpenAIChatProvider
+    from openai_server import Reply
+
+    openai_server.script(Reply.cut("The answer rests on three pillars.", after=4, text_chunk=7))
+    magics.provider = OpenAIChatProvider("compatible", base_url=openai_server.base_url, model="m",
+                                         max_retries=0)
+    with capture_output() as cap, pytest.raises(RunError) as info:
+        ip.run_cell_magic("research", "", QUESTION)
+    assert info.value.kind == "incomplete" and info.value.partial_text == "The answer rests on t"
+    assert len(cap.outputs) == 1  # shown before raising
+    shown = cap.outputs[0].data["text/plain"]
+    assert "The answer rests on t" in shown and "Run failed (incomplete)" in shown and "cut off" in shown
+    assert "cut off" in cap.outputs[0].data["text/html"]
+    run = Store(magics.store_path).get_run(info.value.run_id)
+    assert (run["status"], run["error_kind"]) == ("failed", "incomplete")
+
+
 def test_runs_show_rate_and_memory_search(ip, magics, first_run, home):
     answer, _ = first_run
     runs = ip.run_line_magic("research", "runs -n 50")
