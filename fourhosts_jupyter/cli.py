@@ -44,7 +44,7 @@ def cmd_research(args: argparse.Namespace) -> int:
             if ev.type in ("answer", "error"):
                 final = ev
         if isinstance(final, RunFailed):
-            raise FourHostsError(final.error)
+            raise FourHostsError(f"the run failed ({final.kind}): {final.error}")
         print(json.dumps(final.answer.to_dict(), ensure_ascii=False, indent=2))  # type: ignore[union-attr]
         return 0
     last = render(events)

@@ -226,7 +226,7 @@ class Engine:
             failure = RunFailed("the run was cancelled", "cancelled", outcome.text)
             raise
         except FourHostsError as exc:
-            failure = RunFailed(str(exc), _kind(exc), outcome.text)
+            failure = RunFailed(_failure_message(exc), _kind(exc), outcome.text)
             yield rec(failure)
         except Exception as exc:  # noqa: BLE001 - an unexpected bug still ends the run cleanly
             failure = RunFailed(f"{type(exc).__name__}: {exc}", "internal", outcome.text)
@@ -376,6 +376,16 @@ def _isolate_detail(host: HostParadigm) -> str:
     from .context.isolate import layer_detail
 
     return "sandbox ready: " + layer_detail(host)
+
+
+def _failure_message(exc: FourHostsError) -> str:
+    message = str(exc)
+    if isinstance(exc, ProviderIncomplete):  # say it was cut off, and why, whoever raised it
+        if exc.reason and exc.reason not in message:
+            message += f" (reason: {exc.reason})"
+        if "cut off" not in message:
+            message = f"the answer was cut off: {message}"
+    return message
 
 
 def _kind(exc: BaseException) -> str:

@@ -13,7 +13,7 @@ import pytest
 
 from fourhosts_jupyter.config import Settings
 from fourhosts_jupyter.engine import Engine
-from fourhosts_jupyter.errors import ConfigError, ProviderConnectionError, RunError
+from fourhosts_jupyter.errors import ConfigError, ProviderConnectionError, ProviderIncomplete, RunError
 from fourhosts_jupyter.events import (
     AnswerReady,
     Classified,
@@ -197,3 +197,21 @@ def test_sync_and_async_twins_agree(engine):
     assert sync.text == async_.text
     assert [s.id for s in sync.sources] == [s.id for s in async_.sources]
     assert sync.run_id != async_.run_id
+
+
+def test_any_provider_turn_that_ends_early_fails_the_run_as_incomplete_with_its_reason(seeded_store):
+    # Generic: a provider (Chat, Responses, a plugin) raising ProviderIncomplete with its reason.
+    class CutShort(Scripted):
+        async def stream(self, request):
+            yield ProviderText("Speed management comes")
+            raise ProviderIncomplete("the model stopped before finishing", reason="max_output_tokens")
+
+    eng = Engine(Settings.from_env(), store=seeded_store, provider=CutShort([]))
+    events = list(eng.stream(QUESTION))
+    failed = events[-1]
+    assert isinstance(failed, RunFailed) and failed.kind == "incomplete"
+    assert failed.error == ("the answer was cut off: the model stopped before finishing "
+                            "(reason: max_output_tokens)")
+    assert failed.partial_text == "Speed management comes"
+    run = seeded_store.get_run(events[0].run_id)
+    assert (run["status"], run["error_kind"], run["answer"]) == ("failed", "incomplete", "Speed management comes")
