@@ -98,7 +98,8 @@ def cmd_show(args: argparse.Namespace) -> int:
         print(json.dumps(run, default=str, ensure_ascii=False, indent=2))
         return 0
     status = _status(run["status"], run.get("error_kind"))
-    print(f"{run['id']}  {run['started_at']}  {status}  {run['paradigm']}  {run['provider']}/{run['model']}")
+    print(f"{run['id']}  {run['started_at']}  {status}  {run['paradigm']}  "
+          f"{run['provider']}/{run['model']}")
     print(f"Q: {run['question']}\n")
     print(run["answer"] or "")
     for s in run.get("sources") or []:

@@ -218,7 +218,8 @@ class ScriptedServer:
 
     def __init__(self, replies: Iterable[Reply] = (), *, responder: Responder | None = None,
                  port: int = 0, embedding_dim: int = 64, quirks: Quirks | None = None) -> None:
-        self._state = _State(responder=responder, embedding_dim=embedding_dim, quirks=quirks or Quirks())
+        self._state = _State(responder=responder, embedding_dim=embedding_dim,
+                             quirks=quirks or Quirks())
         self.script(*replies)
         self._port = port
         self._httpd: ThreadingHTTPServer | None = None
@@ -419,6 +420,7 @@ class _Handler(BaseHTTPRequestHandler):
         if quirks.refuse_null_content:
             for i, m in enumerate(body.get("messages") or []):
                 if m.get("role") == "assistant" and m.get("tool_calls") and m.get("content") is None:
+                    # FastAPI's validation error, as llama-cpp-python's server answers it
                     self._json(422, {"detail": [{
                         "type": "string_type", "loc": ["body", "messages", i, "content"],
                         "msg": "Input should be a valid string", "input": None}]})
@@ -426,7 +428,8 @@ class _Handler(BaseHTTPRequestHandler):
         if (quirks.refuse_streamed_tools is not None and body.get("stream") and body.get("tools")
                 and body.get("tool_choice", "auto") == "auto"):
             if quirks.refuse_streamed_tools != 200:
-                self._json(quirks.refuse_streamed_tools, _error_body(NO_STREAMED_TOOLS, "server_error"))
+                status = quirks.refuse_streamed_tools
+                self._json(status, _error_body(NO_STREAMED_TOOLS, "server_error"))
             else:
                 self._sse_head(())
                 self._write(b"0\r\n\r\n")  # the error happened inside the stream: nothing in it
@@ -596,7 +599,7 @@ def _sse_events(cid: str, model: str, reply: Reply, body: dict[str, Any], *, inc
         delta: dict[str, Any] = {"tool_calls": [tc for _, tc in pieces]}
         if quirks.function_call_field:  # the deprecated field, mirroring the first call's piece
             name, tc = pieces[0]
-            delta["function_call"] = {"name": name, "arguments": tc["function"].get("arguments", "")}
+            delta["function_call"] = {"name": name, "arguments": tc["function"]["arguments"]}
         return delta
 
     if reply.interleave or reply.calls_per_chunk > 1:

@@ -232,13 +232,9 @@ class OpenAIChatProvider:
             yielded = False
             try:
                 if not params["stream"]:
-                    try:
-                        completion = await self._client().chat.completions.create(**params)
-                    except ValueError as exc:  # a 200 whose body is not JSON (empty): no answer
-                        raise _incomplete(self.where, empty=True, streamed=False) from exc
-                    for ev in _completion_events(completion, self.where):
+                    for ev in await self._unstreamed(params):
                         yielded = True
-                        yield ProviderUsage(self._priced(ev.usage, completion.model)) if isinstance(ev, ProviderUsage) else ev
+                        yield ev
                     return
                 stream = await self._client().chat.completions.create(**params)
                 parser = _ChunkParser()
@@ -270,7 +266,8 @@ class OpenAIChatProvider:
                     self._dropped.add(dropped)
                     yield Notice(f"{self.where} does not accept `{dropped}`; retried without it.")
                     continue
-                if params["stream"] and request.tools and refused is None and _refuses_streamed_tools(err):
+                if (params["stream"] and request.tools and refused is None
+                        and _refuses_streamed_tools(err)):
                     refused = err
                     _UNSTREAMED_TOOLS.add(self._server)
                     yield Notice(
@@ -278,7 +275,7 @@ class OpenAIChatProvider:
                         "with tools go to it without streaming, so their text arrives all at once."
                     )
                     continue
-                if refused is not None and isinstance(err, ProviderConnectionError) and not reconnected:
+                if refused is not None and not reconnected and isinstance(err, ProviderConnectionError):
                     # The server may close its connection just after refusing, under the retry
                     # sent on that pooled connection: once more, at once, on a fresh one.
                     reconnected = True
@@ -293,6 +290,17 @@ class OpenAIChatProvider:
                     "warning",
                 )
                 await self._sleep(delay)
+
+    async def _unstreamed(self, params: dict[str, Any]) -> list[ProviderEvent]:
+        """One turn with ``stream=false``: the whole reply as the events a stream would give."""
+        try:
+            completion = await self._client().chat.completions.create(**params)
+        except ValueError as exc:  # a 200 whose body is not JSON (empty): nothing was answered
+            raise _incomplete(self.where, empty=True, streamed=False) from exc
+        return [
+            ProviderUsage(self._priced(ev.usage, completion.model)) if isinstance(ev, ProviderUsage) else ev
+            for ev in _completion_events(completion, self.where)
+        ]
 
     def _priced(self, usage: Usage, served: str | None) -> Usage:
         """``usage`` with its cost; None when the price is unknown (never a guess).
