@@ -77,5 +77,6 @@ def render(events: Iterable[Event], out: IO[str] = sys.stdout, err: IO[str] = sy
         elif isinstance(ev, RunFailed):
             last = ev
             if wrote_text:
-                out.write("\n")
+                # stdout alone (a pipe, a file) must not pass a cut-off answer for a whole one
+                out.write(" [cut off]\n" if ev.kind == "incomplete" else "\n")
     return last

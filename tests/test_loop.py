@@ -394,7 +394,7 @@ def test_cli_research_exits_non_zero_on_an_early_end_and_runs_show_it(openai_ser
 
     out = cli("research", "--base-url", openai_server.base_url, "--model", "llama3.1:8b", QUESTION)
     assert out.returncode == 1
-    assert "The answer rests on t" in out.stdout
+    assert "The answer rests on t [cut off]\n" in out.stdout
     last = out.stderr.strip().splitlines()[-1]
     assert last.startswith("fourhosts: error:") and "cut off" in last and "incomplete" in last
     runs = cli("runs")
