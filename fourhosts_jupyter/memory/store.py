@@ -86,6 +86,7 @@ def _lock_for(path: str) -> threading.RLock:
 _ERROR_KIND = ("(SELECT json_extract_string(e.payload, '$.kind') FROM run_events e "
                "WHERE e.run_id = runs.id AND e.type = 'error' LIMIT 1)")
 
+
 class Store:
     """A DuckDB file with our schema. Cheap to construct; opens the file per operation."""
 
