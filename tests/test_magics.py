@@ -314,6 +314,10 @@ def test_a_cut_off_answer_is_shown_then_the_cell_fails_as_incomplete(ip, magics,
     assert "cut off" in cap.outputs[0].data["text/html"]
     run = Store(magics.store_path).get_run(info.value.run_id)
     assert (run["status"], run["error_kind"]) == ("failed", "incomplete")
+    runs = ip.run_line_magic("research", "runs -n 1").iloc[0]
+    assert (runs["id"], runs["status"], runs["error_kind"]) == (run["id"], "failed", "incomplete")
+    replay = ip.run_line_magic("research", f"show {run['id']}")._repr_mimebundle_()["text/plain"]
+    assert "The answer rests on t" in replay and "Run failed (incomplete)" in replay
 
 
 def test_runs_show_rate_and_memory_search(ip, magics, first_run, home):
