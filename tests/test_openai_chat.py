@@ -455,3 +455,26 @@ def test_non_streamed_reply_with_function_call_beside_tool_calls_gives_each_call
     calls = assembled_calls(events)
     assert [json.loads(c["arguments"]) for c in calls.values()] == [{"city": "Oslo"}, {"city": "Lyon"}]
     assert [c["id"][:25] for c in calls.values()] == ["call__0_lookup_cmpl-scrip", "call__1_lookup_cmpl-scrip"]
+
+
+def test_the_scripted_quirks_as_the_raw_client_sees_them(openai_server):
+    client = openai.OpenAI(base_url=openai_server.base_url, api_key="x", max_retries=0)
+    # an early clean end: no exception from the client, and no finish reason anywhere
+    openai_server.script(Reply.cut("cut short here", after=3))
+    chunks = list(client.chat.completions.create(model="m", messages=MESSAGES, stream=True))
+    assert len(chunks) == 3 and all(c.choices[0].finish_reason is None for c in chunks)
+    # llama-cpp-python: a streamed tool turn is a 200 with nothing in it; unstreamed it works
+    # and the connection dies under the next request sent on it
+    openai_server.set_quirks(Quirks.llama_cpp())
+    openai_server.script(Reply.call("lookup", {"city": "Oslo"}))
+    tools = dict(model="m", messages=MESSAGES, tools=[TOOL])
+    assert list(client.chat.completions.create(stream=True, **tools)) == []
+    with pytest.raises(openai.APIConnectionError):
+        client.chat.completions.create(**tools)
+    message = client.chat.completions.create(**tools).choices[0].message
+    assert message.tool_calls[0].id.startswith("call__0_lookup_cmpl-")
+    assert message.function_call.name == "lookup" and message.content is None
+    turn = {"role": "assistant", "content": None, "tool_calls": [message.tool_calls[0].model_dump()]}
+    with pytest.raises(openai.UnprocessableEntityError):
+        client.chat.completions.create(model="m", messages=[*MESSAGES, turn])
+    assert openai_server.pending == 0
