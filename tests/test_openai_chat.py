@@ -12,6 +12,7 @@ from fourhosts_jupyter.config import Settings
 from fourhosts_jupyter.errors import (
     ConfigError,
     ProviderAuthError,
+    ProviderBadRequest,
     ProviderConnectionError,
     ProviderIncomplete,
     ProviderServerError,
@@ -478,3 +479,12 @@ def test_the_scripted_quirks_as_the_raw_client_sees_them(openai_server):
     with pytest.raises(openai.UnprocessableEntityError):
         client.chat.completions.create(model="m", messages=[*MESSAGES, turn])
     assert openai_server.pending == 0
+
+
+@pytest.mark.parametrize("status, cls", [(408, ProviderTimeout), (404, ProviderBadRequest)])
+def test_an_error_that_does_not_name_streaming_is_not_taken_for_a_refusal(openai_server, status, cls):
+    # Only the server's own words count: our advice for a timeout mentions stream_idle_timeout.
+    openai_server.script(Reply.fail(status, "no such luck"))
+    seen, err = collect_until_error(compatible(openai_server, max_retries=0), TOOLS_REQUEST)
+    assert isinstance(err, cls) and not any(isinstance(e, Notice) for e in seen)
+    assert [r.body["stream"] for r in openai_server.chat_requests] == [True]

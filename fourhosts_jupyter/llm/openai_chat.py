@@ -267,7 +267,7 @@ class OpenAIChatProvider:
                     yield Notice(f"{self.where} does not accept `{dropped}`; retried without it.")
                     continue
                 if (params["stream"] and request.tools and refused is None
-                        and _refuses_streamed_tools(err)):
+                        and _refuses_streamed_tools(err, exc)):
                     refused = err
                     _UNSTREAMED_TOOLS.add(self._server)
                     yield Notice(
@@ -462,11 +462,14 @@ def _incomplete(where: str, *, empty: bool, streamed: bool = True) -> ProviderIn
     )
 
 
-def _refuses_streamed_tools(err: ProviderError) -> bool:
-    """A refusal to stream a turn with tools: an empty stream, or an error that names streaming."""
+def _refuses_streamed_tools(err: ProviderError, raw: BaseException) -> bool:
+    """A refusal to stream a turn with tools: an empty stream, or an error status whose message
+    (the server's own words in ``raw``, not our advice around them) names streaming."""
     if isinstance(err, ProviderIncomplete):
         return err.reason == "empty reply"
-    return err.status_code is not None and err.status_code >= 400 and "stream" in str(err).lower()
+    status = err.status_code
+    return (status is not None and status >= 400 and status not in (401, 403, 429)
+            and "stream" in str(raw).lower())
 
 
 def _why(err: ProviderError) -> str:
