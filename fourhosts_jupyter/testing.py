@@ -92,7 +92,8 @@ class Reply:
     headers: tuple[tuple[str, str], ...] = ()
     drop_after: int | None = None  # close the connection after this many SSE events
     # End the body cleanly after this many SSE events (``Connection: close``, the body simply
-    # ends): no finish_reason, no [DONE] — the client sees a normal end of stream.
+    # ends): no finish_reason, no [DONE] — the client sees a normal end of stream. A request
+    # with stream=false gets a 200 with an empty body.
     cut_after: int | None = None
     delay: float = 0.0  # seconds between SSE events
     first_delay: float = 0.0  # seconds before the first byte
