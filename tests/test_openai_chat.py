@@ -411,7 +411,7 @@ def test_a_server_that_cannot_stream_tool_turns_gets_one_non_streamed_retry(open
 def test_the_non_streamed_retry_survives_a_dead_pooled_connection(openai_server):
     # llama-cpp-python closes the connection right after its empty reply: the retry is sent on
     # the pooled connection, which dies under it.
-    openai_server.set_quirks(refuse_streamed_tools=200, close_after_refusal=True)
+    openai_server.set_quirks(refuse_streamed_tools=200, close_after_refusal=True, close_wait=30)
     openai_server.script(Reply.call("lookup", {"city": "Oslo"}, id="call_x"))
     events = collect(compatible(openai_server, max_retries=0), TOOLS_REQUEST)
     assert assembled_calls(events) == {0: {"id": "call_x", "name": "lookup", "arguments": '{"city": "Oslo"}'}}
@@ -465,8 +465,8 @@ def test_the_scripted_quirks_as_the_raw_client_sees_them(openai_server):
     chunks = list(client.chat.completions.create(model="m", messages=MESSAGES, stream=True))
     assert len(chunks) == 3 and all(c.choices[0].finish_reason is None for c in chunks)
     # llama-cpp-python: a streamed tool turn is a 200 with nothing in it; unstreamed it works
-    # and the connection dies under the next request sent on it
-    openai_server.set_quirks(Quirks.llama_cpp())
+    # and the connection dies under the next request sent on it (however slowly it comes)
+    openai_server.set_quirks(Quirks.llama_cpp(close_wait=30))
     openai_server.script(Reply.call("lookup", {"city": "Oslo"}))
     tools = dict(model="m", messages=MESSAGES, tools=[TOOL])
     assert list(client.chat.completions.create(stream=True, **tools)) == []
