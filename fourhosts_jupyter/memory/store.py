@@ -81,6 +81,18 @@ def _lock_for(path: str) -> threading.RLock:
         return _locks.setdefault(path, threading.RLock())
 
 
+def _live_filter(
+    namespace: str | None, memory_type: str | None, source: str | None
+) -> tuple[str, list[Any]]:
+    """The WHERE clause (and its parameters) for unexpired memories matching the filters."""
+    where, params = ["(expires_at IS NULL OR expires_at > ?)"], [utcnow()]
+    for col, val in (("namespace", namespace), ("memory_type", memory_type), ("source", source)):
+        if val:
+            where.append(f"{col} = ?")
+            params.append(val)
+    return " AND ".join(where), params
+
+
 class Store:
     """A DuckDB file with our schema. Cheap to construct; opens the file per operation."""
 
@@ -441,22 +453,29 @@ class Store:
         memory_type: str | None = None,
         source: str | None = None,
         limit: int | None = 1000,
+        offset: int = 0,
     ):  # noqa: ANN201 - pandas.DataFrame
-        where, params = ["(expires_at IS NULL OR expires_at > ?)"], [utcnow()]
-        for col, val in (("namespace", namespace), ("memory_type", memory_type), ("source", source)):
-            if val:
-                where.append(f"{col} = ?")
-                params.append(val)
+        """Live (unexpired) memories, newest first; ``limit``/``offset`` page through them."""
+        where, params = _live_filter(namespace, memory_type, source)
         sql = (
             "SELECT id, namespace, memory_type, source, title, content, importance, created_at, "
             "expires_at, document_id FROM memories WHERE "
-            + " AND ".join(where)
-            + " ORDER BY created_at DESC"
+            + where
+            # key breaks ties: a bulk insert gives many rows one created_at, and pages must not overlap
+            + " ORDER BY created_at DESC, key DESC"
         )
         if limit:
-            sql += f" LIMIT {int(limit)}"
+            sql += f" LIMIT {int(limit)} OFFSET {int(offset)}"
         with self.connect() as con:
             return con.execute(sql, params).df()
+
+    def count_live_memories(
+        self, *, namespace: str | None = None, memory_type: str | None = None, source: str | None = None
+    ) -> int:
+        """How many rows ``memories`` would page through with the same filters."""
+        where, params = _live_filter(namespace, memory_type, source)
+        with self.connect() as con:
+            return con.execute(f"SELECT count(*) FROM memories WHERE {where}", params).fetchone()[0]
 
     def get_memories(self, ids: Sequence[str]):  # noqa: ANN201 - pandas.DataFrame
         with self.connect() as con:
