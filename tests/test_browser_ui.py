@@ -103,6 +103,9 @@ def lab(tmp_path):
            f"--ServerApp.root_dir={tmp_path}", "--LabApp.expose_app_in_browser=True",
            f"--LabApp.user_settings_dir={tmp_path / 'settings'}",
            f"--LabApp.workspaces_dir={tmp_path / 'workspaces'}"]
+    news = tmp_path / "settings" / "@jupyterlab" / "apputils-extension"
+    news.mkdir(parents=True)  # no "get notified about Jupyter news?" toast over the screenshot
+    (news / "notification.jupyterlab-settings").write_text('{"fetchNews": "false"}')
     log = open(tmp_path / "lab.log", "wb")
     proc = subprocess.Popen(cmd, env=env, stdout=log, stderr=subprocess.STDOUT, cwd=tmp_path)
     base = f"http://127.0.0.1:{port}"
@@ -128,6 +131,7 @@ def lab(tmp_path):
 
 
 def test_memory_browser_in_jupyterlab(lab, tmp_path):
+    from fourhosts_jupyter.jupyter.memory_rows import preview
     from fourhosts_jupyter.memory.store import Store
 
     store_path = tmp_path / "store.duckdb"
@@ -165,8 +169,8 @@ def test_memory_browser_in_jupyterlab(lab, tmp_path):
             heights = [line.nth(i).bounding_box()["height"] for i in range(PAGE)]
             assert max(heights) < 2 * 20, heights
             previews = page.locator(".fh-mb-row:visible .fh-mb-text").all_text_contents()
-            assert len(previews) == PAGE and all(p.startswith("Passage") or p.startswith("Injected")
-                                                 for p in previews), previews
+            newest = Store(store_path).memories(limit=PAGE)["content"]
+            assert previews == [preview(t) for t in newest]
             assert not any("\\n" in t or "\n" in t for t in previews), previews
 
             # readable dates: "never" for no expiry, a date for the one that expires, no NaT

@@ -161,16 +161,18 @@ class MemoryBrowser:
 
         from ..paradigms import HOSTS
 
-        narrow = w.Layout(width="220px")
+        narrow, label = w.Layout(width="180px"), {"description_width": "initial"}
         self.search_box = w.Text(placeholder="search memory… (Enter)", description="Search",
-                                 continuous_update=False, layout=w.Layout(width="320px"))
+                                 continuous_update=False, layout=w.Layout(width="300px"),
+                                 style=label)
         self.host_dd = w.Dropdown(options=[ANY] + [h.value for h in HOSTS] + ["shared"],
-                                  description="Host", layout=narrow)
+                                  description="Host", layout=narrow, style=label)
         self.type_dd = w.Dropdown(options=[ANY, "procedural", "episodic", "semantic"],
-                                  description="Type", layout=narrow)
+                                  description="Type", layout=narrow, style=label)
         self.source_dd = w.Dropdown(options=[ANY] + self.sources(), description="Source",
-                                    layout=narrow)
-        self.select_page = w.Checkbox(value=False, indent=False, layout=w.Layout(width="24px"),
+                                    layout=narrow, style=label)
+        self.select_page = w.Checkbox(value=False, indent=False,
+                                      layout=w.Layout(width="24px", flex="none"),
                                       tooltip="select every row on this page")
         self.select_page.add_class("fh-mb-select-page")
         self.rows_box = w.VBox(layout=w.Layout(width="100%"))
@@ -179,8 +181,8 @@ class MemoryBrowser:
         self.page_label = w.Label()
         self.page_label.add_class("fh-mb-page")
         self.size_dd = w.Dropdown(options=sorted({*PAGE_SIZES, self.page_size}),
-                                  value=self.page_size, description="Rows",
-                                  layout=w.Layout(width="150px"))
+                                  value=self.page_size, description="Rows per page",
+                                  layout=w.Layout(width="180px"), style=label)
         self.forget_btn = w.Button(description="Forget selected (0)", button_style="danger",
                                    icon="trash", disabled=True, layout=w.Layout(width="auto"))
         self.forget_btn.add_class("fh-mb-forget")

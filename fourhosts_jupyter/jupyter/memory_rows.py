@@ -25,13 +25,13 @@ CSS = """
 .fh-mb-line .fh-mb-date { width: 118px; font-variant-numeric: tabular-nums; }
 .fh-mb-line .fh-mb-text { flex: 1 1 auto; width: 0; color: var(--jp-ui-font-color1, #222); }
 .fh-mb-head { font-weight: 600; color: var(--jp-ui-font-color2, #555);
-  border-bottom: 1px solid var(--jp-border-color2, #ddd); padding-left: 14px; }
+  border-bottom: 1px solid var(--jp-border-color2, #ddd); }
 .fh-mb-cell { width: 100%; min-width: 0; }
 .fh-mb-cell details > summary { list-style: none; cursor: pointer; }
 .fh-mb-cell details > summary::-webkit-details-marker { display: none; }
 .fh-mb-cell summary .fh-mb-mark { width: 10px; color: var(--jp-ui-font-color2, #777); }
 .fh-mb-cell details[open] .fh-mb-mark { transform: rotate(90deg); }
-.fh-mb-full { white-space: pre-wrap; margin: 4px 0 8px 20px; padding: 6px 8px;
+.fh-mb-full { white-space: pre-wrap; line-height: 1.45; margin: 4px 0 8px 20px; padding: 6px 8px;
   border-left: 3px solid var(--jp-brand-color1, #1976d2); background: var(--jp-layout-color2, #f5f5f5);
   max-height: 320px; overflow: auto; }
 .fh-mb-meta { color: var(--jp-ui-font-color2, #777); font-size: 11px; margin-left: 20px; }
@@ -40,8 +40,9 @@ CSS = """
 """
 
 HEADER_HTML = (
-    '<div class="fh-mb-line fh-mb-head"><span class="fh-mb-title">title</span>'
-    '<span class="fh-mb-kind">host / type</span><span class="fh-mb-date">created</span>'
+    '<div class="fh-mb-line fh-mb-head"><span class="fh-mb-mark"></span>'
+    '<span class="fh-mb-title">title</span>'
+    '<span class="fh-mb-kind">host / type</span><span class="fh-mb-date">created (UTC)</span>'
     '<span class="fh-mb-date">expires</span><span class="fh-mb-text">passage</span></div>'
 )
 
