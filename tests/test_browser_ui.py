@@ -51,22 +51,20 @@ def _seed(path: Path) -> list[str]:
 
     store = Store(path)
     soon = dt.datetime.now(dt.timezone.utc).replace(tzinfo=None) + dt.timedelta(days=7)
-    records = [
-        MemoryRecord(
-            id=f"mem-{i:02d}",
-            namespace="bernard",
-            memory_type="semantic",
-            title=f"Speed note {i}",
-            source="note",
-            # long, several paragraphs: pandas' HTML showed these as literal \n\n, five lines tall
-            content=(HOSTILE if i == N - 3 else f"Passage {i} on average-speed cameras.")
-            + "\n\n" + "A second paragraph that is long enough to wrap. " * 8
+
+    def record(i: int, first: str, expires: dt.datetime | None = None) -> MemoryRecord:
+        # long, several paragraphs: pandas' HTML showed these as literal \n\n, five lines tall
+        return MemoryRecord(
+            id=f"mem-{i:02d}", namespace="bernard", memory_type="semantic",
+            title=f"Speed note {i}", source="note", expires_at=expires,
+            content=first + "\n\n" + "A second paragraph that is long enough to wrap. " * 8
             + "\n\nThird paragraph.",
-            expires_at=soon if i == N - 2 else None,
         )
-        for i in range(N)
-    ]
-    return store.add_memories(records)
+
+    ids = store.add_memories([record(i, f"Passage {i} on average-speed cameras.")
+                              for i in range(N - 2)])
+    # written last, so newest, so on the first page
+    return ids + store.add_memories([record(N - 2, HOSTILE), record(N - 1, "Expiring.", soon)])
 
 
 NOTEBOOK = """\

@@ -252,11 +252,16 @@ class MemoryBrowser:
         self.host = None if self.host_dd.value == ANY else self.host_dd.value
         self.memory_type = None if self.type_dd.value == ANY else self.type_dd.value
         self.source = None if self.source_dd.value == ANY else self.source_dd.value
+        searching = bool(self.query.strip())
+        # sent to the page at once: the first search may load the embedding model for seconds
+        self.status.value = "searching…" if searching else ""
         try:
             df = self.frame()
         except Exception as exc:  # noqa: BLE001 - shown to the analyst, the widget stays usable
             self.status.value = f"search failed: {exc}"
             return
+        if searching:
+            self.status.value = f"the {self.total} best matches, best first"
         records = df.to_dict("records")
         self._row_widgets(len(records))
         self._syncing = True  # setting checkboxes here is not the analyst selecting

@@ -20,9 +20,9 @@ CSS = """
 .fh-mb-line { display: flex; align-items: center; gap: 10px; white-space: nowrap;
   overflow: hidden; font-size: var(--jp-ui-font-size1, 13px); line-height: 20px; min-width: 0; }
 .fh-mb-line > span { overflow: hidden; text-overflow: ellipsis; flex: none; }
-.fh-mb-line .fh-mb-title { width: 190px; font-weight: 600; }
-.fh-mb-line .fh-mb-kind { width: 130px; color: var(--jp-ui-font-color2, #555); }
-.fh-mb-line .fh-mb-date { width: 118px; font-variant-numeric: tabular-nums; }
+.fh-mb-line .fh-mb-title { width: 200px; font-weight: 600; }
+.fh-mb-line .fh-mb-kind { width: 135px; color: var(--jp-ui-font-color2, #555); }
+.fh-mb-line .fh-mb-date { width: 120px; font-variant-numeric: tabular-nums; }
 .fh-mb-line .fh-mb-text { flex: 1 1 auto; width: 0; color: var(--jp-ui-font-color1, #222); }
 .fh-mb-head { font-weight: 600; color: var(--jp-ui-font-color2, #555);
   border-bottom: 1px solid var(--jp-border-color2, #ddd); }

@@ -461,8 +461,9 @@ class Store:
             "SELECT id, namespace, memory_type, source, title, content, importance, created_at, "
             "expires_at, document_id FROM memories WHERE "
             + where
-            # key breaks ties: a bulk insert gives many rows one created_at, and pages must not overlap
-            + " ORDER BY created_at DESC, key DESC"
+            # key breaks ties (a bulk insert gives its rows one created_at; pages must not overlap),
+            # in insertion order, so one document's passages read in order
+            + " ORDER BY created_at DESC, key"
         )
         if limit:
             sql += f" LIMIT {int(limit)} OFFSET {int(offset)}"
