@@ -103,9 +103,11 @@ class MemoryBrowser:
             df = ranked.iloc[page * self.page_size:(page + 1) * self.page_size]
         else:
             filters = {"namespace": host, "memory_type": memory_type, "source": source}
-            self.total = self.store.count_live_memories(**filters)
-            page = min(max(page, 0), self.pages - 1)
-            df = self.store.memories(**filters, limit=self.page_size, offset=page * self.page_size)
+            with self.store.hold():  # one connection for both: opening the file is the slow part
+                self.total = self.store.count_live_memories(**filters)
+                page = min(max(page, 0), self.pages - 1)
+                df = self.store.memories(**filters, limit=self.page_size,
+                                         offset=page * self.page_size)
             df = df.rename(columns={"memory_type": "type", "content": "text"})[LIST_COLUMNS]
         self.page = page
         self._df = df.reset_index(drop=True)

