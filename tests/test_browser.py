@@ -75,7 +75,8 @@ def test_rows_are_one_line_previews_that_expand_to_the_whole_passage(big):
         summary = row.find("summary").get_text()
         assert "\n" not in summary and "\\n" not in summary
     row = _row(b, "m00042")
-    assert row.find(class_="fh-mb-text").get_text() == "Passage 42. Second paragraph. Third paragraph."
+    flat = "Passage 42. Second paragraph. Third paragraph."
+    assert row.find(class_="fh-mb-text").get_text() == flat
     # the expanded passage keeps its paragraphs as real line breaks
     assert row.find(class_="fh-mb-full").get_text() == (
         "Passage 42.\n\nSecond paragraph.\n\n  Third   paragraph.")
@@ -100,7 +101,8 @@ def test_memory_text_is_escaped(big):
     parsed = _row(b, f"m{N - 2:05d}")  # the hostile passage
     assert "<script" not in str(parsed) and "<img" not in str(parsed)
     assert parsed.find("script") is None and parsed.find("img") is None
-    assert parsed.find(class_="fh-mb-text").get_text() == preview(HOSTILE + " Second paragraph. Third paragraph.")
+    shown = parsed.find(class_="fh-mb-text").get_text()
+    assert shown == preview(HOSTILE + " Second paragraph. Third paragraph.")
 
 
 def test_pages_through_thousands_of_memories(big):
@@ -148,7 +150,8 @@ def test_forgetting_the_ticked_rows_removes_exactly_those(big):
     assert big.count_live_memories() == N
     b.confirm_btn.click()
     assert b.status.value == "forgot 3 memories"
-    assert b.confirm_box.layout.display == "none" and b.forget_btn.description == "Forget selected (0)"
+    assert b.confirm_box.layout.display == "none"
+    assert b.forget_btn.description == "Forget selected (0)"
     left = set(big.memories(limit=None)["id"])
     assert left == {f"m{i:05d}" for i in range(N)} - set(ticked)
     assert b.page_label.value.endswith(f"of {N - 3} memories")
@@ -206,3 +209,17 @@ def test_search_pages_ranked_hits_with_their_dates(seeded_store):
     page1 = _ids(b)
     b.next_btn.click()
     assert not set(page1) & set(_ids(b)) and len(_ids(b)) == 5
+
+
+def test_reload_shows_memories_written_since_and_keeps_the_selection(big):
+    b = MemoryBrowser(big, page_size=25)
+    b.widget()
+    b._checks[2].value = True
+    ticked = b._row_ids[2]
+    big.add_memories([MemoryRecord(id="late", namespace="teddy", memory_type="episodic",
+                                   title="Written later", source="run", content="A run's note.")])
+    assert b.total == N and "run" not in b.source_dd.options
+    b.reload_btn.click()
+    assert b.total == N + 1 and b._row_ids[0] == "late"
+    assert list(b.source_dd.options) == [ANY, "note", "run"] and b.source_dd.value == ANY
+    assert b.selected == {ticked} and b.forget_btn.description == "Forget selected (1)"

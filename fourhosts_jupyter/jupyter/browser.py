@@ -16,7 +16,8 @@ from ..memory.store import Store
 from .memory_rows import CSS, HEADER_HTML, format_date, preview, row_html
 
 ANY = "(any)"
-COLUMNS = ["rank", "score", "title", "namespace", "type", "source", "origin", "text", "id", "reasons"]
+COLUMNS = ["rank", "score", "title", "namespace", "type", "source", "origin", "text", "id",
+           "reasons"]
 LIST_COLUMNS = ["title", "namespace", "type", "source", "created_at", "expires_at", "text", "id"]
 PAGE_SIZES = (10, 25, 50, 100)
 
@@ -115,7 +116,7 @@ class MemoryBrowser:
 
     def _ranked(self, query: str, host: str | None, memory_type: str | None,
                 source: str | None) -> Any:
-        """The top ``search_limit`` hits with their dates, cached so paging does not search again."""
+        """The top ``search_limit`` hits with their dates (cached: paging does not search again)."""
         key = (query, host, memory_type, source, self.search_limit)
         if self._hits is not None and self._hits[0] == key:
             return self._hits[1]
@@ -149,7 +150,8 @@ class MemoryBrowser:
 
     def sources(self) -> list[str]:
         with self.store.connect() as con:
-            return [r[0] for r in con.execute("SELECT DISTINCT source FROM memories ORDER BY 1").fetchall()]
+            rows = con.execute("SELECT DISTINCT source FROM memories ORDER BY 1").fetchall()
+        return [r[0] for r in rows]
 
     # -- widget ------------------------------------------------------------------------------
 
@@ -194,6 +196,9 @@ class MemoryBrowser:
         self.cancel_btn = w.Button(description="Cancel", layout=w.Layout(width="auto"))
         self.confirm_box = w.HBox([self.confirm_label, self.confirm_btn, self.cancel_btn],
                                   layout=w.Layout(display="none"))
+        self.reload_btn = w.Button(description="Reload", icon="refresh",
+                                   tooltip="read the store again (new runs, ingests)",
+                                   layout=w.Layout(width="auto"))
         self.status = w.Label()
         self.status.add_class("fh-mb-status")
         self._checks: list[Any] = []
@@ -211,6 +216,7 @@ class MemoryBrowser:
         self.forget_btn.on_click(lambda _: self._ask_forget())
         self.confirm_btn.on_click(lambda _: self._forget_selected())
         self.cancel_btn.on_click(lambda _: self._hide_confirm())
+        self.reload_btn.on_click(lambda _: self.reload())
 
         box = w.VBox([
             w.HTML(CSS),
@@ -219,7 +225,7 @@ class MemoryBrowser:
             w.HBox([self.select_page, w.HTML(HEADER_HTML, layout=w.Layout(width="100%"))],
                    layout=w.Layout(width="100%")),
             self.rows_box,
-            w.HBox([self.prev_btn, self.page_label, self.next_btn, self.size_dd],
+            w.HBox([self.prev_btn, self.page_label, self.next_btn, self.size_dd, self.reload_btn],
                    layout=w.Layout(align_items="center")),
             w.HBox([self.forget_btn, self.confirm_box]),
             self.status,
@@ -233,7 +239,8 @@ class MemoryBrowser:
         import ipywidgets as w
 
         while len(self._rows) < n:
-            check = w.Checkbox(value=False, indent=False, layout=w.Layout(width="24px", flex="none"))
+            check = w.Checkbox(value=False, indent=False,
+                               layout=w.Layout(width="24px", flex="none"))
             check.add_class("fh-mb-check")
             check.observe(self._row_toggled, names="value")
             cell = w.HTML(layout=w.Layout(width="100%", min_width="0"))
@@ -279,7 +286,8 @@ class MemoryBrowser:
                     self._checks[i].value = False
                     self._row_ids[i] = None
                     row.layout.display = "none"
-            self.select_page.value = bool(records) and all(r["id"] in self.selected for r in records)
+            self.select_page.value = bool(records) and all(r["id"] in self.selected
+                                                           for r in records)
         finally:
             self._syncing = False
         first = self.page * self.page_size + 1 if self.total else 0
@@ -290,6 +298,20 @@ class MemoryBrowser:
         self.next_btn.disabled = self.page >= self.pages - 1
         self._selection_changed()
 
+    def reload(self) -> None:
+        """Read the store again: memories written since (by a run, an ingest) appear."""
+        self._hits = None
+        sources = [ANY] + self.sources()
+        if list(self.source_dd.options) != sources and self.source_dd.value in sources:
+            value = self.source_dd.value
+            self._syncing = True  # not a filter change: keep the page and the selection
+            try:
+                self.source_dd.options = sources
+                self.source_dd.value = value
+            finally:
+                self._syncing = False
+        self.refresh()
+
     def goto(self, page: int) -> None:
         """Show page ``page`` (0-based, clamped)."""
         self.page = min(max(page, 0), self.pages - 1)
@@ -297,6 +319,8 @@ class MemoryBrowser:
         self.refresh()
 
     def _filters_changed(self) -> None:
+        if self._syncing:
+            return
         self.page = 0
         self.selected.clear()
         self._hide_confirm()
@@ -336,7 +360,8 @@ class MemoryBrowser:
         if not n:
             self._hide_confirm()
             return
-        self.confirm_label.value = f"Forget {n} {'memory' if n == 1 else 'memories'}? This cannot be undone."
+        noun = "memory" if n == 1 else "memories"
+        self.confirm_label.value = f"Forget {n} {noun}? This cannot be undone."
         self.confirm_btn.description = f"Forget {n}"
         self.confirm_box.layout.display = None
 
@@ -367,7 +392,8 @@ class MemoryBrowser:
 
     def _text(self) -> str:
         df = self._df if self._df is not None else self.frame()
-        lines = [f"{self!r}: page {self.page + 1} of {self.pages}, {len(df)} of {self.total} memories"]
+        lines = [f"{self!r}: page {self.page + 1} of {self.pages}, "
+                 f"{len(df)} of {self.total} memories"]
         for _, r in df.head(10).iterrows():
             lines.append(f"  {r['id']}  [{r['namespace']}/{r['type']}] {str(r['title'])[:50]}  "
                          f"expires {format_date(r['expires_at'])}: {preview(r['text'])[:80]}")

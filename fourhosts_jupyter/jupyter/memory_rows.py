@@ -32,7 +32,8 @@ CSS = """
 .fh-mb-cell summary .fh-mb-mark { width: 10px; color: var(--jp-ui-font-color2, #777); }
 .fh-mb-cell details[open] .fh-mb-mark { transform: rotate(90deg); }
 .fh-mb-full { white-space: pre-wrap; line-height: 1.45; margin: 4px 0 8px 20px; padding: 6px 8px;
-  border-left: 3px solid var(--jp-brand-color1, #1976d2); background: var(--jp-layout-color2, #f5f5f5);
+  border-left: 3px solid var(--jp-brand-color1, #1976d2);
+  background: var(--jp-layout-color2, #f5f5f5);
   max-height: 320px; overflow: auto; }
 .fh-mb-meta { color: var(--jp-ui-font-color2, #777); font-size: 11px; margin-left: 20px; }
 .fh-mb-row { border-bottom: 1px solid var(--jp-border-color3, #eee); align-items: flex-start; }

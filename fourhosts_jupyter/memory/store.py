@@ -474,7 +474,11 @@ class Store:
             return con.execute(sql, params).df()
 
     def count_live_memories(
-        self, *, namespace: str | None = None, memory_type: str | None = None, source: str | None = None
+        self,
+        *,
+        namespace: str | None = None,
+        memory_type: str | None = None,
+        source: str | None = None,
     ) -> int:
         """How many rows ``memories`` would page through with the same filters."""
         where, params = _live_filter(namespace, memory_type, source)
