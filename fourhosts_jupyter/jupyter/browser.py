@@ -182,7 +182,7 @@ class MemoryBrowser:
         self.rows_box = w.VBox(layout=w.Layout(width="100%"))
         self.prev_btn = w.Button(description="◀ Prev", layout=w.Layout(width="90px"))
         self.next_btn = w.Button(description="Next ▶", layout=w.Layout(width="90px"))
-        self.page_label = w.Label()
+        self.page_label = w.Label(layout=w.Layout(width="auto", flex="none"))
         self.page_label.add_class("fh-mb-page")
         self.size_dd = w.Dropdown(options=sorted({*PAGE_SIZES, self.page_size}),
                                   value=self.page_size, description="Rows per page",
@@ -218,15 +218,16 @@ class MemoryBrowser:
         self.cancel_btn.on_click(lambda _: self._hide_confirm())
         self.reload_btn.on_click(lambda _: self.reload())
 
+        head = w.HTML(HEADER_HTML, layout=w.Layout(flex="1 1 0%", min_width="0"))
+        head.add_class("fh-mb-fit")
         box = w.VBox([
             w.HTML(CSS),
             w.HBox([self.search_box, self.host_dd, self.type_dd, self.source_dd],
                    layout=w.Layout(flex_flow="row wrap")),
-            w.HBox([self.select_page, w.HTML(HEADER_HTML, layout=w.Layout(width="100%"))],
-                   layout=w.Layout(width="100%")),
+            w.HBox([self.select_page, head], layout=w.Layout(width="100%", overflow="hidden")),
             self.rows_box,
             w.HBox([self.prev_btn, self.page_label, self.next_btn, self.size_dd, self.reload_btn],
-                   layout=w.Layout(align_items="center")),
+                   layout=w.Layout(align_items="center", flex_flow="row wrap")),
             w.HBox([self.forget_btn, self.confirm_box]),
             self.status,
         ], layout=w.Layout(width="100%"))
@@ -243,8 +244,9 @@ class MemoryBrowser:
                                layout=w.Layout(width="24px", flex="none"))
             check.add_class("fh-mb-check")
             check.observe(self._row_toggled, names="value")
-            cell = w.HTML(layout=w.Layout(width="100%", min_width="0"))
-            row = w.HBox([check, cell], layout=w.Layout(width="100%"))
+            cell = w.HTML(layout=w.Layout(flex="1 1 0%", min_width="0"))
+            cell.add_class("fh-mb-fit")
+            row = w.HBox([check, cell], layout=w.Layout(width="100%", overflow="hidden"))
             row.add_class("fh-mb-row")
             self._checks.append(check)
             self._cells.append(cell)

@@ -20,16 +20,21 @@ CSS = """
 .fh-mb-line { display: flex; align-items: center; gap: 10px; white-space: nowrap;
   overflow: hidden; font-size: var(--jp-ui-font-size1, 13px); line-height: 20px; min-width: 0; }
 .fh-mb-line > span { overflow: hidden; text-overflow: ellipsis; flex: none; }
-.fh-mb-line .fh-mb-title { width: 200px; font-weight: 600; }
+.fh-mb-line .fh-mb-title { flex: 0 1 200px; min-width: 90px; font-weight: 600; }
 .fh-mb-line .fh-mb-kind { width: 135px; color: var(--jp-ui-font-color2, #555); }
 .fh-mb-line .fh-mb-date { width: 120px; font-variant-numeric: tabular-nums; }
-.fh-mb-line .fh-mb-text { flex: 1 1 auto; width: 0; color: var(--jp-ui-font-color1, #222); }
+.fh-mb-line .fh-mb-text { flex: 1 1 0; min-width: 160px; color: var(--jp-ui-font-color1, #222); }
 .fh-mb-head { font-weight: 600; color: var(--jp-ui-font-color2, #555);
   border-bottom: 1px solid var(--jp-border-color2, #ddd); }
-.fh-mb-cell { width: 100%; min-width: 0; }
+.fh-mb-box { width: 100%; min-width: 0; container-type: inline-size; }
+/* a narrow cell drops the columns an analyst needs least, so the passage keeps its room */
+@container (max-width: 820px) { .fh-mb-kind, .fh-mb-created { display: none; } }
+@container (max-width: 480px) { .fh-mb-expires { display: none; } }
+/* ipywidgets' HTML box grows to its content's width; pin it to the row so the preview is cut */
+.fh-mb-fit .widget-html-content { min-width: 0; width: 100%; }
 .fh-mb-cell details > summary { list-style: none; cursor: pointer; }
 .fh-mb-cell details > summary::-webkit-details-marker { display: none; }
-.fh-mb-cell summary .fh-mb-mark { width: 10px; color: var(--jp-ui-font-color2, #777); }
+.fh-mb-line .fh-mb-mark { width: 10px; color: var(--jp-ui-font-color2, #777); }
 .fh-mb-cell details[open] .fh-mb-mark { transform: rotate(90deg); }
 .fh-mb-full { white-space: pre-wrap; line-height: 1.45; margin: 4px 0 8px 20px; padding: 6px 8px;
   border-left: 3px solid var(--jp-brand-color1, #1976d2);
@@ -41,10 +46,12 @@ CSS = """
 """
 
 HEADER_HTML = (
-    '<div class="fh-mb-line fh-mb-head"><span class="fh-mb-mark"></span>'
+    '<div class="fh-mb-box"><div class="fh-mb-line fh-mb-head"><span class="fh-mb-mark"></span>'
     '<span class="fh-mb-title">title</span>'
-    '<span class="fh-mb-kind">host / type</span><span class="fh-mb-date">created (UTC)</span>'
-    '<span class="fh-mb-date">expires</span><span class="fh-mb-text">passage</span></div>'
+    '<span class="fh-mb-kind">host / type</span>'
+    '<span class="fh-mb-date fh-mb-created">created (UTC)</span>'
+    '<span class="fh-mb-date fh-mb-expires">expires</span><span class="fh-mb-text">passage</span>'
+    "</div></div>"
 )
 
 
@@ -80,7 +87,7 @@ def row_html(row: dict[str, Any]) -> str:
     if row.get("score") is not None:
         meta += f" · score {float(row['score']):.4f}"
     return (
-        f'<div class="fh-mb-cell" data-id="{e(str(row.get("id", "")))}"><details><summary>'
+        f'<div class="fh-mb-cell fh-mb-box" data-id="{e(str(row.get("id", "")))}"><details><summary>'
         f'<span class="fh-mb-line"><span class="fh-mb-mark">▸</span>'
         f'<span class="fh-mb-title" title="{e(title)}">{e(title)}</span>'
         f'<span class="fh-mb-kind">{e(kind)}</span>'
