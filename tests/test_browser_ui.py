@@ -217,6 +217,21 @@ def test_memory_browser_in_jupyterlab(lab, tmp_path):
                 "document.querySelector('.fh-mb-page').innerText.startsWith('Page 2 of 3')",
                 timeout=10_000)
             page.screenshot(path=str(shot))
+
+            # a narrow window: rows stay inside the cell (ipywidgets' HTML box used to grow to the
+            # passage's full width and scroll the checkbox out of sight), the passage keeps room
+            page.set_viewport_size({"width": 1000, "height": 1000})
+            first.locator("summary").click()  # expanded rows too
+            page.wait_for_timeout(300)
+            fit = page.evaluate(
+                "[...document.querySelectorAll('.fh-mb-row')].filter(r => r.offsetParent)"
+                ".map(r => [r.scrollWidth - r.clientWidth, r.scrollLeft,"
+                " r.querySelector('.fh-mb-check').getBoundingClientRect().width,"
+                " r.querySelector('.fh-mb-text').getBoundingClientRect().width])")
+            assert len(fit) == PAGE
+            assert all(over == 0 and left == 0 and box > 0 and text >= 150
+                       for over, left, box, text in fit), fit
+            page.screenshot(path=str(shot.with_name(shot.stem + "-narrow.png")))
         finally:
             browser.close()
 
