@@ -34,7 +34,7 @@ def cmd_research(args: argparse.Namespace) -> int:
     from .terminal import render
 
     question = " ".join(args.question).strip()
-    engine = Engine(_settings(args))
+    engine = Engine(_settings(args, api=args.api))
     events = engine.stream(
         question, paradigm=args.paradigm, effort=args.effort, model=args.model, base_url=args.base_url
     )
@@ -128,6 +128,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("-e", "--effort", help="low, medium or high")
     p.add_argument("-m", "--model", help="model or deployment name")
     p.add_argument("--base-url", help="an OpenAI-compatible server, e.g. http://localhost:11434/v1")
+    p.add_argument("--api", choices=("chat", "responses"),
+                   help="the OpenAI API to use: chat (Chat Completions) or responses (default: $FOURHOSTS_API or chat)")
     p.add_argument("--json", action="store_true", help="print the answer as JSON at the end")
     _store_arg(p)
     p.set_defaults(func=cmd_research)
