@@ -91,6 +91,7 @@ class Reply:
     incomplete: str = ""  # end with response.incomplete and this reason (e.g. "max_output_tokens")
     failed: tuple[str, str] = ()  # (code, message): end with response.failed
     error_event: bool = False  # with ``failed``: an ``error`` event instead of response.failed
+    no_terminal: bool = False  # end the stream cleanly with no response.completed / incomplete / failed
 
     # -- builders --------------------------------------------------------------------------
 
@@ -634,7 +635,9 @@ class _ResponsesEvents:
         if r.text:
             out += self._message()
         out += self._calls()
-        if r.failed and r.error_event:
+        if r.no_terminal:
+            pass
+        elif r.failed and r.error_event:
             out.append(self.event("error", code=r.failed[0], message=r.failed[1], param=None))
         elif r.failed:
             error = {"code": r.failed[0], "message": r.failed[1]}
