@@ -372,3 +372,31 @@ def test_cli_api_flag_runs_through_responses_and_fails_on_incomplete(openai_serv
     assert "The answer rests on t" in cut.stdout and "max_output_tokens" in cut.stderr
     bad = fourhosts("research", "--api", "completions", QUESTION, env=env)
     assert bad.returncode == 2 and "invalid choice: 'completions'" in bad.stderr
+
+
+def test_magic_api_from_config_and_option(openai_server, seeded_store, monkeypatch):
+    from IPython.core.error import UsageError
+    from IPython.core.interactiveshell import InteractiveShell
+    from IPython.utils.capture import capture_output
+
+    monkeypatch.setenv("FOURHOSTS_LIVE", "0")
+    ip = InteractiveShell.instance()
+    ip.run_line_magic("load_ext", "fourhosts_jupyter")
+    magics = ip.magics_manager.registry["ResearchMagics"]
+    line = f"--store {seeded_store.path} --base-url {openai_server.base_url} -m demo -p bernard"
+    openai_server.script(Reply.cut("The answer rests on t", "max_output_tokens"), Reply.say("Through chat."))
+    try:
+        ip.run_line_magic("config", "ResearchMagics.api = 'responses'")
+        with capture_output() as cap, pytest.raises(RunError, match="max_output_tokens") as info:
+            ip.run_cell_magic("research", line, QUESTION)
+        assert info.value.partial_text == "The answer rests on t"
+        assert "The answer rests on t" in cap.outputs[0].data["text/plain"]  # shown, then raised
+        with capture_output():
+            ip.run_cell_magic("research", line + " --api chat --save chat_answer", QUESTION)
+        assert ip.user_ns["chat_answer"].text == "Through chat."
+        posts = [r.path for r in openai_server.requests if r.method == "POST"]
+        assert posts == ["/v1/responses", "/v1/chat/completions"]
+        with pytest.raises(UsageError, match="unknown API 'completions': use chat or responses"):
+            ip.run_cell_magic("research", line + " --api completions", QUESTION)
+    finally:
+        magics.api = ""
