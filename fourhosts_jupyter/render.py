@@ -484,7 +484,7 @@ def thinking_html(text: str, *, open_: bool = False) -> str:
 def thinking_text(text: str) -> str:
     if not text.strip():
         return ""
-    return "Thinking:\n" + "\n".join(f"  {line}" for line in plain(text).strip().splitlines())
+    return "Thinking:\n" + "\n".join(f"  {line}" if line.strip() else "" for line in plain(text).strip().splitlines())
 
 
 # -- sources, notices, errors ----------------------------------------------------------------

@@ -400,3 +400,15 @@ def test_magic_api_from_config_and_option(openai_server, seeded_store, monkeypat
             ip.run_cell_magic("research", line + " --api completions", QUESTION)
     finally:
         magics.api = ""
+
+
+def test_view_separates_reasoning_of_later_rounds_and_escapes_it():
+    from fourhosts_jupyter.events import ToolCallStarted
+
+    state = RunState()
+    for e in (ReasoningDelta("Check "), ReasoningDelta("memory."), ToolCallStarted("c1", "search_memory"),
+              ReasoningDelta("Answer <now>."), TextDelta("Speed first [1].")):
+        state.apply(e)
+    assert "".join(state.thinking) == "Check memory.\n\nAnswer <now>."
+    assert state.text == "Speed first [1]."
+    assert "Answer &lt;now&gt;." in state.to_html()

@@ -59,6 +59,7 @@ class RunState:
     error: tuple[str, str] | None = None  # (message, kind)
     partial_text: str = ""
     thinking: list[str] = field(default_factory=list)  # reasoning summary pieces, apart from the answer
+    _thought_at: int = 0  # len(blocks) at the last reasoning piece: answer or tools came between
     events: int = 0
 
     @property
@@ -79,7 +80,10 @@ class RunState:
         elif isinstance(e, ev.ToolCallArgumentsDelta):
             self._card(e.call_id).args_parts.append(e.delta)
         elif isinstance(e, ev.ReasoningDelta):
+            if self.thinking and self._thought_at != len(self.blocks):  # a later round's reasoning
+                self.thinking.append("\n\n")
             self.thinking.append(e.text)
+            self._thought_at = len(self.blocks)
         elif isinstance(e, ev.ToolCallStarted):
             card = ToolCard(call_id=e.call_id, name=e.name, index=e.index, round=e.round)
             self.cards[e.call_id] = card
