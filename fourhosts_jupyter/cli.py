@@ -113,6 +113,7 @@ def cmd_config(args: argparse.Namespace) -> int:
     print(f"store     {s.resolved_store_path()}")
     print(f"provider  {s.provider or 'auto'}")
     print(f"model     {s.model or '(provider default)'}")
+    print(f"api       {s.api}")
     for name, present in key_status().items():
         print(f"{name:22} {'✅ set' if present else '❌ not set'}")
     return 0

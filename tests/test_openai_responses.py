@@ -412,3 +412,19 @@ def test_view_separates_reasoning_of_later_rounds_and_escapes_it():
     assert "".join(state.thinking) == "Check memory.\n\nAnswer <now>."
     assert state.text == "Speed first [1]."
     assert "Answer &lt;now&gt;." in state.to_html()
+
+
+def test_terminal_shows_reasoning_dimmed_on_stderr_never_in_the_answer():
+    import io
+
+    from fourhosts_jupyter.terminal import DIM, render
+
+    class Tty(io.StringIO):
+        def isatty(self) -> bool:
+            return True
+
+    out, err = io.StringIO(), Tty()
+    render([ReasoningDelta("Weigh the \x1b[31mevidence."), TextDelta("Speed first [1].")], out=out, err=err)
+    assert out.getvalue() == "Speed first [1]."
+    assert err.getvalue().startswith(DIM) and "Weigh the evidence." in err.getvalue()
+    assert "\x1b[31m" not in err.getvalue()  # the model's own escape codes are stripped
