@@ -283,6 +283,18 @@ def test_rejected_parameter_is_dropped_and_remembered(openai_server):
     assert openai_server.responses_requests[-1].body["reasoning"] == {"effort": "medium"}
 
 
+@pytest.mark.parametrize("param", ["temperature", "store", "include"])
+def test_each_optional_parameter_is_dropped_when_refused(openai_server, param):
+    openai_server.script(Reply.say("x", reject_params=(param,)), Reply.say("fine"))
+    base = openai_server.root + f"/drop-{param}/v1"
+    p = OpenAIResponsesProvider("compatible", base_url=base, model="o3" if param == "include" else "gpt-4.1",
+                                sleep=Sleeps())
+    assert text_of(collect(p)) == "fine"
+    first, second = openai_server.responses_requests
+    assert param in first.body and param not in second.body
+    assert {k: v for k, v in first.body.items() if k != param} == second.body
+
+
 # -- Azure OpenAI v1 ---------------------------------------------------------------------------
 
 

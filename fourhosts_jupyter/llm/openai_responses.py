@@ -44,7 +44,9 @@ from .openai_chat import _REFUSED, OpenAIChatProvider, effort_params
 APIS = ("chat", "responses")
 # Parameters a deployment may refuse; dropped (and remembered) one at a time, as for Chat.
 # Dotted names are nested keys. "include" first: its error text often names reasoning too.
-_OPTIONAL = ("include", "reasoning.summary", "reasoning", "temperature", "max_output_tokens")
+# "store" last: a server that cannot do without it (or refuses items "not persisted when
+# `store` is set to false") gets its default.
+_OPTIONAL = ("include", "reasoning.summary", "reasoning", "temperature", "max_output_tokens", "store")
 ENCRYPTED_REASONING = "reasoning.encrypted_content"
 _INCOMPLETE_ADVICE = {
     "max_output_tokens": "it reached the output-token limit: ask a narrower question or raise --effort",
