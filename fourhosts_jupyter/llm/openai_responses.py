@@ -158,8 +158,9 @@ class OpenAIResponsesProvider(OpenAIChatProvider):
         calls = {}
         for c in m["tool_calls"]:
             fn = c.get("function") or {}
-            calls[c.get("id") or ""] = {"type": "function_call", "call_id": c.get("id") or "",
-                                        "name": fn.get("name") or "", "arguments": fn.get("arguments") or "{}"}
+            call_id = c.get("id") or ""
+            calls[call_id] = {"type": "function_call", "call_id": call_id, "name": fn.get("name") or "",
+                              "arguments": fn.get("arguments") or "{}"}
         text = _plain(m.get("content"))
         message = [{"role": "assistant", "content": text}] if text else []
         order = next((self._turns[i] for i in calls if i in self._turns), None)
@@ -262,7 +263,8 @@ class _EventParser:
         if kind == "response.output_item.done":
             return self._item_done(event.item, event.output_index)
         if kind in ("response.reasoning_summary_text.delta", "response.reasoning_text.delta"):
-            return self._thinking(event.item_id, getattr(event, "summary_index", getattr(event, "content_index", 0)),
+            part = getattr(event, "summary_index", None)
+            return self._thinking(event.item_id, getattr(event, "content_index", 0) if part is None else part,
                                   event.delta)
         if kind == "response.refusal.delta":
             return [ProviderText(event.delta)] if event.delta else []
