@@ -34,7 +34,7 @@ def cmd_research(args: argparse.Namespace) -> int:
     from .terminal import render
 
     question = " ".join(args.question).strip()
-    engine = Engine(_settings(args))
+    engine = Engine(_settings(args, api=args.api))
     events = engine.stream(
         question, paradigm=args.paradigm, effort=args.effort, model=args.model, base_url=args.base_url
     )
@@ -121,6 +121,7 @@ def cmd_config(args: argparse.Namespace) -> int:
     print(f"store     {s.resolved_store_path()}")
     print(f"provider  {s.provider or 'auto'}")
     print(f"model     {s.model or '(provider default)'}")
+    print(f"api       {s.api}")
     for name, present in key_status().items():
         print(f"{name:22} {'✅ set' if present else '❌ not set'}")
     return 0
@@ -136,6 +137,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("-e", "--effort", help="low, medium or high")
     p.add_argument("-m", "--model", help="model or deployment name")
     p.add_argument("--base-url", help="an OpenAI-compatible server, e.g. http://localhost:11434/v1")
+    p.add_argument("--api", choices=("chat", "responses"),
+                   help="the OpenAI API to use: chat (Chat Completions) or responses (default: $FOURHOSTS_API or chat)")
     p.add_argument("--json", action="store_true", help="print the answer as JSON at the end")
     _store_arg(p)
     p.set_defaults(func=cmd_research)

@@ -23,7 +23,9 @@ SETTING_VARIABLES = (
     "AZURE_OPENAI_DEPLOYMENT",
     "OPENAI_API_VERSION",
     "FOURHOSTS_PRICES",
+    "FOURHOSTS_API",
 )
+APIS = ("chat", "responses")
 
 _dotenv_loaded = False
 
@@ -52,6 +54,7 @@ class Settings:
     azure_endpoint: str | None = None
     azure_deployment: str | None = None
     api_version: str | None = None
+    api: str = "chat"  # which OpenAI API a model provider speaks: chat | responses (FOURHOSTS_API)
     max_tool_rounds: int = 5
     request_timeout: float = 120.0  # one model call, seconds
     stage_timeout: float = 60.0  # classify / select / compress / write, seconds
@@ -68,6 +71,12 @@ class Settings:
     def __post_init__(self) -> None:
         # Validate early: a bad price should fail when it is set, not at the end of a run.
         object.__setattr__(self, "prices", parse_prices(self.prices, "Settings.prices"))
+        api = (self.api or "chat").strip().lower()
+        if api not in APIS:
+            from .errors import ConfigError
+
+            raise ConfigError(f"unknown API {self.api!r}: use chat or responses (FOURHOSTS_API, --api)")
+        object.__setattr__(self, "api", api)
 
     @classmethod
     def from_env(cls, **overrides: Any) -> Settings:
@@ -81,6 +90,7 @@ class Settings:
             azure_deployment=env.get("AZURE_OPENAI_DEPLOYMENT") or None,
             api_version=env.get("OPENAI_API_VERSION") or None,
             prices=parse_prices(env.get(PRICES_VARIABLE), PRICES_VARIABLE),
+            api=env.get("FOURHOSTS_API") or "chat",
         )
         clean = {k: v for k, v in overrides.items() if v is not None}
         if "store_path" in clean:

@@ -29,6 +29,7 @@ from .events import (
     LayerFinished,
     LayerStarted,
     Notice,
+    ReasoningDelta,
     RunFailed,
     RunStarted,
     Source,
@@ -46,8 +47,8 @@ from .paradigms import LAYER_LABELS, HostParadigm, Layer, density
 T = TypeVar("T")
 
 # Events kept in the run log. Text and argument deltas are not: the answer and the finished
-# tool calls carry the whole text.
-_UNLOGGED = (TextDelta, ToolCallArgumentsDelta)
+# tool calls carry the whole text. Reasoning summaries are shown, never kept.
+_UNLOGGED = (TextDelta, ToolCallArgumentsDelta, ReasoningDelta)
 # The sync twins hand text to the calling thread at most this often (see Engine.stream): as
 # often as the cell view redraws; each hand-over costs both threads a GIL switch.
 STREAM_BATCH_SECONDS = 0.1
@@ -346,7 +347,7 @@ class Engine:
         that coalesces redraws (the cell view) can draw a pending state during a slow step."""
         return _iterate_in_thread(lambda: self.astream(question, **options), ticks=idle_ticks,
                                   gather=STREAM_BATCH_SECONDS, merge=_join_text,
-                                  routine=(TextDelta, ToolCallArgumentsDelta))
+                                  routine=(TextDelta, ToolCallArgumentsDelta, ReasoningDelta))
 
     async def aresearch(self, question: str, **options: Any) -> Answer:
         return await _collect(self.astream(question, **options))

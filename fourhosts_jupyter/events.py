@@ -119,6 +119,15 @@ class TextDelta:
 
 
 @dataclass(frozen=True)
+class ReasoningDelta:
+    """A piece of the model's reasoning summary (Responses API reasoning models). Shown apart
+    from the answer ("Thinking"); never part of the answer text, the memory or the run log."""
+
+    text: str
+    type: str = "reasoning_delta"
+
+
+@dataclass(frozen=True)
 class ToolCallStarted:
     call_id: str
     name: str
@@ -193,6 +202,7 @@ Event = Union[
     SourcesSelected,
     Notice,
     TextDelta,
+    ReasoningDelta,
     ToolCallStarted,
     ToolCallArgumentsDelta,
     ToolCallRunning,

@@ -36,6 +36,7 @@ from .config import Settings
 from .events import (
     Event,
     Notice,
+    ReasoningDelta,
     TextDelta,
     ToolCallArgumentsDelta,
     ToolCallStarted,
@@ -307,6 +308,8 @@ class _Turn:
             self.finish = pev.reason
         elif isinstance(pev, Notice):
             outcome.notices.append(pev.message)
+            yield pev
+        elif isinstance(pev, ReasoningDelta):  # shown apart from the answer; not in outcome.text
             yield pev
 
     def _tool_delta(self, d: ProviderToolCallDelta) -> Iterator[Event]:

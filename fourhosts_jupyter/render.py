@@ -465,6 +465,28 @@ def tool_card_text(card: ToolCard) -> str:
     return line
 
 
+# -- the model's reasoning summary -----------------------------------------------------------
+
+
+def thinking_html(text: str, *, open_: bool = False) -> str:
+    """The reasoning summary as a collapsible "Thinking" block, escaped (never Markdown-rendered
+    into the answer's styles, never mixed into the answer)."""
+    if not text.strip():
+        return ""
+    return (
+        f'<details class="fh-thinking"{" open" if open_ else ""} style="margin:4px 0">'
+        '<summary style="cursor:pointer;font-size:0.85em;opacity:0.75">💭 Thinking</summary>'
+        '<div style="white-space:pre-wrap;font-size:0.85em;opacity:0.7;padding:2px 8px;'
+        f'border-left:2px solid rgba(127,127,127,0.35)">{esc(text.strip())}</div></details>'
+    )
+
+
+def thinking_text(text: str) -> str:
+    if not text.strip():
+        return ""
+    return "Thinking:\n" + "\n".join(f"  {line}" if line.strip() else "" for line in plain(text).strip().splitlines())
+
+
 # -- sources, notices, errors ----------------------------------------------------------------
 
 
@@ -588,12 +610,15 @@ def run_html(
     offline: bool = False,
     error: tuple[str, str] | None = None,  # (message, kind)
     footer: str = "",
+    thinking: str = "",  # the model's reasoning summary, shown above the answer
 ) -> str:
     parts = ['<div class="fh-run">']
     if classification is not None:
         parts.append(host_bar_html(classification))
     parts.append(stage_html(stage, stage_words, done=done, failed=error is not None))
     live = not done and error is None
+    # Open while the model is still thinking (nothing answered yet), folded away after.
+    parts.append(thinking_html(thinking, open_=live and not any(isinstance(b, str) and b for b in blocks)))
     for i, block in enumerate(blocks):
         if isinstance(block, ToolCard):
             parts.append(tool_card_html(block))
@@ -622,12 +647,15 @@ def run_text(
     offline: bool = False,
     error: tuple[str, str] | None = None,
     footer: str = "",
+    thinking: str = "",
 ) -> str:
     parts = []
     if classification is not None:
         parts.append(host_bar_text(classification))
     if not done:
         parts.append(stage_text(stage, stage_words, failed=error is not None))
+    if thinking.strip():
+        parts.append(thinking_text(thinking))
     for block in blocks:
         if isinstance(block, ToolCard):
             parts.append(tool_card_text(block))

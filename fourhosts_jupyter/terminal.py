@@ -17,6 +17,7 @@ from .events import (
     Event,
     LayerStarted,
     Notice,
+    ReasoningDelta,
     RunFailed,
     SourcesSelected,
     TextDelta,
@@ -25,6 +26,7 @@ from .events import (
     ToolCallRunning,
 )
 from .paradigms import HOSTS, PROFILES
+from .render import plain
 
 BAR_WIDTH = 40
 
@@ -44,10 +46,25 @@ def host_bar(c: Classification, width: int = BAR_WIDTH) -> str:
     return f"{bar}\n{legend}\n{c.reason}"
 
 
+DIM, RESET = "\x1b[2m", "\x1b[0m"
+
+
 def render(events: Iterable[Event], out: IO[str] = sys.stdout, err: IO[str] = sys.stderr) -> AnswerReady | RunFailed | None:
     last: AnswerReady | RunFailed | None = None
     wrote_text = False
+    thinking = False  # inside a run of reasoning-summary pieces on stderr
+    dim = bool(getattr(err, "isatty", lambda: False)())
     for ev in events:
+        if thinking and not isinstance(ev, ReasoningDelta):
+            err.write((RESET if dim else "") + "\n")
+            thinking = False
+        if isinstance(ev, ReasoningDelta):  # the model's reasoning: dimmed, apart from the answer
+            if not thinking:
+                err.write((DIM if dim else "") + "💭 ")
+                thinking = True
+            err.write(plain(ev.text))
+            err.flush()
+            continue
         if isinstance(ev, Classified):
             print(host_bar(ev.classification), file=err)
         elif isinstance(ev, LayerStarted):

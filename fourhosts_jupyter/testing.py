@@ -100,6 +100,13 @@ class Reply:
     reject_params: tuple[str, ...] = ()  # 400 if the request carries one of these parameters
     chunks: int | None = None  # stream the text as exactly this many content chunks
     azure_preamble: bool | None = None  # a first chunk with empty choices (Azure); None → on Azure paths
+    # Responses API only (``/v1/responses``, ``/openai/v1/responses``):
+    reasoning: str = ""  # a reasoning summary streamed before the answer (parts split on blank lines)
+    encrypted_reasoning: str = ""  # the reasoning item's encrypted_content, sent when the request includes it
+    incomplete: str = ""  # end with response.incomplete and this reason (e.g. "max_output_tokens")
+    failed: tuple[str, str] = ()  # (code, message): end with response.failed
+    error_event: bool = False  # with ``failed``: an ``error`` event instead of response.failed
+    no_terminal: bool = False  # end the stream cleanly with no response.completed / incomplete / failed
 
     # -- builders --------------------------------------------------------------------------
 
@@ -145,6 +152,16 @@ class Reply:
     def empty(cls, **options: Any) -> Reply:
         """HTTP 200, an event stream that ends with nothing in it."""
         return cls(cut_after=0, **options)
+
+    @classmethod
+    def truncated(cls, text: str, reason: str = "max_output_tokens", **options: Any) -> Reply:
+        """Responses API: stream ``text``, then end with ``response.incomplete`` and ``reason``."""
+        return cls(text=text, incomplete=reason, **options)
+
+    @classmethod
+    def failing(cls, code: str, message: str, *, text: str = "", **options: Any) -> Reply:
+        """Responses API: stream ``text``, then end with ``response.failed`` (code, message)."""
+        return cls(text=text, failed=(code, message), **options)
 
     def with_(self, **changes: Any) -> Reply:
         return replace(self, **changes)
@@ -321,6 +338,10 @@ class ScriptedServer:
     def chat_requests(self) -> list[RecordedRequest]:
         return [r for r in self.requests if r.path.endswith("/chat/completions")]
 
+    @property
+    def responses_requests(self) -> list[RecordedRequest]:
+        return [r for r in self.requests if r.path.endswith("/responses")]
+
     def clear(self) -> None:
         with self._state.lock:
             self._state.requests.clear()
@@ -361,6 +382,8 @@ class _Handler(BaseHTTPRequestHandler):
             self._embeddings(body)
         elif req.path.endswith("/chat/completions"):
             self._chat(req)
+        elif req.path.endswith("/responses"):
+            _responses(self, req)
         else:
             self._json(404, _error_body(f"no route for POST {req.path}", "not_found"))
 
@@ -665,3 +688,188 @@ def _completion(cid: str, model: str, reply: Reply, body: dict[str, Any],
         "choices": [{"index": 0, "message": message, "finish_reason": _finish(reply), "logprobs": None}],
         "usage": _usage(reply, body),
     }
+
+
+# -- the Responses API (``POST /v1/responses``, ``/openai/v1/responses``) ---------------------
+
+
+def _carries(body: dict[str, Any], name: str) -> bool:
+    outer, _, inner = name.partition(".")
+    if not inner:
+        return outer in body
+    value = body.get(outer)
+    return isinstance(value, dict) and inner in value
+
+
+def _responses(handler: _Handler, req: RecordedRequest) -> None:
+    """One Responses request: the next scripted reply as Responses SSE (or JSON, unstreamed)."""
+    reply = handler._next_reply(req)
+    body = req.body
+    rejected = [p for p in reply.reject_params if _carries(body, p)]
+    if rejected:
+        handler._json(400, _error_body(f"Unsupported parameter: '{rejected[0]}' is not supported with this model.",
+                                       "invalid_request_error", param=rejected[0]))
+        return
+    if reply.status != 200:
+        kind = {429: "rate_limit_exceeded", 401: "invalid_api_key"}.get(reply.status, "server_error")
+        handler._json(reply.status, _error_body(reply.error, kind), reply.headers)
+        return
+    if reply.first_delay:
+        time.sleep(reply.first_delay)
+    with handler.state.lock:
+        n = next(handler.state.ids)  # type: ignore[call-overload]
+    events = _ResponsesEvents(f"resp_scripted{n}", body.get("model") or "scripted", reply, body).all()
+    if not body.get("stream"):
+        handler._json(200, events[-1][1]["response"])
+        return
+    handler.send_response(200)
+    handler.send_header("content-type", "text/event-stream")
+    handler.send_header("cache-control", "no-cache")
+    handler.send_header("transfer-encoding", "chunked")
+    for k, v in reply.headers:
+        handler.send_header(k, v)
+    handler.end_headers()
+    wire = [_http_chunk(f"event: {kind}\ndata: {json.dumps(data)}\n\n".encode()) for kind, data in events]
+    if reply.drop_after is not None:
+        for piece in wire[: reply.drop_after]:
+            handler._write(piece)
+            if reply.delay:
+                time.sleep(reply.delay)
+        handler.close_connection = True  # no terminal event: the connection just dies
+        try:
+            handler.connection.shutdown(socket.SHUT_RDWR)
+        except OSError:
+            pass
+        return
+    if reply.delay:
+        for piece in wire:
+            handler._write(piece)
+            time.sleep(reply.delay)
+    else:
+        handler._write(b"".join(wire))
+    handler._write(b"0\r\n\r\n")
+
+
+class _ResponsesEvents:
+    """The SSE events of one scripted Responses reply, as the API orders them."""
+
+    def __init__(self, rid: str, model: str, reply: Reply, body: dict[str, Any]) -> None:
+        self.rid, self.model, self.reply, self.body = rid, model, reply, body
+        self.output: list[dict[str, Any]] = []
+        self.created = int(time.time())
+
+    def event(self, kind: str, **data: Any) -> tuple[str, dict[str, Any]]:
+        return kind, {"type": kind, "sequence_number": 0, **data}
+
+    def response(self, status: str, **extra: Any) -> dict[str, Any]:
+        return {
+            "id": self.rid, "object": "response", "created_at": self.created, "status": status,
+            "model": self.model, "output": list(self.output), "parallel_tool_calls": True,
+            "tool_choice": self.body.get("tool_choice", "auto"), "tools": self.body.get("tools") or [],
+            "store": self.body.get("store", True), "error": None, "incomplete_details": None, **extra,
+        }
+
+    def all(self) -> list[tuple[str, dict[str, Any]]]:
+        r = self.reply
+        out = [self.event("response.created", response=self.response("in_progress")),
+               self.event("response.in_progress", response=self.response("in_progress"))]
+        if r.reasoning:
+            out += self._reasoning()
+        if r.text:
+            out += self._message()
+        out += self._calls()
+        if r.no_terminal:
+            pass
+        elif r.failed and r.error_event:
+            out.append(self.event("error", code=r.failed[0], message=r.failed[1], param=None))
+        elif r.failed:
+            error = {"code": r.failed[0], "message": r.failed[1]}
+            out.append(self.event("response.failed", response=self.response("failed", error=error)))
+        elif r.incomplete:
+            out.append(self.event("response.incomplete", response=self.response(
+                "incomplete", incomplete_details={"reason": r.incomplete}, usage=self._usage())))
+        else:
+            out.append(self.event("response.completed", response=self.response("completed", usage=self._usage())))
+        for n, (_, data) in enumerate(out):  # built out of order when calls interleave
+            data["sequence_number"] = n
+        return out
+
+    def _usage(self) -> dict[str, Any]:
+        r = self.reply
+        if r.usage is not None:
+            prompt, completion = r.usage
+        else:
+            items = self.body.get("input")
+            items = [{"content": items}] if isinstance(items, str) else items or []
+            prompt = sum(len(str(i.get("content") or i.get("output") or "").split()) for i in items)
+            completion = len(r.text.split()) + sum(len(c.arguments_text) // 4 for c in r.calls)
+        return {"input_tokens": prompt, "input_tokens_details": {"cached_tokens": 0},
+                "output_tokens": completion, "output_tokens_details": {"reasoning_tokens": 0},
+                "total_tokens": prompt + completion}
+
+    def _reasoning(self) -> list[tuple[str, dict[str, Any]]]:
+        oi, item_id = len(self.output), f"rs_{self.rid[5:]}"
+        parts = [p for p in self.reply.reasoning.split("\n\n") if p]
+        item: dict[str, Any] = {"id": item_id, "type": "reasoning", "summary": []}
+        out = [self.event("response.output_item.added", output_index=oi, item=item)]
+        for si, part in enumerate(parts):
+            common = {"item_id": item_id, "output_index": oi, "summary_index": si}
+            out.append(self.event("response.reasoning_summary_part.added", **common,
+                                  part={"type": "summary_text", "text": ""}))
+            out += [self.event("response.reasoning_summary_text.delta", **common, delta=piece)
+                    for piece in _split(part, self.reply.text_chunk)]
+            out.append(self.event("response.reasoning_summary_text.done", **common, text=part))
+            out.append(self.event("response.reasoning_summary_part.done", **common,
+                                  part={"type": "summary_text", "text": part}))
+        done = {**item, "summary": [{"type": "summary_text", "text": p} for p in parts]}
+        if self.reply.encrypted_reasoning and "reasoning.encrypted_content" in (self.body.get("include") or ()):
+            done["encrypted_content"] = self.reply.encrypted_reasoning
+        self.output.append(done)
+        out.append(self.event("response.output_item.done", output_index=oi, item=done))
+        return out
+
+    def _message(self) -> list[tuple[str, dict[str, Any]]]:
+        oi, item_id = len(self.output), f"msg_{self.rid[5:]}"
+        text = self.reply.text
+        common = {"item_id": item_id, "output_index": oi, "content_index": 0}
+        item = {"id": item_id, "type": "message", "role": "assistant", "status": "in_progress", "content": []}
+        part = {"type": "output_text", "text": text, "annotations": []}
+        out = [self.event("response.output_item.added", output_index=oi, item=item),
+               self.event("response.content_part.added", **common, part={**part, "text": ""})]
+        out += [self.event("response.output_text.delta", **common, delta=piece, logprobs=[])
+                for piece in _text_pieces(self.reply)]
+        if not self.reply.incomplete and not self.reply.failed:
+            out.append(self.event("response.output_text.done", **common, text=text, logprobs=[]))
+            out.append(self.event("response.content_part.done", **common, part=part))
+            done = {**item, "status": "completed", "content": [part]}
+            self.output.append(done)
+            out.append(self.event("response.output_item.done", output_index=oi, item=done))
+        return out
+
+    def _calls(self) -> list[tuple[str, dict[str, Any]]]:
+        heads, deltas, tails = [], [], []
+        for i, call in enumerate(self.reply.calls):
+            oi, item_id = len(self.output), f"fc_{self.rid[5:]}_{i}"
+            call_id = call.id or f"call_{self.rid[5:]}_{i}"
+            item = {"id": item_id, "type": "function_call", "call_id": call_id, "name": call.name,
+                    "arguments": "", "status": "in_progress"}
+            done = {**item, "arguments": call.arguments_text, "status": "completed"}
+            self.output.append(done)
+            heads.append(self.event("response.output_item.added", output_index=oi, item=item))
+            deltas.append([("response.function_call_arguments.delta",
+                            {"item_id": item_id, "output_index": oi, "delta": piece})
+                           for piece in _split(call.arguments_text, self.reply.args_chunk)])
+            tails.append([self.event("response.function_call_arguments.done", item_id=item_id, output_index=oi,
+                                     arguments=call.arguments_text),
+                          self.event("response.output_item.done", output_index=oi, item=done)])
+        out: list[tuple[str, dict[str, Any]]] = []
+        if self.reply.interleave:  # every call opens, then their argument pieces round-robin
+            out += heads
+            for j in range(max(map(len, deltas), default=0)):
+                out += [self.event(d[j][0], **d[j][1]) for d in deltas if j < len(d)]
+            for t in tails:
+                out += t
+        else:
+            for head, d, t in zip(heads, deltas, tails):
+                out += [head, *(self.event(k, **v) for k, v in d), *t]
+        return out

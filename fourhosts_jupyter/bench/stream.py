@@ -41,7 +41,7 @@ def _since(t0: tuple[float, float]) -> tuple[float, float]:
     return wall - t0[0], cpu - t0[1]
 
 
-def _raw_client_seconds(base_url: str, n: int) -> tuple[float, float]:
+def _raw_client_seconds(base_url: str, n: int, api: str = "chat") -> tuple[float, float]:
     from ..llm.openai_chat import OpenAIChatProvider
 
     # The same client settings as the engine's (timeouts matter: they change httpx's read path).
@@ -50,14 +50,22 @@ def _raw_client_seconds(base_url: str, n: int) -> tuple[float, float]:
     async def go() -> tuple[float, float]:
         t = _now()  # the client is built inside the timing, as each run builds one
         client = make()
-        stream = await client.chat.completions.create(
-            model="bench", messages=[{"role": "user", "content": "go"}], stream=True,
-            stream_options={"include_usage": True},
-        )
         parts = []
-        async for chunk in stream:
-            if chunk.choices and chunk.choices[0].delta.content:
-                parts.append(chunk.choices[0].delta.content)
+        if api == "responses":
+            events = await client.responses.create(
+                model="bench", input=[{"role": "user", "content": "go"}], stream=True, store=False,
+            )
+            async for event in events:
+                if event.type == "response.output_text.delta" and event.delta:
+                    parts.append(event.delta)
+        else:
+            stream = await client.chat.completions.create(
+                model="bench", messages=[{"role": "user", "content": "go"}], stream=True,
+                stream_options={"include_usage": True},
+            )
+            async for chunk in stream:
+                if chunk.choices and chunk.choices[0].delta.content:
+                    parts.append(chunk.choices[0].delta.content)
         await client.close()  # the engine closes its client at the end of a run, too
         elapsed = _since(t)
         assert len(parts) == n, (len(parts), n)
@@ -129,20 +137,23 @@ def _engine_view_seconds(engine: Any, n: int, *, view: bool = True) -> tuple[tup
 
 
 class _PrebuiltChunks:
-    """A provider that replays prebuilt ChatCompletionChunk objects through the real parser:
-    the package's own per-chunk cost with the network and the client's parsing taken out."""
+    """A provider that replays prebuilt ChatCompletionChunk objects (or Responses stream events)
+    through the real parser: the package's own per-chunk cost with the network and the client's
+    parsing taken out."""
 
     name, model, offline = "prebuilt", "bench", False
 
-    def __init__(self, chunks: list[Any]) -> None:
+    def __init__(self, chunks: list[Any], api: str = "chat") -> None:
         self.chunks = chunks
+        self.api = api
         self.started = 0.0
 
     async def stream(self, request: Any) -> Any:
         from ..llm.openai_chat import _ChunkParser
+        from ..llm.openai_responses import _EventParser
 
         self.started = time.process_time()
-        parser = _ChunkParser()
+        parser = _EventParser("bench") if self.api == "responses" else _ChunkParser()
         for i, chunk in enumerate(self.chunks):
             for ev in parser.feed(chunk):
                 yield ev
@@ -155,13 +166,47 @@ class _PrebuiltChunks:
         return None
 
 
-def _own_cost_per_chunk(n: int, home: str, repeat: int) -> tuple[float, float]:
+def _prebuilt(text: str, n: int, api: str) -> list[Any]:
+    """``n`` text pieces of ``text`` as the client's own objects (plus the Responses end event)."""
+    if api == "responses":
+        from openai.types.responses import ResponseCompletedEvent, ResponseTextDeltaEvent
+
+        pieces: list[Any] = [
+            ResponseTextDeltaEvent.model_validate({
+                "type": "response.output_text.delta", "item_id": "msg", "output_index": 0, "content_index": 0,
+                "delta": text[i * 8 : i * 8 + 8], "logprobs": [], "sequence_number": i,
+            })
+            for i in range(n)
+        ]
+        end = ResponseCompletedEvent.model_construct(
+            type="response.completed", sequence_number=n,
+            response=type("R", (), {"model": "bench", "usage": None, "incomplete_details": None})(),
+        )
+        return [*pieces, end]
+    from openai.types.chat import ChatCompletionChunk
+
+    return [
+        ChatCompletionChunk.model_validate({
+            "id": "c", "object": "chat.completion.chunk", "created": 0, "model": "bench",
+            "choices": [{"index": 0, "delta": {"content": text[i * 8 : i * 8 + 8]}, "finish_reason": None}],
+        })
+        for i in range(n)
+    ]
+
+
+def _text_of(chunk: Any) -> str | None:
+    if getattr(chunk, "type", None) == "response.output_text.delta":
+        return chunk.delta
+    choices = getattr(chunk, "choices", None)
+    return choices[0].delta.content if choices else None
+
+
+def _own_cost_per_chunk(n: int, home: str, repeat: int, api: str = "chat") -> tuple[float, float]:
     """(µs of CPU per chunk for the whole engine + thread + view path over prebuilt chunks, µs
     for a bare loop over them), fastest of ``repeat``. Timed from the provider's first chunk
     (on the worker) to the consumer seeing the model stage end: the worker hands events over
     in batches, so a clock started at the consumer would miss the work done before it woke."""
     from IPython.utils.capture import capture_output
-    from openai.types.chat import ChatCompletionChunk
 
     from ..config import Settings
     from ..engine import Engine
@@ -170,18 +215,11 @@ def _own_cost_per_chunk(n: int, home: str, repeat: int) -> tuple[float, float]:
     from ..memory.embeddings import HashingEmbedder
     from ..memory.store import Store
 
-    text = _answer_text(n * 8)
-    chunks = [
-        ChatCompletionChunk.model_validate({
-            "id": "c", "object": "chat.completion.chunk", "created": 0, "model": "bench",
-            "choices": [{"index": 0, "delta": {"content": text[i * 8 : i * 8 + 8]}, "finish_reason": None}],
-        })
-        for i in range(n)
-    ]
+    chunks = _prebuilt(_answer_text(n * 8), n, api)
     store = Store(os.path.join(home, "own.duckdb"))
 
     def run_cpu() -> float:
-        provider = _PrebuiltChunks(chunks)
+        provider = _PrebuiltChunks(chunks, api)
         engine = Engine(Settings(), store=store, embedder=HashingEmbedder(), provider=provider, tools=False)
         end: list[float] = []
 
@@ -200,7 +238,7 @@ def _own_cost_per_chunk(n: int, home: str, repeat: int) -> tuple[float, float]:
 
     def bare() -> float:
         t = time.process_time()
-        parts = [c.choices[0].delta.content for c in chunks if c.choices and c.choices[0].delta.content]
+        parts = [p for p in map(_text_of, chunks) if p]
         assert len(parts) == n
         return time.process_time() - t
 
@@ -292,51 +330,31 @@ def _dispatch(calls: int) -> dict[str, float]:
     return asyncio.run(go())
 
 
-def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(prog="python -m fourhosts_jupyter.bench stream")
-    ap.add_argument("--chunks", type=int, default=2000)
-    ap.add_argument("--repeat", type=int, default=21)
-    ap.add_argument("--calls", type=int, default=2000)
-    a = ap.parse_args(argv)
-    os.environ.setdefault("HF_HUB_OFFLINE", "1")
-
-    from IPython.core.interactiveshell import InteractiveShell
-
+def _measure(api: str, base_url: str, a: argparse.Namespace, home: str) -> None:
+    """Interleaved rounds of raw client / engine alone / engine + cell view for one API; prints."""
     from ..config import Settings
     from ..engine import Engine
     from ..memory.embeddings import HashingEmbedder
     from ..memory.store import Store
 
-    InteractiveShell.instance()
-    text = _answer_text(a.chunks * 8)
-    home = tempfile.mkdtemp(prefix="fourhosts-bench-stream-")
-    ours, theirs = multiprocessing.get_context("spawn").Pipe()
-    server = multiprocessing.get_context("spawn").Process(target=_serve, args=(theirs, text, a.chunks),
-                                                          daemon=True)
-    server.start()
-    try:
-        base_url = ours.recv()
-        engine = Engine(Settings(base_url=base_url, model="bench", store_path=None),
-                        store=Store(os.path.join(home, "store.duckdb")), embedder=HashingEmbedder(),
-                        tools=False)
-        _engine_view_seconds(engine, a.chunks)  # warm: seed the store, import everything
-        _raw_client_seconds(base_url, a.chunks)
-        raw: list[tuple[float, float]] = []
-        bare: list[tuple[float, float]] = []
-        full: list[tuple[float, float]] = []
-        redraws: list[int] = []
-        steps = [
-            lambda: raw.append(_raw_client_seconds(base_url, a.chunks)),
-            lambda: bare.append(_engine_view_seconds(engine, a.chunks, view=False)[0]),
-            lambda: (lambda r: (full.append(r[0]), redraws.append(r[1])))(_engine_view_seconds(engine, a.chunks)),
-        ]
-        for i in range(a.repeat):  # interleaved, order rotated, so machine load hits all alike
-            for k in range(len(steps)):
-                steps[(i + k) % len(steps)]()
-        recorded = list(engine.stream("How do lower speed limits reduce deaths?", paradigm="bernard"))
-    finally:
-        ours.send("stop")
-        server.join(10)
+    engine = Engine(Settings(base_url=base_url, model="bench", store_path=None, api=api),
+                    store=Store(os.path.join(home, f"store-{api}.duckdb")), embedder=HashingEmbedder(),
+                    tools=False)
+    _engine_view_seconds(engine, a.chunks)  # warm: seed the store, import everything
+    _raw_client_seconds(base_url, a.chunks, api)
+    raw: list[tuple[float, float]] = []
+    bare: list[tuple[float, float]] = []
+    full: list[tuple[float, float]] = []
+    redraws: list[int] = []
+    steps = [
+        lambda: raw.append(_raw_client_seconds(base_url, a.chunks, api)),
+        lambda: bare.append(_engine_view_seconds(engine, a.chunks, view=False)[0]),
+        lambda: (lambda r: (full.append(r[0]), redraws.append(r[1])))(_engine_view_seconds(engine, a.chunks)),
+    ]
+    for i in range(a.repeat):  # interleaved, order rotated, so machine load hits all alike
+        for k in range(len(steps)):
+            steps[(i + k) % len(steps)]()
+    recorded = list(engine.stream("How do lower speed limits reduce deaths?", paradigm="bernard"))
     view_alone = statistics.median(_view_seconds(recorded) for _ in range(a.repeat))
 
     def med(xs: list[tuple[float, float]], i: int) -> float:
@@ -351,23 +369,53 @@ def main(argv: list[str] | None = None) -> int:
     if os.environ.get("FOURHOSTS_BENCH_DEBUG"):
         print(raw, full, sep="\n")
     per = 1e6 / a.chunks
-    print(f"stream of {a.chunks:,} chunks from the loopback server, {a.repeat} interleaved rounds "
+    name = {"chat": "Chat Completions", "responses": "Responses API"}[api]
+    client = {"chat": "chat.completions", "responses": "responses"}[api]
+    print(f"{name}: stream of {a.chunks:,} text events from the loopback server, {a.repeat} interleaved rounds "
           "(medians; wall time and process CPU time):")
-    print(f"  raw openai client (AsyncOpenAI):       wall {med(raw, 0) * 1e3:7.1f} ms ({med(raw, 0) * per:5.1f} µs/chunk)"
-          f"  cpu {med(raw, 1) * 1e3:7.1f} ms")
+    print(f"  raw openai client ({client}):{' ' * (20 - len(client))}wall {med(raw, 0) * 1e3:7.1f} ms "
+          f"({med(raw, 0) * per:5.1f} µs/chunk)  cpu {med(raw, 1) * 1e3:7.1f} ms")
     for label, xs in (("engine, bare consumer:", bare), ("engine + live cell view:", full)):
         print(f"  {label:<37}wall {med(xs, 0) * 1e3:7.1f} ms ({med(xs, 0) * per:5.1f} µs/chunk)"
               f"  cpu {med(xs, 1) * 1e3:7.1f} ms   ratio wall {ratio(xs, 0):.3f}  cpu {ratio(xs, 1):.3f}")
-    print(f"  => engine + cell view vs raw client: {ratio(full, 0):.3f} wall, {ratio(full, 1):.3f} CPU "
+    print(f"  => {name}, engine + cell view vs raw client: {ratio(full, 0):.3f} wall, {ratio(full, 1):.3f} CPU "
           f"(goal ≤ 1.05); fastest runs {fastest(full, 0):.3f} wall, {fastest(full, 1):.3f} CPU; "
           f"{statistics.median(redraws):.0f} redraws per run")
     print(f"  (the cell view alone over the {len(recorded):,} recorded events of one run, unpaced: "
           f"{view_alone * 1e3:.1f} ms)")
-    own, bare_loop = _own_cost_per_chunk(a.chunks, home, a.repeat)
-    print(f"  the package's own CPU per chunk, network and client parsing taken out (prebuilt chunks → "
+    own, bare_loop = _own_cost_per_chunk(a.chunks, home, a.repeat, api)
+    print(f"  the package's own CPU per chunk, network and client parsing taken out (prebuilt events → "
           f"parser → loop → engine → thread → cell view): {own:.1f} µs "
-          f"(a bare loop over the same chunks: {bare_loop:.2f} µs); against the client's fastest "
+          f"(a bare loop over the same events: {bare_loop:.2f} µs); against the client's fastest "
           f"{min(r[1] for r in raw) * per:.0f} µs/chunk that is {1 + own / (min(r[1] for r in raw) * per):.3f}")
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(prog="python -m fourhosts_jupyter.bench stream")
+    ap.add_argument("--chunks", type=int, default=2000)
+    ap.add_argument("--repeat", type=int, default=21)
+    ap.add_argument("--calls", type=int, default=2000)
+    ap.add_argument("--api", choices=("chat", "responses", "both"), default="both",
+                    help="which OpenAI API's stream to measure (default: both, one after the other)")
+    a = ap.parse_args(argv)
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+
+    from IPython.core.interactiveshell import InteractiveShell
+
+    InteractiveShell.instance()
+    text = _answer_text(a.chunks * 8)
+    home = tempfile.mkdtemp(prefix="fourhosts-bench-stream-")
+    ours, theirs = multiprocessing.get_context("spawn").Pipe()
+    server = multiprocessing.get_context("spawn").Process(target=_serve, args=(theirs, text, a.chunks),
+                                                          daemon=True)
+    server.start()
+    try:
+        base_url = ours.recv()
+        for api in ("chat", "responses") if a.api == "both" else (a.api,):
+            _measure(api, base_url, a, home)
+    finally:
+        ours.send("stop")
+        server.join(10)
 
     d = _dispatch(a.calls)
     print(f"tool dispatch overhead ({a.calls:,} calls, registry + JSON + validation + breaker + context + events):")

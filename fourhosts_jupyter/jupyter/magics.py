@@ -28,7 +28,7 @@ _USER_KINDS = {"config", "configerror", "storelocked", "storenewerschema", "stor
 SUBCOMMANDS = ("runs", "show", "config", "classify", "memory", "ingest", "rate")
 _OPTIONS_HINT = (
     "options: -p/--paradigm HOST, -e/--effort low|medium|high, -m/--model NAME, --no-stream, "
-    "-s/--save VAR, --store PATH, --base-url URL (see %%research?)"
+    "-s/--save VAR, --store PATH, --base-url URL, --api chat|responses (see %%research?)"
 )
 LINE_HELP = """\
 %research runs [-n N]            past runs as a DataFrame (newest first)
@@ -116,6 +116,9 @@ class ResearchMagics(Magics):
     base_url = Unicode("", help="OpenAI-compatible server URL ('' = from the environment).").tag(
         config=True
     )
+    api = Unicode(
+        "", help="OpenAI API for model providers: chat or responses ('' = $FOURHOSTS_API or chat)."
+    ).tag(config=True)
     max_rate = Float(10.0, help="Most redraws per second while streaming.").tag(config=True)
     prices = Dict(
         help="Price overrides, model → [input, output(, cached input)] USD per 1M tokens."
@@ -134,11 +137,13 @@ class ResearchMagics(Magics):
     # -- helpers -----------------------------------------------------------------------------
 
     def settings(  # noqa: ANN201 - Settings
-        self, *, model: str | None = None, store: str | None = None, base_url: str | None = None
+        self, *, model: str | None = None, store: str | None = None, base_url: str | None = None,
+        api: str | None = None,
     ):
         from ..config import Settings
 
         return Settings.from_env(
+            api=api or self.api or None,
             model=model or self.model or None,
             store_path=store or self.store_path or None,
             base_url=base_url or self.base_url or None,
@@ -178,6 +183,7 @@ class ResearchMagics(Magics):
     @argument("-s", "--save", metavar="VAR", help="store the Answer object in this variable")
     @argument("--store", metavar="PATH", help="use this store file for this run")
     @argument("--base-url", metavar="URL", help="an OpenAI-compatible server for this run")
+    @argument("--api", metavar="API", help="chat or responses: the OpenAI API for this run")
     @line_cell_magic
     def research(self, line: str, cell: str | None = None) -> Any:
         """Ask the Four Hosts a research question; the answer streams into the cell.
@@ -200,7 +206,7 @@ class ResearchMagics(Magics):
         Quote a line-magic question that ends with "?" (IPython reads a trailing ? as help).
 
         Defaults: ``%config ResearchMagics.<name> = …`` with name one of live, paradigm,
-        effort, model, store_path, base_url, max_rate, lock_timeout. FOURHOSTS_LIVE=0 draws
+        effort, model, store_path, base_url, api, max_rate, lock_timeout. FOURHOSTS_LIVE=0 draws
         final results only (for notebooks run by nbval/nbclient).
         """
         if cell is None:
@@ -249,7 +255,8 @@ class ResearchMagics(Magics):
         with user_errors("%%research: "):
             paradigm = HostParadigm.parse(p) if (p := args.paradigm or self.paradigm) else None
             effort = Effort.parse(args.effort or self.effort or None)
-            settings = self.settings(model=args.model, store=args.store, base_url=args.base_url)
+            settings = self.settings(model=args.model, store=args.store, base_url=args.base_url,
+                                     api=args.api)
         answer = self.run(
             question,
             settings=settings,
@@ -395,6 +402,7 @@ class ResearchMagics(Magics):
             ("base URL", _safe_url(settings.base_url) or "—"),
             ("Azure endpoint", _safe_url(settings.azure_endpoint) or "—"),
             ("Azure deployment", settings.azure_deployment or "—"),
+            ("API", settings.api),
             ("store", str(settings.resolved_store_path())),
             ("embedder", _embedder_description()),
             ("live streaming", "on" if self.is_live() else "off (final render)"),

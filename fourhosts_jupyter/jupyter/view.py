@@ -58,6 +58,8 @@ class RunState:
     answer: Any = None
     error: tuple[str, str] | None = None  # (message, kind)
     partial_text: str = ""
+    thinking: list[str] = field(default_factory=list)  # reasoning summary pieces, apart from the answer
+    _thought_at: int = 0  # len(blocks) at the last reasoning piece: answer or tools came between
     events: int = 0
 
     @property
@@ -77,6 +79,11 @@ class RunState:
                 self.blocks.append([e.text])
         elif isinstance(e, ev.ToolCallArgumentsDelta):
             self._card(e.call_id).args_parts.append(e.delta)
+        elif isinstance(e, ev.ReasoningDelta):
+            if self.thinking and self._thought_at != len(self.blocks):  # a later round's reasoning
+                self.thinking.append("\n\n")
+            self.thinking.append(e.text)
+            self._thought_at = len(self.blocks)
         elif isinstance(e, ev.ToolCallStarted):
             card = ToolCard(call_id=e.call_id, name=e.name, index=e.index, round=e.round)
             self.cards[e.call_id] = card
@@ -167,6 +174,7 @@ class RunState:
             offline=bool(getattr(a, "offline", False)),
             error=self.error,
             footer=footer,
+            thinking="".join(self.thinking),
         )
 
     def to_html(self) -> str:

@@ -9,7 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, AsyncIterator, Protocol, Union, runtime_checkable
 
-from ..events import TextDelta
+from ..events import ReasoningDelta, TextDelta
 
 if TYPE_CHECKING:
     from ..classifier import Classification
@@ -36,6 +36,8 @@ class ModelRequest:
 # engine's TextDelta, so it passes through the loop to the view without being rebuilt (a fast
 # stream pays per chunk for every object made on the way).
 ProviderText = TextDelta
+# Likewise a reasoning summary piece (Responses API): passed through to the views as it is.
+ProviderReasoning = ReasoningDelta
 
 
 @dataclass(frozen=True)
@@ -59,7 +61,7 @@ class ProviderFinish:
     reason: str | None  # stop | tool_calls | length | content_filter | None
 
 
-ProviderEvent = Union[ProviderText, ProviderToolCallDelta, ProviderUsage, ProviderFinish]
+ProviderEvent = Union[ProviderText, ProviderReasoning, ProviderToolCallDelta, ProviderUsage, ProviderFinish]
 
 
 @runtime_checkable

@@ -181,3 +181,26 @@ def rejected_parameter(err: ProviderError, candidates: tuple[str, ...]) -> str |
         if name.lower() in text:
             return name
     return None
+
+
+# Error codes a server reports inside a stream (Responses API ``response.failed`` / ``error``
+# events) → our classes; anything else is a plain ProviderError.
+_STREAM_CODES: dict[str, type[ProviderError]] = {
+    "server_error": ProviderServerError,
+    "rate_limit_exceeded": ProviderRateLimited,
+    "invalid_prompt": ProviderBadRequest,
+    "invalid_request_error": ProviderBadRequest,
+    "context_length_exceeded": ProviderBadRequest,
+    "timeout": ProviderTimeout,
+}
+
+
+def stream_error(code: str | None, message: str | None, *, where: str = "the model service") -> ProviderError:
+    """Our ProviderError for an error the server reported in the stream, with its code and
+    message in the text (there is no HTTP status: the stream itself answered 200)."""
+    cls = _STREAM_CODES.get((code or "").lower(), ProviderError)
+    detail = f"{code or 'error'}: {message or 'no message'}"
+    text = redact(f"{where} failed the response ({detail}) — {_advice(cls, where, None)}")
+    if cls is ProviderRateLimited:
+        return ProviderRateLimited(text, status_code=None)
+    return cls(text)

@@ -102,39 +102,50 @@ def _common(settings: Settings) -> dict[str, Any]:
     }
 
 
+def _provider_class(settings: Settings) -> Any:
+    """The Chat Completions provider, or the Responses one (``settings.api``)."""
+    if settings.api == "responses":
+        from .openai_responses import OpenAIResponsesProvider
+
+        return OpenAIResponsesProvider
+    from .openai_chat import OpenAIChatProvider
+
+    return OpenAIChatProvider
+
+
 def _is_openai_url(url: str | None) -> bool:
     return not url or "api.openai.com" in url
 
 
 def _openai(settings: Settings, embedder: Any) -> Provider | None:
-    from .openai_chat import OpenAIChatProvider
+    make = _provider_class(settings)
 
     key = os.environ.get("OPENAI_API_KEY")
     if not _is_openai_url(settings.base_url):
         return _compatible(settings, embedder)
     if not key:
         return None
-    return OpenAIChatProvider("openai", model=settings.model, api_key=key, base_url=settings.base_url,
+    return make("openai", model=settings.model, api_key=key, base_url=settings.base_url,
                               **_common(settings))
 
 
 def _compatible(settings: Settings, embedder: Any) -> Provider | None:
-    from .openai_chat import OpenAIChatProvider
+    make = _provider_class(settings)
 
     if not settings.base_url:
         return None
     # A local server usually needs no key; if OPENAI_API_KEY is set it is sent, as the client would.
-    return OpenAIChatProvider("compatible", model=settings.model, api_key=os.environ.get("OPENAI_API_KEY"),
+    return make("compatible", model=settings.model, api_key=os.environ.get("OPENAI_API_KEY"),
                               base_url=settings.base_url, **_common(settings))
 
 
 def _azure(settings: Settings, embedder: Any) -> Provider | None:
-    from .openai_chat import OpenAIChatProvider
+    make = _provider_class(settings)
 
     key = os.environ.get("AZURE_OPENAI_API_KEY")
     if not settings.azure_endpoint or not key:
         return None
-    return OpenAIChatProvider(
+    return make(
         "azure",
         model=_azure_deployment(settings),
         api_key=key,
