@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 import textwrap
@@ -10,7 +11,7 @@ import time
 import duckdb
 import pytest
 
-from fourhosts_jupyter.errors import StoreLocked, StoreNewerSchema, StoreUnreadable
+from fourhosts_jupyter.errors import StoreForeign, StoreLocked, StoreNewerSchema, StoreUnreadable
 from fourhosts_jupyter.memory.migrations import MIGRATIONS
 from fourhosts_jupyter.memory.store import MemoryRecord, Store
 
@@ -81,3 +82,61 @@ def test_a_lock_held_by_another_process_times_out_with_advice(tmp_path):
         holder.kill()
         holder.wait()
     assert Store(path).runs().empty  # usable again once the other process lets go
+
+
+def _tables(path):
+    con = duckdb.connect(str(path))
+    try:
+        return sorted(r[0] for r in con.execute("SELECT table_name FROM information_schema.tables").fetchall())
+    finally:
+        con.close()
+
+
+def test_someone_elses_duckdb_file_is_refused_untouched(tmp_path):
+    path = tmp_path / "mydb.duckdb"
+    con = duckdb.connect(str(path))
+    con.execute("CREATE TABLE runs (id INTEGER, athlete VARCHAR, km DOUBLE)")
+    con.execute("INSERT INTO runs VALUES (1, 'ann', 10.5)")
+    con.close()
+    with pytest.raises(StoreForeign, match=r"not a fourhosts-jupyter store \(it has tables: runs\).*untouched"):
+        Store(path).runs()
+    assert _tables(path) == ["runs"]  # no _migrations, none of our tables
+    con = duckdb.connect(str(path))
+    assert con.execute("SELECT * FROM runs").fetchall() == [(1, "ann", 10.5)]
+    con.close()
+
+
+def test_a_foreign_migrations_table_is_not_mistaken_for_ours(tmp_path):
+    path = tmp_path / "other.duckdb"
+    con = duckdb.connect(str(path))
+    con.execute("CREATE TABLE _migrations (name VARCHAR PRIMARY KEY, applied_at TIMESTAMP)")
+    con.execute("INSERT INTO _migrations VALUES ('0001_create_orders', now())")
+    con.execute("CREATE TABLE orders (id INTEGER)")
+    con.close()
+    with pytest.raises(StoreForeign):
+        Store(path).count_memories()
+    assert _tables(path) == ["_migrations", "orders"]
+
+
+def test_an_empty_duckdb_file_and_our_own_store_open(tmp_path):
+    empty = tmp_path / "empty.duckdb"
+    duckdb.connect(str(empty)).close()
+    assert Store(empty).count_memories() == 0
+    assert Store(empty).schema_version() == sorted(m.__name__ for m in MIGRATIONS)
+
+
+def test_cli_refuses_a_foreign_store_with_one_line(tmp_path):
+    path = tmp_path / "mydb.duckdb"
+    con = duckdb.connect(str(path))
+    con.execute("CREATE TABLE runs (id INTEGER)")
+    con.close()
+    note = tmp_path / "note.txt"
+    note.write_text("A short note about bus lanes.\n")
+    env = {**os.environ, "FOURHOSTS_EMBEDDER": "hashing"}
+    for args in (["runs", "--store", str(path)], ["ingest", "--store", str(path), str(note)]):
+        r = subprocess.run([sys.executable, "-m", "fourhosts_jupyter.cli", *args], capture_output=True,
+                           text=True, env=env, timeout=120)
+        assert r.returncode == 1, r.stderr
+        lines = r.stderr.strip().splitlines()
+        assert len(lines) == 1 and "not a fourhosts-jupyter store" in lines[0], r.stderr
+    assert _tables(path) == ["runs"]

@@ -23,7 +23,7 @@ from typing import Any, Iterator, Sequence
 
 import duckdb
 
-from ..errors import StoreLocked, StoreNewerSchema, StoreUnreadable
+from ..errors import StoreForeign, StoreLocked, StoreNewerSchema, StoreUnreadable
 from .migrations import MIGRATIONS
 
 STATE_ENV = "FOURHOSTS_HOME"
@@ -165,6 +165,7 @@ class Store:
 
     def _migrate(self, con: duckdb.DuckDBPyConnection) -> None:
         try:
+            self._check_ours(con)
             con.execute(
                 "CREATE TABLE IF NOT EXISTS _migrations (name VARCHAR PRIMARY KEY, applied_at TIMESTAMP)"
             )
@@ -193,6 +194,37 @@ class Store:
                 raise
             con.execute("COMMIT")
         self._migrated = True
+
+    def _check_ours(self, con: duckdb.DuckDBPyConnection) -> None:
+        """Refuse a DuckDB file that is neither empty nor ours before writing anything to it:
+        an analyst's own database given as ``--store`` must not gain our tables."""
+        tables = {
+            r[0]
+            for r in con.execute(
+                "SELECT table_name FROM information_schema.tables "
+                "WHERE table_catalog = current_database()"
+            ).fetchall()
+        }
+        if not tables:
+            return
+        if "_migrations" in tables:
+            cols = {
+                r[0]
+                for r in con.execute(
+                    "SELECT column_name FROM information_schema.columns "
+                    "WHERE table_catalog = current_database() AND table_name = '_migrations'"
+                ).fetchall()
+            }
+            if {"name", "applied_at"} <= cols:
+                names = {r[0] for r in con.execute("SELECT name FROM _migrations").fetchall()}
+                # ours: our first step recorded, or an interrupted first open (nothing else yet)
+                if MIGRATIONS[0].__name__ in names or (not names and tables == {"_migrations"}):
+                    return
+        shown = ", ".join(sorted(tables)[:5]) + (", …" if len(tables) > 5 else "")
+        raise StoreForeign(
+            f"{self.path} is a DuckDB database but not a fourhosts-jupyter store (it has tables: "
+            f"{shown}); it was left untouched. Give --store (or {STATE_ENV}) a new file name."
+        )
 
     def schema_version(self) -> list[str]:
         with self.connect() as con:
