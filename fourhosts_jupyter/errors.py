@@ -24,6 +24,7 @@
     │   └── StoreUnreadable          not a DuckDB file / no permission
     ├── IngestError              one file could not be ingested (names the file)
     ├── SandboxError             the sandbox could not start
+    ├── Cancelled                work on a thread noticed its stage was stopped (cancel.py)
     └── RunError                 a research run failed (keeps the partial answer)
 
 Every message says what went wrong and what to do about it.
@@ -148,6 +149,10 @@ class IngestError(FourHostsError):
 
 
 class SandboxError(FourHostsError):
+    pass
+
+
+class Cancelled(FourHostsError):
     pass
 
 

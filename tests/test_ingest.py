@@ -257,3 +257,59 @@ def test_kill_during_ingestion_keeps_committed_batches(tmp_path):
     assert store.count_memories() == 2000 and report.passages == 2000 - n
     hit = search(store, "bus stop 1234 shelter", k=1, embedder=EMB)[0]
     assert hit.to_json()["id"] == "x1234"
+
+
+PARAS = [
+    "Protected bike lanes separate cyclists from traffic with kerbs, posts or parked cars along arterials.",
+    "Raised crossings slow turning drivers and put pedestrians at eye level near schools and shops.",
+    "Speed cameras on wide roads cut severe crashes when fines fund local safety work each year.",
+    "Daylighting corners removes parking next to crosswalks so drivers see children before turning.",
+]
+
+
+def _doc_rows(store):
+    with store.connect() as con:
+        return {
+            Path(path).name: (held, chunk_count, complete)
+            for path, held, chunk_count, complete in con.execute(
+                """SELECT d.path, (SELECT count(*) FROM document_passages r WHERE r.document_id = d.id),
+                          d.chunk_count, d.complete FROM documents d"""
+            ).fetchall()
+        }
+
+
+def test_reingesting_one_of_two_identical_files_keeps_the_others_passages(store, tmp_path):
+    a, b = tmp_path / "a.txt", tmp_path / "b.txt"
+    for f in (a, b):
+        f.write_text("\n\n".join(PARAS[:3]))
+    kw = dict(chunk_words=20, overlap=0)
+    assert _ingest(a, store, **kw).passages == 3
+    rb = _ingest(b, store, **kw)
+    assert rb.passages == 0 and rb.ok[0].duplicates == 3  # stored once, held by both
+    a.write_text("\n\n".join(PARAS[2:]))  # a changes: paragraph 3 stays, 1-2 go, 4 comes
+    ra = _ingest(a, store, **kw)
+    assert ra.ok[0].status == "replaced" and ra.passages == 1
+    # b still holds all three of its passages; a holds its two
+    assert sorted(store.memories(limit=None)["content"]) == sorted(PARAS)
+    assert _doc_rows(store) == {"a.txt": (2, 2, True), "b.txt": (3, 3, True)}
+    again = _ingest(b, store, **kw)
+    assert again.ok[0].status == "unchanged"
+    hit = search(store, "raised crossings pedestrians eye level", k=1, embedder=EMB)[0]
+    assert hit.text == PARAS[1] and hit.origin == str(b)  # handed over to b, not left to a's old version
+    # forgetting one of two holders keeps the shared passage; forgetting the last removes it
+    with store.connect() as con:
+        ids = dict(con.execute("SELECT path, id FROM documents").fetchall())
+    assert store.forget_documents([ids[str(b)]]) == 2  # paragraphs 1-2 were b's alone
+    assert sorted(store.memories(limit=None)["content"]) == sorted(PARAS[2:])
+    assert store.forget_documents([ids[str(a)]]) == 2
+    assert store.count_memories() == 0 and _doc_rows(store) == {}
+
+
+def test_forgetting_a_passage_updates_the_documents_that_held_it(store, tmp_path):
+    a, b = tmp_path / "a.txt", tmp_path / "b.txt"
+    for f in (a, b):
+        f.write_text("\n\n".join(PARAS[:2]))
+    _ingest([a, b], store, chunk_words=20, overlap=0)
+    first = store.memories(limit=None).set_index("content").loc[PARAS[0], "id"]
+    assert store.forget([first]) == 1
+    assert _doc_rows(store) == {"a.txt": (1, 1, True), "b.txt": (1, 1, True)}

@@ -25,7 +25,9 @@ from typing import Any, Callable, Iterable, Iterator, Sequence
 from ..errors import IngestError
 from .embeddings import Embedder, get_embedder
 from .retriever import embed_text, open_indexes
-from .store import MemoryRecord, Store, content_hash, new_id, utcnow
+from ..cancel import check_cancelled
+from .progress import Progress
+from .store import MemoryRecord, Store, content_hash, new_id, recount, utcnow
 
 log = logging.getLogger(__name__)
 
@@ -455,8 +457,6 @@ def ingest(
     Returns an IngestReport; a source that fails is listed in ``report.failed`` with the
     reason, and the rest are ingested. Small sources share batches; a document never spans
     two batches. ``on_commit(total_passages)`` is called after each committed batch."""
-    from tqdm.auto import tqdm
-
     from ..paradigms import HOSTS
 
     valid = {h.value for h in HOSTS} | {"shared"}
@@ -472,7 +472,7 @@ def ingest(
     failed: list[IngestError] = []
     queue: list[_Pending] = []
     state = {"committed": 0}
-    bar = tqdm(total=0, desc="ingesting", unit="passage", disable=not progress, leave=False)
+    bar = Progress("ingesting", "passage", enabled=progress)
 
     def flush() -> None:
         _write_queue(store, embedder, queue, namespace, batch_passages, metadata or {}, bar,
@@ -518,19 +518,22 @@ def _write_queue(
     namespace: str,
     batch_passages: int,
     extra_meta: dict[str, Any],
-    bar: Any,
+    bar: Progress,
     tallies: dict[str, _Tally],
     state: dict[str, int],
     on_commit: Callable[[int], None] | None,
 ) -> None:
-    """Look up what is already stored (one connection), then embed and commit in batches."""
+    """Look up what is already stored (one connection), then embed and commit in batches of
+    about ``batch_passages`` passages; a large document spans several batches."""
     hashes = sorted({content_hash(t) for p in queue for t in p.passages})
     files = sorted({p.doc.path for p in queue if p.doc.format in _SINGLE_DOC_FORMATS})
     with store.connect() as con:
+        # a document left incomplete by an interrupted ingest is not "known": it is resumed
         known = {
             r[0]
             for r in con.execute(
-                "SELECT id FROM documents WHERE id IN (SELECT unnest(?))", [[p.doc_id for p in queue]]
+                "SELECT id FROM documents WHERE complete AND id IN (SELECT unnest(?))",
+                [[p.doc_id for p in queue]],
             ).fetchall()
         }
         # an earlier version of a file (same path, other text) is replaced by this one
@@ -553,48 +556,90 @@ def _write_queue(
             tallies[p.source].unchanged += 1
         else:
             todo.append(p)
-    bar.total += sum(len(p.passages) for p in todo)
-    bar.refresh()
-    batch: list[_Pending] = []
+    bar.add_total(sum(len(p.passages) for p in todo))
+    batch: list[_Slice] = []
     size = 0
-    for i, p in enumerate(todo):
-        batch.append(p)
-        size += len(p.passages)
-        if size < batch_passages and i < len(todo) - 1:
-            continue
-        replace: list[str] = []
-        for q in batch:
-            if q.doc.format in _SINGLE_DOC_FORMATS:
-                olds = [d for d in old_by_path.pop(q.doc.path, []) if d != q.doc_id]
-                if olds:
-                    replace.extend(olds)
-                    tallies[q.source].replaced = True
-        added, per_source = _commit_batch(store, embedder, batch, namespace, extra_meta, replace, have)
-        for q in batch:
-            tallies[q.source].documents += 1
-        for src, (a, dup) in per_source.items():
-            tallies[src].passages += a
-            tallies[src].duplicates += dup
-        state["committed"] += added
-        bar.update(size)
-        if on_commit:
-            on_commit(state["committed"])
-        batch, size = [], 0
+    for p in todo:
+        start = 0
+        while start < len(p.passages):
+            end = min(len(p.passages), start + batch_passages - size)
+            batch.append(_Slice(p, start, end))
+            size += end - start
+            start = end
+            if size >= batch_passages:
+                _commit(store, embedder, batch, namespace, extra_meta, old_by_path, have, bar,
+                        tallies, state, on_commit)
+                batch, size = [], 0
+    if batch:
+        _commit(store, embedder, batch, namespace, extra_meta, old_by_path, have, bar, tallies,
+                state, on_commit)
+
+
+@dataclass(frozen=True)
+class _Slice:
+    """Passages ``start:end`` of one pending document: its share of one batch."""
+
+    p: _Pending
+    start: int
+    end: int
+
+    @property
+    def last(self) -> bool:
+        return self.end == len(self.p.passages)
+
+
+def _commit(
+    store: Store,
+    embedder: Embedder,
+    batch: list[_Slice],
+    namespace: str,
+    extra_meta: dict[str, Any],
+    old_by_path: dict[str, list[str]],
+    have: set[str],
+    bar: Progress,
+    tallies: dict[str, _Tally],
+    state: dict[str, int],
+    on_commit: Callable[[int], None] | None,
+) -> None:
+    check_cancelled()
+    replace: list[str] = []
+    for sl in batch:
+        q = sl.p
+        if sl.last and q.doc.format in _SINGLE_DOC_FORMATS:
+            # the old version goes in the commit that completes the new one: an interrupted
+            # re-ingest of a changed file leaves the old version whole
+            olds = [d for d in old_by_path.pop(q.doc.path, []) if d != q.doc_id]
+            if olds:
+                replace.extend(olds)
+                tallies[q.source].replaced = True
+    added, per_source = _commit_batch(store, embedder, batch, namespace, extra_meta, replace, have)
+    for sl in batch:
+        if sl.last:
+            tallies[sl.p.source].documents += 1
+    for src, (a, dup) in per_source.items():
+        tallies[src].passages += a
+        tallies[src].duplicates += dup
+    state["committed"] += added
+    bar.update(sum(sl.end - sl.start for sl in batch))
+    if on_commit:
+        on_commit(state["committed"])
 
 
 def _commit_batch(
     store: Store,
     embedder: Embedder,
-    batch: list[_Pending],
+    batch: list[_Slice],
     namespace: str,
     extra_meta: dict[str, Any],
     replace_docs: list[str],
     have: set[str],
 ) -> tuple[int, dict[str, tuple[int, int]]]:
-    """Embed the batch's new passages and commit them with their documents' rows."""
+    """Embed the batch's new passages and commit them with their documents' rows and which
+    passages each document holds (a document is ``complete`` once its last slice is in)."""
     records: list[tuple[str, MemoryRecord]] = []
-    for p in batch:
-        for i, text in enumerate(p.passages):
+    for sl in batch:
+        p = sl.p
+        for i in range(sl.start, sl.end):
             meta = {
                 "path": p.doc.path,
                 "format": p.doc.format,
@@ -609,9 +654,9 @@ def _commit_batch(
                 (
                     p.source,
                     MemoryRecord(
-                        id=new_id("m_"), namespace=namespace, memory_type="semantic", content=text,
-                        source="document", title=p.doc.title, metadata=meta, importance=0.5,
-                        document_id=p.doc_id,
+                        id=new_id("m_"), namespace=namespace, memory_type="semantic",
+                        content=p.passages[i], source="document", title=p.doc.title, metadata=meta,
+                        importance=0.5, document_id=p.doc_id,
                     ),
                 )
             )
@@ -623,50 +668,64 @@ def _commit_batch(
             fresh.append((src, r))
             have.add(h)
     vecs = embedder.embed([embed_text(r.title, r.content) for _, r in fresh]) if fresh else None
+    check_cancelled()
     import pyarrow as pa
 
     now = utcnow()
+    docs = list({sl.p.doc_id: sl for sl in batch}.values())  # a document's slice in this batch
     with store.transaction() as con:
-        if replace_docs:
-            con.execute("DELETE FROM memories WHERE document_id IN (SELECT unnest(?))", [replace_docs])
-            con.execute("DELETE FROM documents WHERE id IN (SELECT unnest(?))", [replace_docs])
         inserted = set(
             store.insert_memories(con, [r for _, r in fresh], vecs, model=embedder.name) if fresh else []
         )
-        per_doc: dict[str, int] = {}
         per_source: dict[str, tuple[int, int]] = {}
         for src, r in records:
             a, dup = per_source.get(src, (0, 0))
-            if r.id in inserted:
-                per_doc[r.document_id or ""] = per_doc.get(r.document_id or "", 0) + 1
-                per_source[src] = (a + 1, dup)
-            else:
-                per_source[src] = (a, dup + 1)
+            per_source[src] = (a + 1, dup) if r.id in inserted else (a, dup + 1)
         table = pa.table(
             {
-                "id": [p.doc_id for p in batch],
-                "path": [p.doc.path for p in batch],
-                "title": [p.doc.title for p in batch],
-                "format": [p.doc.format for p in batch],
-                "content_hash": [p.text_hash for p in batch],
-                "metadata": [json.dumps({**p.doc.metadata, "passages": len(p.passages)}) for p in batch],
-                "created_at": pa.array([now] * len(batch), type=pa.timestamp("us")),
-                "namespace": [namespace] * len(batch),
-                "external_id": pa.array([p.doc.external_id for p in batch], type=pa.string()),
-                "chunk_count": pa.array([per_doc.get(p.doc_id, 0) for p in batch], type=pa.int32()),
+                "id": [sl.p.doc_id for sl in docs],
+                "path": [sl.p.doc.path for sl in docs],
+                "title": [sl.p.doc.title for sl in docs],
+                "format": [sl.p.doc.format for sl in docs],
+                "content_hash": [sl.p.text_hash for sl in docs],
+                "metadata": [json.dumps({**sl.p.doc.metadata, "passages": len(sl.p.passages)}) for sl in docs],
+                "created_at": pa.array([now] * len(docs), type=pa.timestamp("us")),
+                "namespace": [namespace] * len(docs),
+                "external_id": pa.array([sl.p.doc.external_id for sl in docs], type=pa.string()),
+                "complete": pa.array([sl.last for sl in docs], type=pa.bool_()),
+            }
+        )
+        refs = pa.table(
+            {
+                "document_id": [r.document_id for _, r in records],
+                "content_hash": [content_hash(r.content) for _, r in records],
             }
         )
         con.register("_docs_in", table)
+        con.register("_refs_in", refs)
         try:
             con.execute(
                 """INSERT INTO documents (id, path, title, format, content_hash, metadata, created_at,
-                                          namespace, external_id, chunk_count)
+                                          namespace, external_id, chunk_count, complete)
                    SELECT id, path, title, format, content_hash, metadata::JSON, created_at,
-                          namespace, external_id, chunk_count FROM _docs_in
-                   ON CONFLICT (id) DO NOTHING"""
+                          namespace, external_id, 0, complete FROM _docs_in
+                   ON CONFLICT (id) DO UPDATE SET complete = excluded.complete"""
+            )
+            # every passage a document holds, newly stored or already there (identical text is
+            # stored once per namespace and held by each document that has it)
+            con.execute(
+                """INSERT INTO document_passages
+                   SELECT DISTINCT r.document_id, m.id FROM _refs_in r
+                   JOIN memories m ON m.content_hash = r.content_hash AND m.namespace = ?
+                   ON CONFLICT DO NOTHING""",
+                [namespace],
             )
         finally:
             con.unregister("_docs_in")
+            con.unregister("_refs_in")
+        if replace_docs:
+            store.remove_documents(con, replace_docs)
+        recount(con, [sl.p.doc_id for sl in docs])
     return len(inserted), per_source
 
 

@@ -10,6 +10,7 @@ import logging
 
 import numpy as np
 
+from ..cancel import check_cancelled
 from .embeddings import Embedder
 from .retriever import open_indexes
 from .store import Store
@@ -18,9 +19,12 @@ log = logging.getLogger(__name__)
 
 
 def reembed_missing(
-    store: Store, embedder: Embedder, *, batch_size: int = 256, progress: bool = True
+    store: Store, embedder: Embedder, *, batch_size: int = 64, progress: bool = True
 ) -> int:
-    """Embed every memory whose vector is not from ``embedder``; returns how many."""
+    """Embed every memory whose vector is not from ``embedder``; returns how many.
+
+    Batches are small (a second or so of embedding) and committed one by one; a stopped stage
+    (``cancel.check_cancelled``) ends the work at the next batch, keeping the finished ones."""
     si = open_indexes(store)
     with si.lock:
         todo = si.keys_without_model(embedder.name)
@@ -37,8 +41,10 @@ def reembed_missing(
         disable=not progress, leave=False,
     ) as bar:
         for start in range(0, len(keys), batch_size):
+            check_cancelled()
             part = keys[start : start + batch_size]
             vecs = embedder.embed([texts[int(k)] for k in part])
+            check_cancelled()
             done += store.update_embeddings(part, vecs, embedder.name)
             bar.update(len(part))
     si.refresh(store, force=True)

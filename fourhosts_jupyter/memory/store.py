@@ -501,7 +501,7 @@ class Store:
     def forget(self, ids: Sequence[str]) -> int:
         """Delete memories by id, from the store and (now, in this process) from the derived
         indexes; other processes drop them from theirs at their next search."""
-        with self.connect() as con:
+        with self.transaction() as con:
             keys = [
                 r[0]
                 for r in con.execute(
@@ -509,13 +509,112 @@ class Store:
                 ).fetchall()
             ]
             if keys:
+                held_by = [
+                    r[0]
+                    for r in con.execute(
+                        "DELETE FROM document_passages WHERE memory_id IN (SELECT unnest(?)) "
+                        "RETURNING document_id",
+                        [list(ids)],
+                    ).fetchall()
+                ]
                 # a document whose every passage is forgotten is forgotten too
                 con.execute(
-                    "DELETE FROM documents d WHERE NOT EXISTS "
-                    "(SELECT 1 FROM memories m WHERE m.document_id = d.id)"
+                    "DELETE FROM documents d WHERE d.id IN (SELECT unnest(?)) AND NOT EXISTS "
+                    "(SELECT 1 FROM document_passages r WHERE r.document_id = d.id)",
+                    [held_by],
                 )
+                recount(con, held_by)
         self._forgotten(keys)
         return len(keys)
+
+    def forget_documents(self, doc_ids: Sequence[str]) -> int:
+        """Forget documents: their rows, and the passages no other document still holds.
+        Returns how many passages were deleted."""
+        with self.transaction() as con:
+            keys = self.remove_documents(con, doc_ids)
+        self._forgotten(keys)
+        return len(keys)
+
+    def remove_documents(self, con: duckdb.DuckDBPyConnection, doc_ids: Sequence[str]) -> list[int]:
+        """``forget_documents`` inside the caller's transaction (ingestion replaces a changed
+        file's old version in the commit that completes the new one); returns deleted keys,
+        for the caller to pass to ``_forgotten`` after it commits.
+
+        Identical text is stored once per namespace, so a passage may be held by several
+        documents: it is deleted only when none holds it any more. One that survives but was
+        brought in by a removed document is handed to a remaining holder (a copy with a new id,
+        so every process's derived indexes see the change by their key diff)."""
+        ids = list(doc_ids)
+        if not ids:
+            return []
+        held = [
+            r[0]
+            for r in con.execute(
+                "DELETE FROM document_passages WHERE document_id IN (SELECT unnest(?)) RETURNING memory_id",
+                [ids],
+            ).fetchall()
+        ]
+        owned = [
+            r[0]
+            for r in con.execute(
+                "SELECT id FROM memories WHERE document_id IN (SELECT unnest(?))", [ids]
+            ).fetchall()
+        ]
+        candidates = sorted(set(held) | set(owned))
+        keys = [
+            r[0]
+            for r in con.execute(
+                """DELETE FROM memories m WHERE m.id IN (SELECT unnest(?)) AND m.source = 'document'
+                   AND NOT EXISTS (SELECT 1 FROM document_passages r WHERE r.memory_id = m.id)
+                   RETURNING key""",
+                [candidates],
+            ).fetchall()
+        ]
+        moves = con.execute(
+            """SELECT m.id, min(r.document_id) FROM memories m
+               JOIN document_passages r ON r.memory_id = m.id
+               WHERE m.document_id IN (SELECT unnest(?)) GROUP BY m.id""",
+            [ids],
+        ).fetchall()
+        if moves:
+            import pyarrow as pa
+
+            table = pa.table(
+                {
+                    "old_id": [m[0] for m in moves],
+                    "new_id": [new_id("m_") for _ in moves],
+                    "holder": [m[1] for m in moves],
+                }
+            )
+            con.register("_reown", table)
+            try:
+                con.execute(
+                    """INSERT INTO memories (id, namespace, memory_type, content, metadata, importance,
+                              source, document_id, title, content_hash, embedding, model, created_at,
+                              expires_at)
+                       SELECT o.new_id, m.namespace, m.memory_type, m.content,
+                              json_merge_patch(m.metadata,
+                                               json_object('path', d.path, 'external_id', d.external_id)),
+                              m.importance, m.source, o.holder, m.title, m.content_hash, m.embedding,
+                              m.model, m.created_at, m.expires_at
+                       FROM memories m JOIN _reown o ON o.old_id = m.id JOIN documents d ON d.id = o.holder"""
+                )
+                keys += [
+                    r[0]
+                    for r in con.execute(
+                        "DELETE FROM memories WHERE id IN (SELECT old_id FROM _reown) RETURNING key"
+                    ).fetchall()
+                ]
+                con.execute(
+                    """INSERT INTO document_passages
+                       SELECT r.document_id, o.new_id FROM document_passages r
+                       JOIN _reown o ON o.old_id = r.memory_id"""
+                )
+                con.execute("DELETE FROM document_passages WHERE memory_id IN (SELECT old_id FROM _reown)")
+            finally:
+                con.unregister("_reown")
+        con.execute("DELETE FROM documents WHERE id IN (SELECT unnest(?))", [ids])
+        return keys
 
     def purge_expired(self) -> int:
         with self.connect() as con:
@@ -534,6 +633,16 @@ class Store:
             from .retriever import forget_keys
 
             forget_keys(self, keys)
+
+
+def recount(con: duckdb.DuckDBPyConnection, doc_ids: Sequence[str]) -> None:
+    """``documents.chunk_count``: how many passages each document holds."""
+    con.execute(
+        """UPDATE documents SET chunk_count =
+               (SELECT count(*) FROM document_passages r WHERE r.document_id = documents.id)
+           WHERE id IN (SELECT unnest(?))""",
+        [list(doc_ids)],
+    )
 
 
 def _holder(msg: str) -> str:
