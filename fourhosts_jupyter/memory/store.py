@@ -531,14 +531,16 @@ class Store:
         """Forget documents: their rows, and the passages no other document still holds.
         Returns how many passages were deleted."""
         with self.transaction() as con:
-            keys = self.remove_documents(con, doc_ids)
+            keys, deleted = self.remove_documents(con, doc_ids)
         self._forgotten(keys)
-        return len(keys)
+        return deleted
 
-    def remove_documents(self, con: duckdb.DuckDBPyConnection, doc_ids: Sequence[str]) -> list[int]:
+    def remove_documents(
+        self, con: duckdb.DuckDBPyConnection, doc_ids: Sequence[str]
+    ) -> tuple[list[int], int]:
         """``forget_documents`` inside the caller's transaction (ingestion replaces a changed
-        file's old version in the commit that completes the new one); returns deleted keys,
-        for the caller to pass to ``_forgotten`` after it commits.
+        file's old version in the commit that completes the new one). Returns the keys gone
+        from the store (for ``_forgotten`` once committed) and how many passages were deleted.
 
         Identical text is stored once per namespace, so a passage may be held by several
         documents: it is deleted only when none holds it any more. One that survives but was
@@ -546,7 +548,7 @@ class Store:
         so every process's derived indexes see the change by their key diff)."""
         ids = list(doc_ids)
         if not ids:
-            return []
+            return [], 0
         held = [
             r[0]
             for r in con.execute(
@@ -570,6 +572,7 @@ class Store:
                 [candidates],
             ).fetchall()
         ]
+        deleted = len(keys)
         moves = con.execute(
             """SELECT m.id, min(r.document_id) FROM memories m
                JOIN document_passages r ON r.memory_id = m.id
@@ -614,7 +617,7 @@ class Store:
             finally:
                 con.unregister("_reown")
         con.execute("DELETE FROM documents WHERE id IN (SELECT unnest(?))", [ids])
-        return keys
+        return keys, deleted
 
     def purge_expired(self) -> int:
         with self.connect() as con:
