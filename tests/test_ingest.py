@@ -313,3 +313,53 @@ def test_forgetting_a_passage_updates_the_documents_that_held_it(store, tmp_path
     first = store.memories(limit=None).set_index("content").loc[PARAS[0], "id"]
     assert store.forget([first]) == 1
     assert _doc_rows(store) == {"a.txt": (1, 1, True), "b.txt": (1, 1, True)}
+
+
+INTERRUPT_SCRIPT = textwrap.dedent(
+    """
+    import sys, time
+    from fourhosts_jupyter import cli
+    from fourhosts_jupyter.memory import embeddings, progress
+
+    class SlowEmbedder(embeddings.HashingEmbedder):
+        # a real embedder takes seconds per batch; this gives the test time to interrupt
+        def embed(self, texts):
+            time.sleep(0.3)
+            return super().embed(texts)
+
+    embeddings.get_embedder = lambda prefer=None: SlowEmbedder()
+    progress.PROGRESS_EVERY = 0.05  # "every few seconds", shortened for the test
+    sys.exit(cli.main(["ingest", "--store", sys.argv[1], "--chunk-words", "20", sys.argv[2]]))
+    """
+)
+
+
+def test_a_large_file_commits_in_batches_reports_progress_and_resumes(tmp_path):
+    big = tmp_path / "big.txt"
+    n_total = 2000
+    big.write_text("\n\n".join(f"Paragraph {i} says street {i} needs a crossing, a bench and trees." for i in range(n_total)))
+    db = tmp_path / "big.duckdb"
+    proc = subprocess.Popen([sys.executable, "-c", INTERRUPT_SCRIPT, str(db), str(big)], stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True, cwd=ROOT)
+    lines = []
+    for line in proc.stderr:  # a pipe, not a terminal: plain progress lines, no bar
+        lines.append(line)
+        if line.startswith("ingesting: ") and int(line.split()[1].split("/")[0].replace(",", "")) >= 512:
+            proc.send_signal(signal.SIGINT)
+            break
+    out, err = proc.communicate(timeout=60)
+    assert lines and all("\r" not in x for x in lines), lines
+    assert lines[0].startswith("ingesting: 256/2,000 passages (13%)"), lines
+    assert proc.returncode == 130 and err.strip().splitlines()[-1] == "fourhosts: interrupted", err
+    store = Store(db)
+    kept = store.count_memories()
+    assert 512 <= kept < n_total and kept % 256 == 0  # whole batches of the one file were kept
+    assert _doc_rows(store) == {"big.txt": (kept, kept, False)}  # held so far; not complete
+    report = _ingest(big, store, chunk_words=20, overlap=5)  # what the CLI passes for --chunk-words 20
+    assert report.ok[0].status == "ingested"
+    assert report.passages == n_total - kept and report.ok[0].duplicates == kept
+    with store.connect() as con:
+        distinct = con.execute("SELECT count(DISTINCT content_hash) FROM memories").fetchone()[0]
+    assert store.count_memories() == distinct == n_total  # nothing duplicated
+    assert _doc_rows(store) == {"big.txt": (n_total, n_total, True)}
+    assert _ingest(big, store, chunk_words=20, overlap=5).ok[0].status == "unchanged"
