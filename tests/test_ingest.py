@@ -363,3 +363,67 @@ def test_a_large_file_commits_in_batches_reports_progress_and_resumes(tmp_path):
     assert store.count_memories() == distinct == n_total  # nothing duplicated
     assert _doc_rows(store) == {"big.txt": (n_total, n_total, True)}
     assert _ingest(big, store, chunk_words=20, overlap=5).ok[0].status == "unchanged"
+
+
+FULL_DISK_DRIVER = textwrap.dedent(
+    """
+    # runs in its own mount namespace (unshare): the tmpfs disappears with it
+    import json, os, shutil, subprocess, sys
+    disk, big, out = sys.argv[1:4]
+    mounted = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=40m", "tmpfs", disk],
+                             capture_output=True, text=True)
+    if mounted.returncode:
+        print(json.dumps({"mounted": False, "why": mounted.stderr.strip()}))
+        sys.exit(0)
+    filler = os.path.join(disk, "filler")
+    with open(filler, "wb") as fh:
+        fh.write(b"\\0" * (37 << 20))  # about 3 MB left: a few batches fit, not the file
+    cmd = [sys.executable, "-m", "fourhosts_jupyter.cli", "ingest", "--quiet", "--store",
+           os.path.join(disk, "s.duckdb"), "--chunk-words", "20", big]
+    result = {"mounted": True}
+    for step in ("full", "done"):
+        r = subprocess.run(cmd, capture_output=True, text=True, timeout=300)
+        result[step] = [r.returncode, r.stdout, r.stderr]
+        for name in ("s.duckdb", "s.duckdb.wal"):  # the store as it is now, for the test to open
+            if os.path.exists(os.path.join(disk, name)):
+                shutil.copy(os.path.join(disk, name), os.path.join(out, step + "-" + name))
+        os.remove(filler) if os.path.exists(filler) else None  # free the space, then re-run
+    print(json.dumps(result))
+    """
+)
+
+
+def test_a_full_disk_during_ingest_is_one_line_and_a_rerun_resumes(tmp_path):
+    from system_packages import STRICT, require
+
+    unshare = require("unshare", "util-linux")
+    big = tmp_path / "big.txt"
+    n_total = 6000
+    big.write_text("\n\n".join(f"Paragraph {i} says street {i} needs a crossing, a bench and trees near school {i * 7}."
+                               for i in range(n_total)))
+    disk, out = tmp_path / "disk", tmp_path / "out"
+    disk.mkdir()
+    out.mkdir()
+    env = {**os.environ, "FOURHOSTS_EMBEDDER": "hashing"}
+    r = subprocess.run([unshare, "--mount", "--map-root-user", sys.executable, "-c", FULL_DISK_DRIVER, str(disk),
+                        str(big), str(out)], capture_output=True, text=True, env=env, cwd=ROOT, timeout=600)
+    if r.returncode or not json.loads(r.stdout or "{}").get("mounted"):
+        reason = f"cannot mount a small tmpfs here ({(r.stdout + r.stderr).strip()[-200:]})"
+        if STRICT:
+            pytest.fail(reason)
+        pytest.skip(reason)
+    result = json.loads(r.stdout)
+    code, stdout, stderr = result["full"]
+    assert code == 1 and len(stderr.strip().splitlines()) == 1, stderr
+    assert "no space left on device" in stderr and "run the same command again" in stderr
+    assert "resumes where it stopped" in stderr and "Traceback" not in stderr
+    full = Store(out / "full-s.duckdb")
+    kept = full.count_memories()
+    assert 256 <= kept < n_total and kept % 256 == 0  # the committed batches, each whole
+    assert _doc_rows(full) == {"big.txt": (kept, kept, False)}
+    code, stdout, stderr = result["done"]
+    assert code == 0, stderr
+    assert f"{n_total - kept} new passages" in stdout and f"{kept} already stored" in stdout
+    done = Store(out / "done-s.duckdb")
+    assert done.count_memories() == n_total
+    assert _doc_rows(done) == {"big.txt": (n_total, n_total, True)}

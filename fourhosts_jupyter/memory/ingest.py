@@ -22,12 +22,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Iterable, Iterator, Sequence
 
-from ..errors import IngestError
+from ..errors import IngestError, StoreFull
 from .embeddings import Embedder, get_embedder
 from .retriever import embed_text, open_indexes
 from ..cancel import check_cancelled
 from .progress import Progress
-from .store import MemoryRecord, Store, content_hash, new_id, recount, utcnow
+from .store import MemoryRecord, Store, content_hash, disk_full, new_id, recount, utcnow
 
 log = logging.getLogger(__name__)
 
@@ -734,7 +734,15 @@ def _update_indexes(store: Store, embedder: Embedder) -> None:
     process or another) does not pay for the catch-up."""
     si = open_indexes(store)
     dim = getattr(embedder, "dim", 0) or 0
-    with si.lock:
-        if dim:
-            si.vector_index(store, embedder.name, dim)
-        si.flush()
+    try:
+        with si.lock:
+            if dim:
+                si.vector_index(store, embedder.name, dim)
+            si.flush()
+    except (OSError, RuntimeError) as exc:  # faiss reports a failed write as RuntimeError
+        if disk_full(store.path, exc) is None:
+            raise
+        raise StoreFull(
+            f"no space left on device while saving the search index beside {store.path}: every "
+            "passage is stored; free some space, and the next search rebuilds the index."
+        ) from exc

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import datetime as dt
+import errno
 import hashlib
 import json
 import os
@@ -23,7 +24,7 @@ from typing import Any, Iterator, Sequence
 
 import duckdb
 
-from ..errors import StoreForeign, StoreLocked, StoreNewerSchema, StoreUnreadable
+from ..errors import StoreForeign, StoreFull, StoreLocked, StoreNewerSchema, StoreUnreadable
 from .migrations import MIGRATIONS
 
 STATE_ENV = "FOURHOSTS_HOME"
@@ -121,9 +122,9 @@ class Store:
                     time.sleep(delay * (0.5 + random.random()))
                     delay = min(delay * 2, 0.5)
                     continue
-                raise StoreUnreadable(_unreadable(self.path, msg)) from exc
+                raise disk_full(self.path, exc) or StoreUnreadable(_unreadable(self.path, msg)) from exc
             except (duckdb.Error, OSError) as exc:
-                raise StoreUnreadable(_unreadable(self.path, str(exc))) from exc
+                raise disk_full(self.path, exc) or StoreUnreadable(_unreadable(self.path, str(exc))) from exc
 
     @contextlib.contextmanager
     def connect(self) -> Iterator[duckdb.DuckDBPyConnection]:
@@ -137,8 +138,19 @@ class Store:
                 if not self._migrated:
                     self._migrate(con)
                 yield con
+            except (duckdb.Error, OSError) as exc:
+                full = disk_full(self.path, exc)
+                if full is None:
+                    raise
+                raise full from exc
             finally:
-                con.close()
+                try:
+                    con.close()
+                except duckdb.Error as exc:  # a checkpoint at close can meet a full disk too
+                    full = disk_full(self.path, exc)
+                    if full is None:
+                        raise
+                    raise full from exc
 
     @contextlib.contextmanager
     def hold(self) -> Iterator[duckdb.DuckDBPyConnection]:
@@ -157,7 +169,10 @@ class Store:
             try:
                 yield con
             except BaseException:
-                con.execute("ROLLBACK")
+                # a write that failed (a full disk) may have ended the transaction already:
+                # the original error is the one to report
+                with contextlib.suppress(duckdb.Error):
+                    con.execute("ROLLBACK")
                 raise
             con.execute("COMMIT")
 
@@ -645,6 +660,27 @@ def recount(con: duckdb.DuckDBPyConnection, doc_ids: Sequence[str]) -> None:
                (SELECT count(*) FROM document_passages r WHERE r.document_id = documents.id)
            WHERE id IN (SELECT unnest(?))""",
         [list(doc_ids)],
+    )
+
+
+# The disk refused to grow a file: no space, a quota, or a file-size limit (RLIMIT_FSIZE).
+_FULL_ERRNOS = {errno.ENOSPC, errno.EDQUOT, errno.EFBIG}
+_FULL_TEXTS = ("No space left on device", "Disk quota exceeded", "File too large")
+
+
+def disk_full(path: Path, exc: BaseException) -> StoreFull | None:
+    """StoreFull for an error that means the disk is full, else None. DuckDB reports it only
+    in its message ("Could not write file …: No space left on device")."""
+    msg = str(exc)
+    cause = next((t for t in _FULL_TEXTS if t in msg), None)
+    if cause is None and isinstance(exc, OSError) and exc.errno in _FULL_ERRNOS:
+        cause = os.strerror(exc.errno)
+    if cause is None:
+        return None
+    return StoreFull(
+        f"{cause.lower()} while writing the store {path}: the last change was rolled back and "
+        f"everything committed before it is kept. Free some space and run the same command "
+        f"again: an ingest resumes where it stopped."
     )
 
 
