@@ -3,8 +3,11 @@
 ``ingest(paths_or_dataframe, store=None, namespace="shared")`` parses each source, splits the
 text into overlapping passages, skips passages already stored in the namespace (content hash),
 embeds the rest in batches and commits each batch in one transaction together with its
-documents' rows, so a process killed mid-way keeps every finished batch and leaves no half
-document; running the same ingest again carries on where it stopped.
+documents' rows and which passages each document holds. A large document spans several
+batches and is marked complete by its last one, so a process killed or out of disk space
+mid-way keeps every finished batch, and running the same ingest again carries on where it
+stopped, duplicating nothing. Identical text is stored once per namespace and held by every
+document that has it: replacing or forgetting one document never removes another's passages.
 
 A file that cannot be read fails alone: the report names it and the reason, the other files
 continue. Nothing is rendered: text from documents is data, never HTML.
@@ -455,8 +458,10 @@ def ingest(
     """Ingest files, directories or DataFrames into ``store`` (the default store if None).
 
     Returns an IngestReport; a source that fails is listed in ``report.failed`` with the
-    reason, and the rest are ingested. Small sources share batches; a document never spans
-    two batches. ``on_commit(total_passages)`` is called after each committed batch."""
+    reason, and the rest are ingested. Small sources share batches and a large one spans
+    several (``batch_passages`` at first, more when embedding is fast: see ``_next_batch``).
+    ``on_commit(total_passages)`` is called after each committed batch. With ``progress``, a
+    bar on a terminal or in a notebook, else a line every few seconds on stderr (a log)."""
     from ..paradigms import HOSTS
 
     valid = {h.value for h in HOSTS} | {"shared"}
@@ -471,7 +476,7 @@ def ingest(
     tallies: dict[str, _Tally] = {}
     failed: list[IngestError] = []
     queue: list[_Pending] = []
-    state = {"committed": 0}
+    state = {"committed": 0, "base": batch_passages}
     bar = Progress("ingesting", "passage", enabled=progress)
 
     def flush() -> None:
@@ -523,8 +528,9 @@ def _write_queue(
     state: dict[str, int],
     on_commit: Callable[[int], None] | None,
 ) -> None:
-    """Look up what is already stored (one connection), then embed and commit in batches of
-    about ``batch_passages`` passages; a large document spans several batches."""
+    """Look up what is already stored (one connection), then embed and commit in batches; a
+    large document spans several batches."""
+    state.setdefault("batch", batch_passages)
     hashes = sorted({content_hash(t) for p in queue for t in p.passages})
     files = sorted({p.doc.path for p in queue if p.doc.format in _SINGLE_DOC_FORMATS})
     with store.connect() as con:
@@ -562,11 +568,11 @@ def _write_queue(
     for p in todo:
         start = 0
         while start < len(p.passages):
-            end = min(len(p.passages), start + batch_passages - size)
+            end = min(len(p.passages), start + state["batch"] - size)
             batch.append(_Slice(p, start, end))
             size += end - start
             start = end
-            if size >= batch_passages:
+            if size >= state["batch"]:
                 _commit(store, embedder, batch, namespace, extra_meta, old_by_path, have, bar,
                         tallies, state, on_commit)
                 batch, size = [], 0
@@ -612,7 +618,9 @@ def _commit(
             if olds:
                 replace.extend(olds)
                 tallies[q.source].replaced = True
-    added, per_source = _commit_batch(store, embedder, batch, namespace, extra_meta, replace, have)
+    t = time.perf_counter()
+    added, per_source, embedded = _commit_batch(store, embedder, batch, namespace, extra_meta, replace, have)
+    state["batch"] = _next_batch(state["batch"], state["base"], embedded, time.perf_counter() - t)
     for sl in batch:
         if sl.last:
             tallies[sl.p.source].documents += 1
@@ -625,6 +633,21 @@ def _commit(
         on_commit(state["committed"])
 
 
+COMMIT_EVERY = 2.0  # seconds of work per commit, when passages embed fast (see _next_batch)
+MAX_BATCH_FACTOR = 32
+
+
+def _next_batch(size: int, base: int, embedded: int, seconds: float) -> int:
+    """The next batch's size: ``base`` passages while embedding is slow (the local model, a
+    few seconds a batch), grown to about COMMIT_EVERY seconds of work when it is fast. Each
+    commit opens the store and checkpoints it (~0.1 s), which would dominate a fast embedder;
+    the store is not held between commits, so other kernels can use it."""
+    if embedded < base // 2 or seconds <= 0:  # mostly already stored: says little of the rate
+        return size
+    fit = int(embedded / seconds * COMMIT_EVERY) // base * base
+    return max(base, min(fit, MAX_BATCH_FACTOR * base))
+
+
 def _commit_batch(
     store: Store,
     embedder: Embedder,
@@ -633,9 +656,10 @@ def _commit_batch(
     extra_meta: dict[str, Any],
     replace_docs: list[str],
     have: set[str],
-) -> tuple[int, dict[str, tuple[int, int]]]:
+) -> tuple[int, dict[str, tuple[int, int]], int]:
     """Embed the batch's new passages and commit them with their documents' rows and which
-    passages each document holds (a document is ``complete`` once its last slice is in)."""
+    passages each document holds (a document is ``complete`` once its last slice is in).
+    Returns the passages added, (added, duplicates) per source, and how many were embedded."""
     records: list[tuple[str, MemoryRecord]] = []
     for sl in batch:
         p = sl.p
@@ -662,8 +686,8 @@ def _commit_batch(
             )
     # passages the namespace already holds are not embedded again (re-runs, duplicates)
     fresh: list[tuple[str, MemoryRecord]] = []
-    for src, r in records:
-        h = content_hash(r.content)
+    hashes = [content_hash(r.content) for _, r in records]
+    for (src, r), h in zip(records, hashes):
         if h not in have:
             fresh.append((src, r))
             have.add(h)
@@ -698,7 +722,7 @@ def _commit_batch(
         refs = pa.table(
             {
                 "document_id": [r.document_id for _, r in records],
-                "content_hash": [content_hash(r.content) for _, r in records],
+                "content_hash": hashes,
             }
         )
         con.register("_docs_in", table)
@@ -726,7 +750,7 @@ def _commit_batch(
         if replace_docs:
             store.remove_documents(con, replace_docs)
         recount(con, [sl.p.doc_id for sl in docs])
-    return len(inserted), per_source
+    return len(inserted), per_source, len(fresh)
 
 
 def _update_indexes(store: Store, embedder: Embedder) -> None:
