@@ -437,3 +437,23 @@ def test_batches_grow_only_when_embedding_is_fast():
     assert _next_batch(256, 256, 256, 0.1) == 5120  # ~2 s of work per commit
     assert _next_batch(256, 256, 256, 0.001) == 32 * 256  # capped
     assert _next_batch(1024, 256, 10, 0.001) == 1024  # mostly duplicates: no new evidence
+
+
+def test_an_interrupted_reingest_of_a_changed_file_keeps_the_old_version_whole(store, tmp_path):
+    f = tmp_path / "plan.txt"
+    f.write_text("\n\n".join(f"Version one, item {i}: repaint crossing {i} this spring." for i in range(30)))
+    assert _ingest(f, store, chunk_words=12, overlap=0).passages == 30
+    f.write_text("\n\n".join(f"Version two, item {i}: rebuild junction {i} next year." for i in range(30)))
+
+    def stop(_committed):
+        raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        _ingest(f, store, chunk_words=12, overlap=0, batch_passages=10, on_commit=stop)
+    with store.connect() as con:
+        versions = con.execute("SELECT chunk_count, complete FROM documents ORDER BY complete DESC").fetchall()
+    assert versions == [(30, True), (10, False)]  # the old version whole beside the new one's first batch
+    report = _ingest(f, store, chunk_words=12, overlap=0, batch_passages=10)
+    assert report.ok[0].status == "replaced" and report.passages == 20 and report.ok[0].duplicates == 10
+    assert _doc_rows(store) == {"plan.txt": (30, 30, True)}
+    assert all(t.startswith("Version two") for t in store.memories(limit=None)["content"])
