@@ -19,8 +19,8 @@
     ├── StorageError             the DuckDB store
     │   ├── StoreLocked              another process holds the write lock too long
     │   ├── StoreNewerSchema         the file was written by a newer fourhosts-jupyter
-    │   ├── StoreForeign             a DuckDB file that is neither empty nor ours (left untouched)
-    │   ├── StoreFull                the disk (or file-size limit) refused a write; re-run resumes
+    │   ├── StoreForeign             a DuckDB file neither empty nor ours (left untouched)
+    │   ├── StoreFull                no space (or a file-size limit); a re-run resumes
     │   └── StoreUnreadable          not a DuckDB file / no permission
     ├── IngestError              one file could not be ingested (names the file)
     ├── SandboxError             the sandbox could not start

@@ -619,7 +619,9 @@ def _commit(
                 replace.extend(olds)
                 tallies[q.source].replaced = True
     t = time.perf_counter()
-    added, per_source, embedded = _commit_batch(store, embedder, batch, namespace, extra_meta, replace, have)
+    added, per_source, embedded = _commit_batch(
+        store, embedder, batch, namespace, extra_meta, replace, have
+    )
     state["batch"] = _next_batch(state["batch"], state["base"], embedded, time.perf_counter() - t)
     for sl in batch:
         if sl.last:
@@ -712,7 +714,9 @@ def _commit_batch(
                 "title": [sl.p.doc.title for sl in docs],
                 "format": [sl.p.doc.format for sl in docs],
                 "content_hash": [sl.p.text_hash for sl in docs],
-                "metadata": [json.dumps({**sl.p.doc.metadata, "passages": len(sl.p.passages)}) for sl in docs],
+                "metadata": [
+                    json.dumps({**sl.p.doc.metadata, "passages": len(sl.p.passages)}) for sl in docs
+                ],
                 "created_at": pa.array([now] * len(docs), type=pa.timestamp("us")),
                 "namespace": [namespace] * len(docs),
                 "external_id": pa.array([sl.p.doc.external_id for sl in docs], type=pa.string()),

@@ -138,10 +138,12 @@ def m003_document_passages(con: duckdb.DuckDBPyConnection) -> None:
     # A document that shared passages with a different one cannot be told apart here: one
     # holding fewer passages than it had is marked incomplete, and its next ingest re-links it.
     con.execute(
-        """UPDATE documents SET
-               chunk_count = (SELECT count(*) FROM document_passages r WHERE r.document_id = documents.id),
-               complete = (SELECT count(*) FROM document_passages r WHERE r.document_id = documents.id)
-                          >= coalesce(TRY_CAST(json_extract(metadata, '$.passages') AS INTEGER), 0)"""
+        """UPDATE documents SET chunk_count = (
+               SELECT count(*) FROM document_passages r WHERE r.document_id = documents.id)"""
+    )
+    con.execute(
+        """UPDATE documents SET complete = chunk_count
+               >= coalesce(TRY_CAST(json_extract(metadata, '$.passages') AS INTEGER), 0)"""
     )
 
 

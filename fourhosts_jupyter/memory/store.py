@@ -122,9 +122,11 @@ class Store:
                     time.sleep(delay * (0.5 + random.random()))
                     delay = min(delay * 2, 0.5)
                     continue
-                raise disk_full(self.path, exc) or StoreUnreadable(_unreadable(self.path, msg)) from exc
+                unreadable = StoreUnreadable(_unreadable(self.path, msg))
+                raise disk_full(self.path, exc) or unreadable from exc
             except (duckdb.Error, OSError) as exc:
-                raise disk_full(self.path, exc) or StoreUnreadable(_unreadable(self.path, str(exc))) from exc
+                unreadable = StoreUnreadable(_unreadable(self.path, str(exc)))
+                raise disk_full(self.path, exc) or unreadable from exc
 
     @contextlib.contextmanager
     def connect(self) -> Iterator[duckdb.DuckDBPyConnection]:
@@ -567,7 +569,8 @@ class Store:
         held = [
             r[0]
             for r in con.execute(
-                "DELETE FROM document_passages WHERE document_id IN (SELECT unnest(?)) RETURNING memory_id",
+                "DELETE FROM document_passages WHERE document_id IN (SELECT unnest(?)) "
+                "RETURNING memory_id",
                 [ids],
             ).fetchall()
         ]
@@ -615,7 +618,8 @@ class Store:
                                                json_object('path', d.path, 'external_id', d.external_id)),
                               m.importance, m.source, o.holder, m.title, m.content_hash, m.embedding,
                               m.model, m.created_at, m.expires_at
-                       FROM memories m JOIN _reown o ON o.old_id = m.id JOIN documents d ON d.id = o.holder"""
+                       FROM memories m JOIN _reown o ON o.old_id = m.id
+                       JOIN documents d ON d.id = o.holder"""
                 )
                 keys += [
                     r[0]
@@ -628,7 +632,9 @@ class Store:
                        SELECT r.document_id, o.new_id FROM document_passages r
                        JOIN _reown o ON o.old_id = r.memory_id"""
                 )
-                con.execute("DELETE FROM document_passages WHERE memory_id IN (SELECT old_id FROM _reown)")
+                con.execute(
+                    "DELETE FROM document_passages WHERE memory_id IN (SELECT old_id FROM _reown)"
+                )
             finally:
                 con.unregister("_reown")
         con.execute("DELETE FROM documents WHERE id IN (SELECT unnest(?))", [ids])
