@@ -457,3 +457,30 @@ def test_an_interrupted_reingest_of_a_changed_file_keeps_the_old_version_whole(s
     assert report.ok[0].status == "replaced" and report.passages == 20 and report.ok[0].duplicates == 10
     assert _doc_rows(store) == {"plan.txt": (30, 30, True)}
     assert all(t.startswith("Version two") for t in store.memories(limit=None)["content"])
+
+
+def test_progress_off_a_terminal_is_plain_lines_at_most_every_few_seconds():
+    import io
+
+    from fourhosts_jupyter.memory.progress import Progress
+
+    log = io.StringIO()  # not a terminal
+    bar = Progress("ingesting", "passage", stream=log, every=3600)
+    bar.add_total(1000)
+    bar.update(500)
+    bar.close()
+    assert log.getvalue() == ""  # quicker than one interval: nothing to report
+    bar = Progress("ingesting", "passage", stream=log, every=0)
+    bar.add_total(1000)
+    bar.update(250)
+    bar.update(750)
+    bar.close()
+    lines = log.getvalue().splitlines()
+    assert [x.split(",")[0] for x in lines] == ["ingesting: 250/1", "ingesting: 1", "ingesting: 1"]
+    assert lines[0].startswith("ingesting: 250/1,000 passages (25%)") and "\r" not in log.getvalue()
+    quiet = io.StringIO()
+    off = Progress("ingesting", "passage", stream=quiet, enabled=False, every=0)
+    off.add_total(10)
+    off.update(10)
+    off.close()
+    assert quiet.getvalue() == ""

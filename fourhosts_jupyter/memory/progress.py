@@ -35,7 +35,7 @@ class Progress:
         self._printed = 0
         if not enabled:
             return
-        if _is_terminal(self._stream) or "ipykernel" in sys.modules:
+        if _is_terminal(self._stream) or _in_kernel():
             from tqdm.auto import tqdm
 
             self._bar = tqdm(total=0, desc=desc, unit=unit, leave=False, file=self._stream)
@@ -79,3 +79,11 @@ def _is_terminal(stream: TextIO) -> bool:
         return stream.isatty()
     except (AttributeError, ValueError):  # closed or not a real file
         return False
+
+
+def _in_kernel() -> bool:
+    """Running in a Jupyter kernel (tqdm.auto draws a widget there), not merely with ipykernel
+    imported (pytest's nbval plugin imports it)."""
+    ipython = sys.modules.get("IPython")
+    shell = ipython.get_ipython() if ipython is not None else None
+    return shell is not None and hasattr(shell, "kernel")
