@@ -262,15 +262,23 @@ class Engine:
         return tuple(out), report.detail
 
     async def _stage(self, name: str, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
-        try:
-            return await asyncio.wait_for(
-                asyncio.to_thread(fn, *args, **kwargs), self.settings.stage_timeout
-            )
-        except asyncio.TimeoutError:
-            raise StageTimeout(
-                f"the {name} stage took longer than {self.settings.stage_timeout:.0f} s and was "
-                "stopped; try again, or raise Settings.stage_timeout"
-            ) from None
+        from .cancel import cancel_scope
+
+        # the thread cannot be killed: the scope tells its work to stop at its next batch
+        with cancel_scope() as stop:
+            try:
+                return await asyncio.wait_for(
+                    asyncio.to_thread(fn, *args, **kwargs), self.settings.stage_timeout
+                )
+            except asyncio.TimeoutError:
+                stop.set()
+                raise StageTimeout(
+                    f"the {name} stage took longer than {self.settings.stage_timeout:.0f} s and was "
+                    "stopped; try again, or raise Settings.stage_timeout"
+                ) from None
+            except BaseException:
+                stop.set()
+                raise
 
     def _seed(self) -> int:
         from .memory.seed import ensure_seeded

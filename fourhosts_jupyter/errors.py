@@ -19,9 +19,12 @@
     ├── StorageError             the DuckDB store
     │   ├── StoreLocked              another process holds the write lock too long
     │   ├── StoreNewerSchema         the file was written by a newer fourhosts-jupyter
+    │   ├── StoreForeign             a DuckDB file neither empty nor ours (left untouched)
+    │   ├── StoreFull                no space (or a file-size limit); a re-run resumes
     │   └── StoreUnreadable          not a DuckDB file / no permission
     ├── IngestError              one file could not be ingested (names the file)
     ├── SandboxError             the sandbox could not start
+    ├── Cancelled                work on a thread noticed its stage was stopped (cancel.py)
     └── RunError                 a research run failed (keeps the partial answer)
 
 Every message says what went wrong and what to do about it.
@@ -130,6 +133,14 @@ class StoreUnreadable(StorageError):
     pass
 
 
+class StoreForeign(StorageError):
+    pass
+
+
+class StoreFull(StorageError):
+    pass
+
+
 class IngestError(FourHostsError):
     def __init__(self, path: str, reason: str) -> None:
         super().__init__(f"{path}: {reason}")
@@ -138,6 +149,10 @@ class IngestError(FourHostsError):
 
 
 class SandboxError(FourHostsError):
+    pass
+
+
+class Cancelled(FourHostsError):
     pass
 
 

@@ -257,3 +257,230 @@ def test_kill_during_ingestion_keeps_committed_batches(tmp_path):
     assert store.count_memories() == 2000 and report.passages == 2000 - n
     hit = search(store, "bus stop 1234 shelter", k=1, embedder=EMB)[0]
     assert hit.to_json()["id"] == "x1234"
+
+
+PARAS = [
+    "Protected bike lanes separate cyclists from traffic with kerbs, posts or parked cars along arterials.",
+    "Raised crossings slow turning drivers and put pedestrians at eye level near schools and shops.",
+    "Speed cameras on wide roads cut severe crashes when fines fund local safety work each year.",
+    "Daylighting corners removes parking next to crosswalks so drivers see children before turning.",
+]
+
+
+def _doc_rows(store):
+    with store.connect() as con:
+        return {
+            Path(path).name: (held, chunk_count, complete)
+            for path, held, chunk_count, complete in con.execute(
+                """SELECT d.path, (SELECT count(*) FROM document_passages r WHERE r.document_id = d.id),
+                          d.chunk_count, d.complete FROM documents d"""
+            ).fetchall()
+        }
+
+
+def test_reingesting_one_of_two_identical_files_keeps_the_others_passages(store, tmp_path):
+    a, b = tmp_path / "a.txt", tmp_path / "b.txt"
+    for f in (a, b):
+        f.write_text("\n\n".join(PARAS[:3]))
+    kw = dict(chunk_words=20, overlap=0)
+    assert _ingest(a, store, **kw).passages == 3
+    rb = _ingest(b, store, **kw)
+    assert rb.passages == 0 and rb.ok[0].duplicates == 3  # stored once, held by both
+    a.write_text("\n\n".join(PARAS[2:]))  # a changes: paragraph 3 stays, 1-2 go, 4 comes
+    ra = _ingest(a, store, **kw)
+    assert ra.ok[0].status == "replaced" and ra.passages == 1
+    # b still holds all three of its passages; a holds its two
+    assert sorted(store.memories(limit=None)["content"]) == sorted(PARAS)
+    assert _doc_rows(store) == {"a.txt": (2, 2, True), "b.txt": (3, 3, True)}
+    again = _ingest(b, store, **kw)
+    assert again.ok[0].status == "unchanged"
+    hit = search(store, "raised crossings pedestrians eye level", k=1, embedder=EMB)[0]
+    assert hit.text == PARAS[1] and hit.origin == str(b)  # handed over to b, not left to a's old version
+    # forgetting one of two holders keeps the shared passage; forgetting the last removes it
+    with store.connect() as con:
+        ids = dict(con.execute("SELECT path, id FROM documents").fetchall())
+    assert store.forget_documents([ids[str(b)]]) == 2  # paragraphs 1-2 were b's alone
+    assert sorted(store.memories(limit=None)["content"]) == sorted(PARAS[2:])
+    assert store.forget_documents([ids[str(a)]]) == 2
+    assert store.count_memories() == 0 and _doc_rows(store) == {}
+
+
+def test_forgetting_a_passage_updates_the_documents_that_held_it(store, tmp_path):
+    a, b = tmp_path / "a.txt", tmp_path / "b.txt"
+    for f in (a, b):
+        f.write_text("\n\n".join(PARAS[:2]))
+    _ingest([a, b], store, chunk_words=20, overlap=0)
+    first = store.memories(limit=None).set_index("content").loc[PARAS[0], "id"]
+    assert store.forget([first]) == 1
+    assert _doc_rows(store) == {"a.txt": (1, 1, True), "b.txt": (1, 1, True)}
+
+
+INTERRUPT_SCRIPT = textwrap.dedent(
+    """
+    import sys, time
+    from fourhosts_jupyter import cli
+    from fourhosts_jupyter.memory import embeddings, progress
+
+    class SlowEmbedder(embeddings.HashingEmbedder):
+        # a real embedder takes seconds per batch; this gives the test time to interrupt
+        def embed(self, texts):
+            time.sleep(0.3)
+            return super().embed(texts)
+
+    embeddings.get_embedder = lambda prefer=None: SlowEmbedder()
+    progress.PROGRESS_EVERY = 0.05  # "every few seconds", shortened for the test
+    sys.exit(cli.main(["ingest", "--store", sys.argv[1], "--chunk-words", "20", sys.argv[2]]))
+    """
+)
+
+
+def test_a_large_file_commits_in_batches_reports_progress_and_resumes(tmp_path):
+    big = tmp_path / "big.txt"
+    n_total = 5000
+    big.write_text("\n\n".join(f"Paragraph {i} says street {i} needs a crossing, a bench and trees." for i in range(n_total)))
+    db = tmp_path / "big.duckdb"
+    proc = subprocess.Popen([sys.executable, "-c", INTERRUPT_SCRIPT, str(db), str(big)], stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True, cwd=ROOT)
+    lines = []
+    for line in proc.stderr:  # a pipe, not a terminal: plain progress lines, no bar
+        lines.append(line)
+        if line.startswith("ingesting: ") and int(line.split()[1].split("/")[0].replace(",", "")) >= 512:
+            proc.send_signal(signal.SIGINT)
+            break
+    out, err = proc.communicate(timeout=60)
+    assert lines and all("\r" not in x for x in lines), lines
+    assert lines[0].startswith("ingesting: 256/5,000 passages (5%)"), lines
+    assert proc.returncode == 130 and err.strip().splitlines()[-1] == "fourhosts: interrupted", err
+    store = Store(db)
+    kept = store.count_memories()
+    # whole batches of the one file were kept (256 passages at first, more as embedding is fast)
+    assert 512 <= kept < n_total and kept % 256 == 0
+    assert _doc_rows(store) == {"big.txt": (kept, kept, False)}  # held so far; not complete
+    report = _ingest(big, store, chunk_words=20, overlap=5)  # what the CLI passes for --chunk-words 20
+    assert report.ok[0].status == "ingested"
+    assert report.passages == n_total - kept and report.ok[0].duplicates == kept
+    with store.connect() as con:
+        distinct = con.execute("SELECT count(DISTINCT content_hash) FROM memories").fetchone()[0]
+    assert store.count_memories() == distinct == n_total  # nothing duplicated
+    assert _doc_rows(store) == {"big.txt": (n_total, n_total, True)}
+    assert _ingest(big, store, chunk_words=20, overlap=5).ok[0].status == "unchanged"
+
+
+FULL_DISK_DRIVER = textwrap.dedent(
+    """
+    # runs in its own mount namespace (unshare): the tmpfs disappears with it
+    import json, os, shutil, subprocess, sys
+    disk, big, out = sys.argv[1:4]
+    mounted = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=40m", "tmpfs", disk],
+                             capture_output=True, text=True)
+    if mounted.returncode:
+        print(json.dumps({"mounted": False, "why": mounted.stderr.strip()}))
+        sys.exit(0)
+    filler = os.path.join(disk, "filler")
+    with open(filler, "wb") as fh:
+        fh.write(b"\\0" * (37 << 20))  # about 3 MB left: a few batches fit, not the file
+    cmd = [sys.executable, "-m", "fourhosts_jupyter.cli", "ingest", "--quiet", "--store",
+           os.path.join(disk, "s.duckdb"), "--chunk-words", "20", big]
+    result = {"mounted": True}
+    for step in ("full", "done"):
+        r = subprocess.run(cmd, capture_output=True, text=True, timeout=300)
+        result[step] = [r.returncode, r.stdout, r.stderr]
+        for name in ("s.duckdb", "s.duckdb.wal"):  # the store as it is now, for the test to open
+            if os.path.exists(os.path.join(disk, name)):
+                shutil.copy(os.path.join(disk, name), os.path.join(out, step + "-" + name))
+        os.remove(filler) if os.path.exists(filler) else None  # free the space, then re-run
+    print(json.dumps(result))
+    """
+)
+
+
+def test_a_full_disk_during_ingest_is_one_line_and_a_rerun_resumes(tmp_path):
+    from system_packages import STRICT, require
+
+    unshare = require("unshare", "util-linux")
+    big = tmp_path / "big.txt"
+    n_total = 6000
+    big.write_text("\n\n".join(f"Paragraph {i} says street {i} needs a crossing, a bench and trees near school {i * 7}."
+                               for i in range(n_total)))
+    disk, out = tmp_path / "disk", tmp_path / "out"
+    disk.mkdir()
+    out.mkdir()
+    env = {**os.environ, "FOURHOSTS_EMBEDDER": "hashing"}
+    r = subprocess.run([unshare, "--mount", "--map-root-user", sys.executable, "-c", FULL_DISK_DRIVER, str(disk),
+                        str(big), str(out)], capture_output=True, text=True, env=env, cwd=ROOT, timeout=600)
+    if r.returncode or not json.loads(r.stdout or "{}").get("mounted"):
+        reason = f"cannot mount a small tmpfs here ({(r.stdout + r.stderr).strip()[-200:]})"
+        if STRICT:
+            pytest.fail(reason)
+        pytest.skip(reason)
+    result = json.loads(r.stdout)
+    code, stdout, stderr = result["full"]
+    assert code == 1 and len(stderr.strip().splitlines()) == 1, stderr
+    assert "no space left on device" in stderr and "run the same command again" in stderr
+    assert "resumes where it stopped" in stderr and "Traceback" not in stderr
+    full = Store(out / "full-s.duckdb")
+    kept = full.count_memories()
+    assert 256 <= kept < n_total and kept % 256 == 0  # the committed batches, each whole
+    assert _doc_rows(full) == {"big.txt": (kept, kept, False)}
+    code, stdout, stderr = result["done"]
+    assert code == 0, stderr
+    assert f"{n_total - kept} new passages" in stdout and f"{kept} already stored" in stdout
+    done = Store(out / "done-s.duckdb")
+    assert done.count_memories() == n_total
+    assert _doc_rows(done) == {"big.txt": (n_total, n_total, True)}
+
+
+def test_batches_grow_only_when_embedding_is_fast():
+    from fourhosts_jupyter.memory.ingest import _next_batch
+
+    assert _next_batch(256, 256, 256, 5.0) == 256  # the local model: a commit every batch
+    assert _next_batch(256, 256, 256, 0.1) == 5120  # ~2 s of work per commit
+    assert _next_batch(256, 256, 256, 0.001) == 32 * 256  # capped
+    assert _next_batch(1024, 256, 10, 0.001) == 1024  # mostly duplicates: no new evidence
+
+
+def test_an_interrupted_reingest_of_a_changed_file_keeps_the_old_version_whole(store, tmp_path):
+    f = tmp_path / "plan.txt"
+    f.write_text("\n\n".join(f"Version one, item {i}: repaint crossing {i} this spring." for i in range(30)))
+    assert _ingest(f, store, chunk_words=12, overlap=0).passages == 30
+    f.write_text("\n\n".join(f"Version two, item {i}: rebuild junction {i} next year." for i in range(30)))
+
+    def stop(_committed):
+        raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        _ingest(f, store, chunk_words=12, overlap=0, batch_passages=10, on_commit=stop)
+    with store.connect() as con:
+        versions = con.execute("SELECT chunk_count, complete FROM documents ORDER BY complete DESC").fetchall()
+    assert versions == [(30, True), (10, False)]  # the old version whole beside the new one's first batch
+    report = _ingest(f, store, chunk_words=12, overlap=0, batch_passages=10)
+    assert report.ok[0].status == "replaced" and report.passages == 20 and report.ok[0].duplicates == 10
+    assert _doc_rows(store) == {"plan.txt": (30, 30, True)}
+    assert all(t.startswith("Version two") for t in store.memories(limit=None)["content"])
+
+
+def test_progress_off_a_terminal_is_plain_lines_at_most_every_few_seconds():
+    import io
+
+    from fourhosts_jupyter.memory.progress import Progress
+
+    log = io.StringIO()  # not a terminal
+    bar = Progress("ingesting", "passage", stream=log, every=3600)
+    bar.add_total(1000)
+    bar.update(500)
+    bar.close()
+    assert log.getvalue() == ""  # quicker than one interval: nothing to report
+    bar = Progress("ingesting", "passage", stream=log, every=0)
+    bar.add_total(1000)
+    bar.update(250)
+    bar.update(750)
+    bar.close()
+    lines = log.getvalue().splitlines()
+    assert [x.split(",")[0] for x in lines] == ["ingesting: 250/1", "ingesting: 1", "ingesting: 1"]
+    assert lines[0].startswith("ingesting: 250/1,000 passages (25%)") and "\r" not in log.getvalue()
+    quiet = io.StringIO()
+    off = Progress("ingesting", "passage", stream=quiet, enabled=False, every=0)
+    off.add_total(10)
+    off.update(10)
+    off.close()
+    assert quiet.getvalue() == ""

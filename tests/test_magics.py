@@ -223,6 +223,18 @@ def test_unreadable_store_is_a_usage_error(ip, magics, tmp_path):
     assert path.read_text().startswith("these are my notes")
 
 
+def test_someone_elses_duckdb_file_is_a_usage_error_and_untouched(ip, magics, tmp_path):
+    path = tmp_path / "mydb.duckdb"
+    con = duckdb.connect(str(path))
+    con.execute("CREATE TABLE runs (id INTEGER)")
+    con.close()
+    with pytest.raises(UsageError, match="not a fourhosts-jupyter store"):
+        ip.run_line_magic("research", f"runs --store {path}")
+    con = duckdb.connect(str(path))
+    assert con.execute("SELECT table_name FROM information_schema.tables").fetchall() == [("runs",)]
+    con.close()
+
+
 # -- config never shows a key ------------------------------------------------------------------
 
 

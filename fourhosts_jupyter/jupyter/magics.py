@@ -19,12 +19,21 @@ from IPython.core.magic import Magics, line_cell_magic, magics_class
 from IPython.core.magic_arguments import MagicArgumentParser, argument, magic_arguments
 from traitlets import Bool, Dict, Float, Unicode
 
-from ..errors import ConfigError, RunError, StoreLocked, StoreNewerSchema, StoreUnreadable
+from ..errors import (
+    ConfigError,
+    RunError,
+    StoreForeign,
+    StoreFull,
+    StoreLocked,
+    StoreNewerSchema,
+    StoreUnreadable,
+)
 
 LIVE_ENV = "FOURHOSTS_LIVE"
-USER_ERRORS = (ConfigError, StoreLocked, StoreNewerSchema, StoreUnreadable)
+USER_ERRORS = (ConfigError, StoreLocked, StoreNewerSchema, StoreUnreadable, StoreForeign, StoreFull)
 # RunFailed kinds that mean "the user can fix this" (engine kinds or error class names).
-_USER_KINDS = {"config", "configerror", "storelocked", "storenewerschema", "storeunreadable"}
+_USER_KINDS = {"config", "configerror", "storelocked", "storenewerschema", "storeunreadable",
+               "storeforeign", "storefull"}
 SUBCOMMANDS = ("runs", "show", "config", "classify", "memory", "ingest", "rate")
 _OPTIONS_HINT = (
     "options: -p/--paradigm HOST, -e/--effort low|medium|high, -m/--model NAME, --no-stream, "

@@ -26,7 +26,7 @@ def add_parsers(sub: Any) -> None:
     p.add_argument("--text-field", help="CSV/JSONL field holding the text (default: text, content, body…)")
     p.add_argument("--title-field", help="CSV/JSONL field holding the title (default: title if present)")
     p.add_argument("--chunk-words", type=int, default=None, help="words per passage (default 160)")
-    p.add_argument("--quiet", action="store_true", help="no progress bar")
+    p.add_argument("--quiet", action="store_true", help="no progress (bar or log lines)")
     p.set_defaults(func=cmd_ingest)
 
     p = sub.add_parser("search", help="search memory (hybrid dense + BM25)")
@@ -82,7 +82,7 @@ def cmd_ingest(args: argparse.Namespace) -> int:
         embedder=_embedder(args),
         chunk_words=words,
         overlap=min(OVERLAP_WORDS, words // 4),
-        progress=not args.quiet and sys.stderr.isatty(),
+        progress=not args.quiet,  # a bar on a terminal, a line every few seconds in a log
     )
     print(report)
     return 1 if report.failed else 0

@@ -3,8 +3,11 @@
 ``ingest(paths_or_dataframe, store=None, namespace="shared")`` parses each source, splits the
 text into overlapping passages, skips passages already stored in the namespace (content hash),
 embeds the rest in batches and commits each batch in one transaction together with its
-documents' rows, so a process killed mid-way keeps every finished batch and leaves no half
-document; running the same ingest again carries on where it stopped.
+documents' rows and which passages each document holds. A large document spans several
+batches and is marked complete by its last one, so a process killed or out of disk space
+mid-way keeps every finished batch, and running the same ingest again carries on where it
+stopped, duplicating nothing. Identical text is stored once per namespace and held by every
+document that has it: replacing or forgetting one document never removes another's passages.
 
 A file that cannot be read fails alone: the report names it and the reason, the other files
 continue. Nothing is rendered: text from documents is data, never HTML.
@@ -22,10 +25,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Iterable, Iterator, Sequence
 
-from ..errors import IngestError
+from ..errors import IngestError, StoreFull
 from .embeddings import Embedder, get_embedder
 from .retriever import embed_text, open_indexes
-from .store import MemoryRecord, Store, content_hash, new_id, utcnow
+from ..cancel import check_cancelled
+from .progress import Progress
+from .store import MemoryRecord, Store, content_hash, disk_full, new_id, recount, utcnow
 
 log = logging.getLogger(__name__)
 
@@ -453,10 +458,10 @@ def ingest(
     """Ingest files, directories or DataFrames into ``store`` (the default store if None).
 
     Returns an IngestReport; a source that fails is listed in ``report.failed`` with the
-    reason, and the rest are ingested. Small sources share batches; a document never spans
-    two batches. ``on_commit(total_passages)`` is called after each committed batch."""
-    from tqdm.auto import tqdm
-
+    reason, and the rest are ingested. Small sources share batches and a large one spans
+    several (``batch_passages`` at first, more when embedding is fast: see ``_next_batch``).
+    ``on_commit(total_passages)`` is called after each committed batch. With ``progress``, a
+    bar on a terminal or in a notebook, else a line every few seconds on stderr (a log)."""
     from ..paradigms import HOSTS
 
     valid = {h.value for h in HOSTS} | {"shared"}
@@ -471,8 +476,8 @@ def ingest(
     tallies: dict[str, _Tally] = {}
     failed: list[IngestError] = []
     queue: list[_Pending] = []
-    state = {"committed": 0}
-    bar = tqdm(total=0, desc="ingesting", unit="passage", disable=not progress, leave=False)
+    state = {"committed": 0, "base": batch_passages}
+    bar = Progress("ingesting", "passage", enabled=progress)
 
     def flush() -> None:
         _write_queue(store, embedder, queue, namespace, batch_passages, metadata or {}, bar,
@@ -518,19 +523,23 @@ def _write_queue(
     namespace: str,
     batch_passages: int,
     extra_meta: dict[str, Any],
-    bar: Any,
+    bar: Progress,
     tallies: dict[str, _Tally],
     state: dict[str, int],
     on_commit: Callable[[int], None] | None,
 ) -> None:
-    """Look up what is already stored (one connection), then embed and commit in batches."""
+    """Look up what is already stored (one connection), then embed and commit in batches; a
+    large document spans several batches."""
+    state.setdefault("batch", batch_passages)
     hashes = sorted({content_hash(t) for p in queue for t in p.passages})
     files = sorted({p.doc.path for p in queue if p.doc.format in _SINGLE_DOC_FORMATS})
     with store.connect() as con:
+        # a document left incomplete by an interrupted ingest is not "known": it is resumed
         known = {
             r[0]
             for r in con.execute(
-                "SELECT id FROM documents WHERE id IN (SELECT unnest(?))", [[p.doc_id for p in queue]]
+                "SELECT id FROM documents WHERE complete AND id IN (SELECT unnest(?))",
+                [[p.doc_id for p in queue]],
             ).fetchall()
         }
         # an earlier version of a file (same path, other text) is replaced by this one
@@ -553,48 +562,110 @@ def _write_queue(
             tallies[p.source].unchanged += 1
         else:
             todo.append(p)
-    bar.total += sum(len(p.passages) for p in todo)
-    bar.refresh()
-    batch: list[_Pending] = []
+    bar.add_total(sum(len(p.passages) for p in todo))
+    batch: list[_Slice] = []
     size = 0
-    for i, p in enumerate(todo):
-        batch.append(p)
-        size += len(p.passages)
-        if size < batch_passages and i < len(todo) - 1:
-            continue
-        replace: list[str] = []
-        for q in batch:
-            if q.doc.format in _SINGLE_DOC_FORMATS:
-                olds = [d for d in old_by_path.pop(q.doc.path, []) if d != q.doc_id]
-                if olds:
-                    replace.extend(olds)
-                    tallies[q.source].replaced = True
-        added, per_source = _commit_batch(store, embedder, batch, namespace, extra_meta, replace, have)
-        for q in batch:
-            tallies[q.source].documents += 1
-        for src, (a, dup) in per_source.items():
-            tallies[src].passages += a
-            tallies[src].duplicates += dup
-        state["committed"] += added
-        bar.update(size)
-        if on_commit:
-            on_commit(state["committed"])
-        batch, size = [], 0
+    for p in todo:
+        start = 0
+        while start < len(p.passages):
+            end = min(len(p.passages), start + state["batch"] - size)
+            batch.append(_Slice(p, start, end))
+            size += end - start
+            start = end
+            if size >= state["batch"]:
+                _commit(store, embedder, batch, namespace, extra_meta, old_by_path, have, bar,
+                        tallies, state, on_commit)
+                batch, size = [], 0
+    if batch:
+        _commit(store, embedder, batch, namespace, extra_meta, old_by_path, have, bar, tallies,
+                state, on_commit)
+
+
+@dataclass(frozen=True)
+class _Slice:
+    """Passages ``start:end`` of one pending document: its share of one batch."""
+
+    p: _Pending
+    start: int
+    end: int
+
+    @property
+    def last(self) -> bool:
+        return self.end == len(self.p.passages)
+
+
+def _commit(
+    store: Store,
+    embedder: Embedder,
+    batch: list[_Slice],
+    namespace: str,
+    extra_meta: dict[str, Any],
+    old_by_path: dict[str, list[str]],
+    have: set[str],
+    bar: Progress,
+    tallies: dict[str, _Tally],
+    state: dict[str, int],
+    on_commit: Callable[[int], None] | None,
+) -> None:
+    check_cancelled()
+    replace: list[str] = []
+    for sl in batch:
+        q = sl.p
+        if sl.last and q.doc.format in _SINGLE_DOC_FORMATS:
+            # the old version goes in the commit that completes the new one: an interrupted
+            # re-ingest of a changed file leaves the old version whole
+            olds = [d for d in old_by_path.pop(q.doc.path, []) if d != q.doc_id]
+            if olds:
+                replace.extend(olds)
+                tallies[q.source].replaced = True
+    t = time.perf_counter()
+    added, per_source, embedded = _commit_batch(
+        store, embedder, batch, namespace, extra_meta, replace, have
+    )
+    state["batch"] = _next_batch(state["batch"], state["base"], embedded, time.perf_counter() - t)
+    for sl in batch:
+        if sl.last:
+            tallies[sl.p.source].documents += 1
+    for src, (a, dup) in per_source.items():
+        tallies[src].passages += a
+        tallies[src].duplicates += dup
+    state["committed"] += added
+    bar.update(sum(sl.end - sl.start for sl in batch))
+    if on_commit:
+        on_commit(state["committed"])
+
+
+COMMIT_EVERY = 2.0  # seconds of work per commit, when passages embed fast (see _next_batch)
+MAX_BATCH_FACTOR = 32
+
+
+def _next_batch(size: int, base: int, embedded: int, seconds: float) -> int:
+    """The next batch's size: ``base`` passages while embedding is slow (the local model, a
+    few seconds a batch), grown to about COMMIT_EVERY seconds of work when it is fast. Each
+    commit opens the store and checkpoints it (~0.1 s), which would dominate a fast embedder;
+    the store is not held between commits, so other kernels can use it."""
+    if embedded < base // 2 or seconds <= 0:  # mostly already stored: says little of the rate
+        return size
+    fit = int(embedded / seconds * COMMIT_EVERY) // base * base
+    return max(base, min(fit, MAX_BATCH_FACTOR * base))
 
 
 def _commit_batch(
     store: Store,
     embedder: Embedder,
-    batch: list[_Pending],
+    batch: list[_Slice],
     namespace: str,
     extra_meta: dict[str, Any],
     replace_docs: list[str],
     have: set[str],
-) -> tuple[int, dict[str, tuple[int, int]]]:
-    """Embed the batch's new passages and commit them with their documents' rows."""
+) -> tuple[int, dict[str, tuple[int, int]], int]:
+    """Embed the batch's new passages and commit them with their documents' rows and which
+    passages each document holds (a document is ``complete`` once its last slice is in).
+    Returns the passages added, (added, duplicates) per source, and how many were embedded."""
     records: list[tuple[str, MemoryRecord]] = []
-    for p in batch:
-        for i, text in enumerate(p.passages):
+    for sl in batch:
+        p = sl.p
+        for i in range(sl.start, sl.end):
             meta = {
                 "path": p.doc.path,
                 "format": p.doc.format,
@@ -609,65 +680,81 @@ def _commit_batch(
                 (
                     p.source,
                     MemoryRecord(
-                        id=new_id("m_"), namespace=namespace, memory_type="semantic", content=text,
-                        source="document", title=p.doc.title, metadata=meta, importance=0.5,
-                        document_id=p.doc_id,
+                        id=new_id("m_"), namespace=namespace, memory_type="semantic",
+                        content=p.passages[i], source="document", title=p.doc.title, metadata=meta,
+                        importance=0.5, document_id=p.doc_id,
                     ),
                 )
             )
     # passages the namespace already holds are not embedded again (re-runs, duplicates)
     fresh: list[tuple[str, MemoryRecord]] = []
-    for src, r in records:
-        h = content_hash(r.content)
+    hashes = [content_hash(r.content) for _, r in records]
+    for (src, r), h in zip(records, hashes):
         if h not in have:
             fresh.append((src, r))
             have.add(h)
     vecs = embedder.embed([embed_text(r.title, r.content) for _, r in fresh]) if fresh else None
+    check_cancelled()
     import pyarrow as pa
 
     now = utcnow()
+    docs = list({sl.p.doc_id: sl for sl in batch}.values())  # a document's slice in this batch
     with store.transaction() as con:
-        if replace_docs:
-            con.execute("DELETE FROM memories WHERE document_id IN (SELECT unnest(?))", [replace_docs])
-            con.execute("DELETE FROM documents WHERE id IN (SELECT unnest(?))", [replace_docs])
         inserted = set(
             store.insert_memories(con, [r for _, r in fresh], vecs, model=embedder.name) if fresh else []
         )
-        per_doc: dict[str, int] = {}
         per_source: dict[str, tuple[int, int]] = {}
         for src, r in records:
             a, dup = per_source.get(src, (0, 0))
-            if r.id in inserted:
-                per_doc[r.document_id or ""] = per_doc.get(r.document_id or "", 0) + 1
-                per_source[src] = (a + 1, dup)
-            else:
-                per_source[src] = (a, dup + 1)
+            per_source[src] = (a + 1, dup) if r.id in inserted else (a, dup + 1)
         table = pa.table(
             {
-                "id": [p.doc_id for p in batch],
-                "path": [p.doc.path for p in batch],
-                "title": [p.doc.title for p in batch],
-                "format": [p.doc.format for p in batch],
-                "content_hash": [p.text_hash for p in batch],
-                "metadata": [json.dumps({**p.doc.metadata, "passages": len(p.passages)}) for p in batch],
-                "created_at": pa.array([now] * len(batch), type=pa.timestamp("us")),
-                "namespace": [namespace] * len(batch),
-                "external_id": pa.array([p.doc.external_id for p in batch], type=pa.string()),
-                "chunk_count": pa.array([per_doc.get(p.doc_id, 0) for p in batch], type=pa.int32()),
+                "id": [sl.p.doc_id for sl in docs],
+                "path": [sl.p.doc.path for sl in docs],
+                "title": [sl.p.doc.title for sl in docs],
+                "format": [sl.p.doc.format for sl in docs],
+                "content_hash": [sl.p.text_hash for sl in docs],
+                "metadata": [
+                    json.dumps({**sl.p.doc.metadata, "passages": len(sl.p.passages)}) for sl in docs
+                ],
+                "created_at": pa.array([now] * len(docs), type=pa.timestamp("us")),
+                "namespace": [namespace] * len(docs),
+                "external_id": pa.array([sl.p.doc.external_id for sl in docs], type=pa.string()),
+                "complete": pa.array([sl.last for sl in docs], type=pa.bool_()),
+            }
+        )
+        refs = pa.table(
+            {
+                "document_id": [r.document_id for _, r in records],
+                "content_hash": hashes,
             }
         )
         con.register("_docs_in", table)
+        con.register("_refs_in", refs)
         try:
             con.execute(
                 """INSERT INTO documents (id, path, title, format, content_hash, metadata, created_at,
-                                          namespace, external_id, chunk_count)
+                                          namespace, external_id, chunk_count, complete)
                    SELECT id, path, title, format, content_hash, metadata::JSON, created_at,
-                          namespace, external_id, chunk_count FROM _docs_in
-                   ON CONFLICT (id) DO NOTHING"""
+                          namespace, external_id, 0, complete FROM _docs_in
+                   ON CONFLICT (id) DO UPDATE SET complete = excluded.complete"""
+            )
+            # every passage a document holds, newly stored or already there (identical text is
+            # stored once per namespace and held by each document that has it)
+            con.execute(
+                """INSERT INTO document_passages
+                   SELECT DISTINCT r.document_id, m.id FROM _refs_in r
+                   JOIN memories m ON m.content_hash = r.content_hash AND m.namespace = ?
+                   ON CONFLICT DO NOTHING""",
+                [namespace],
             )
         finally:
             con.unregister("_docs_in")
-    return len(inserted), per_source
+            con.unregister("_refs_in")
+        if replace_docs:
+            store.remove_documents(con, replace_docs)
+        recount(con, [sl.p.doc_id for sl in docs])
+    return len(inserted), per_source, len(fresh)
 
 
 def _update_indexes(store: Store, embedder: Embedder) -> None:
@@ -675,7 +762,15 @@ def _update_indexes(store: Store, embedder: Embedder) -> None:
     process or another) does not pay for the catch-up."""
     si = open_indexes(store)
     dim = getattr(embedder, "dim", 0) or 0
-    with si.lock:
-        if dim:
-            si.vector_index(store, embedder.name, dim)
-        si.flush()
+    try:
+        with si.lock:
+            if dim:
+                si.vector_index(store, embedder.name, dim)
+            si.flush()
+    except (OSError, RuntimeError) as exc:  # faiss reports a failed write as RuntimeError
+        if disk_full(store.path, exc) is None:
+            raise
+        raise StoreFull(
+            f"no space left on device while saving the search index beside {store.path}: every "
+            "passage is stored; free some space, and the next search rebuilds the index."
+        ) from exc

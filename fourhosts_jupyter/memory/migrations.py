@@ -106,4 +106,45 @@ def m002_documents_and_identity(con: duckdb.DuckDBPyConnection) -> None:
     con.execute("INSERT INTO store_info VALUES ('store_id', replace(uuid()::VARCHAR, '-', ''))")
 
 
-MIGRATIONS: list[Migration] = [m001_initial, m002_documents_and_identity]
+def m003_document_passages(con: duckdb.DuckDBPyConnection) -> None:
+    """Which passages each document holds, so a passage shared by two documents (identical
+    text is stored once per namespace) lives as long as either holds it; and ``complete``, so a
+    large document can be committed in batches and an interrupted ingest resumes it."""
+    con.execute(
+        """
+        CREATE TABLE document_passages (
+            document_id VARCHAR NOT NULL,
+            memory_id VARCHAR NOT NULL,
+            PRIMARY KEY (document_id, memory_id)
+        )
+        """
+    )
+    con.execute("ALTER TABLE documents ADD COLUMN complete BOOLEAN DEFAULT true")
+    # each document holds the passages it brought in ...
+    con.execute(
+        """INSERT INTO document_passages
+           SELECT DISTINCT m.document_id, m.id FROM memories m
+           JOIN documents d ON d.id = m.document_id"""
+    )
+    # ... and an identical document (same text, same namespace) holds the same passages
+    con.execute(
+        """INSERT INTO document_passages
+           SELECT DISTINCT d.id, r.memory_id FROM documents d
+           JOIN documents o ON o.namespace = d.namespace AND o.content_hash = d.content_hash
+                            AND o.id <> d.id
+           JOIN document_passages r ON r.document_id = o.id
+           ON CONFLICT DO NOTHING"""
+    )
+    # A document that shared passages with a different one cannot be told apart here: one
+    # holding fewer passages than it had is marked incomplete, and its next ingest re-links it.
+    con.execute(
+        """UPDATE documents SET chunk_count = (
+               SELECT count(*) FROM document_passages r WHERE r.document_id = documents.id)"""
+    )
+    con.execute(
+        """UPDATE documents SET complete = chunk_count
+               >= coalesce(TRY_CAST(json_extract(metadata, '$.passages') AS INTEGER), 0)"""
+    )
+
+
+MIGRATIONS: list[Migration] = [m001_initial, m002_documents_and_identity, m003_document_passages]

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import datetime as dt
+import errno
 import hashlib
 import json
 import os
@@ -23,7 +24,7 @@ from typing import Any, Iterator, Sequence
 
 import duckdb
 
-from ..errors import StoreLocked, StoreNewerSchema, StoreUnreadable
+from ..errors import StoreForeign, StoreFull, StoreLocked, StoreNewerSchema, StoreUnreadable
 from .migrations import MIGRATIONS
 
 STATE_ENV = "FOURHOSTS_HOME"
@@ -139,9 +140,11 @@ class Store:
                     time.sleep(delay * (0.5 + random.random()))
                     delay = min(delay * 2, 0.5)
                     continue
-                raise StoreUnreadable(_unreadable(self.path, msg)) from exc
+                unreadable = StoreUnreadable(_unreadable(self.path, msg))
+                raise disk_full(self.path, exc) or unreadable from exc
             except (duckdb.Error, OSError) as exc:
-                raise StoreUnreadable(_unreadable(self.path, str(exc))) from exc
+                unreadable = StoreUnreadable(_unreadable(self.path, str(exc)))
+                raise disk_full(self.path, exc) or unreadable from exc
 
     @contextlib.contextmanager
     def connect(self) -> Iterator[duckdb.DuckDBPyConnection]:
@@ -155,8 +158,19 @@ class Store:
                 if not self._migrated:
                     self._migrate(con)
                 yield con
+            except (duckdb.Error, OSError) as exc:
+                full = disk_full(self.path, exc)
+                if full is None:
+                    raise
+                raise full from exc
             finally:
-                con.close()
+                try:
+                    con.close()
+                except duckdb.Error as exc:  # a checkpoint at close can meet a full disk too
+                    full = disk_full(self.path, exc)
+                    if full is None:
+                        raise
+                    raise full from exc
 
     @contextlib.contextmanager
     def hold(self) -> Iterator[duckdb.DuckDBPyConnection]:
@@ -175,7 +189,10 @@ class Store:
             try:
                 yield con
             except BaseException:
-                con.execute("ROLLBACK")
+                # a write that failed (a full disk) may have ended the transaction already:
+                # the original error is the one to report
+                with contextlib.suppress(duckdb.Error):
+                    con.execute("ROLLBACK")
                 raise
             con.execute("COMMIT")
 
@@ -183,6 +200,7 @@ class Store:
 
     def _migrate(self, con: duckdb.DuckDBPyConnection) -> None:
         try:
+            self._check_ours(con)
             con.execute(
                 "CREATE TABLE IF NOT EXISTS _migrations (name VARCHAR PRIMARY KEY, applied_at TIMESTAMP)"
             )
@@ -211,6 +229,37 @@ class Store:
                 raise
             con.execute("COMMIT")
         self._migrated = True
+
+    def _check_ours(self, con: duckdb.DuckDBPyConnection) -> None:
+        """Refuse a DuckDB file that is neither empty nor ours before writing anything to it:
+        an analyst's own database given as ``--store`` must not gain our tables."""
+        tables = {
+            r[0]
+            for r in con.execute(
+                "SELECT table_name FROM information_schema.tables "
+                "WHERE table_catalog = current_database()"
+            ).fetchall()
+        }
+        if not tables:
+            return
+        if "_migrations" in tables:
+            cols = {
+                r[0]
+                for r in con.execute(
+                    "SELECT column_name FROM information_schema.columns "
+                    "WHERE table_catalog = current_database() AND table_name = '_migrations'"
+                ).fetchall()
+            }
+            if {"name", "applied_at"} <= cols:
+                names = {r[0] for r in con.execute("SELECT name FROM _migrations").fetchall()}
+                # ours: our first step recorded, or an interrupted first open (nothing else yet)
+                if MIGRATIONS[0].__name__ in names or (not names and tables == {"_migrations"}):
+                    return
+        shown = ", ".join(sorted(tables)[:5]) + (", …" if len(tables) > 5 else "")
+        raise StoreForeign(
+            f"{self.path} is a DuckDB database but not a fourhosts-jupyter store (it has tables: "
+            f"{shown}); it was left untouched. Give --store (or {STATE_ENV}) a new file name."
+        )
 
     def schema_version(self) -> list[str]:
         with self.connect() as con:
@@ -503,7 +552,7 @@ class Store:
     def forget(self, ids: Sequence[str]) -> int:
         """Delete memories by id, from the store and (now, in this process) from the derived
         indexes; other processes drop them from theirs at their next search."""
-        with self.connect() as con:
+        with self.transaction() as con:
             keys = [
                 r[0]
                 for r in con.execute(
@@ -511,13 +560,119 @@ class Store:
                 ).fetchall()
             ]
             if keys:
+                held_by = [
+                    r[0]
+                    for r in con.execute(
+                        "DELETE FROM document_passages WHERE memory_id IN (SELECT unnest(?)) "
+                        "RETURNING document_id",
+                        [list(ids)],
+                    ).fetchall()
+                ]
                 # a document whose every passage is forgotten is forgotten too
                 con.execute(
-                    "DELETE FROM documents d WHERE NOT EXISTS "
-                    "(SELECT 1 FROM memories m WHERE m.document_id = d.id)"
+                    "DELETE FROM documents d WHERE d.id IN (SELECT unnest(?)) AND NOT EXISTS "
+                    "(SELECT 1 FROM document_passages r WHERE r.document_id = d.id)",
+                    [held_by],
                 )
+                recount(con, held_by)
         self._forgotten(keys)
         return len(keys)
+
+    def forget_documents(self, doc_ids: Sequence[str]) -> int:
+        """Forget documents: their rows, and the passages no other document still holds.
+        Returns how many passages were deleted."""
+        with self.transaction() as con:
+            keys, deleted = self.remove_documents(con, doc_ids)
+        self._forgotten(keys)
+        return deleted
+
+    def remove_documents(
+        self, con: duckdb.DuckDBPyConnection, doc_ids: Sequence[str]
+    ) -> tuple[list[int], int]:
+        """``forget_documents`` inside the caller's transaction (ingestion replaces a changed
+        file's old version in the commit that completes the new one). Returns the keys gone
+        from the store (for ``_forgotten`` once committed) and how many passages were deleted.
+
+        Identical text is stored once per namespace, so a passage may be held by several
+        documents: it is deleted only when none holds it any more. One that survives but was
+        brought in by a removed document is handed to a remaining holder (a copy with a new id,
+        so every process's derived indexes see the change by their key diff)."""
+        ids = list(doc_ids)
+        if not ids:
+            return [], 0
+        held = [
+            r[0]
+            for r in con.execute(
+                "DELETE FROM document_passages WHERE document_id IN (SELECT unnest(?)) "
+                "RETURNING memory_id",
+                [ids],
+            ).fetchall()
+        ]
+        owned = [
+            r[0]
+            for r in con.execute(
+                "SELECT id FROM memories WHERE document_id IN (SELECT unnest(?))", [ids]
+            ).fetchall()
+        ]
+        candidates = sorted(set(held) | set(owned))
+        keys = [
+            r[0]
+            for r in con.execute(
+                """DELETE FROM memories m WHERE m.id IN (SELECT unnest(?)) AND m.source = 'document'
+                   AND NOT EXISTS (SELECT 1 FROM document_passages r WHERE r.memory_id = m.id)
+                   RETURNING key""",
+                [candidates],
+            ).fetchall()
+        ]
+        deleted = len(keys)
+        moves = con.execute(
+            """SELECT m.id, min(r.document_id) FROM memories m
+               JOIN document_passages r ON r.memory_id = m.id
+               WHERE m.document_id IN (SELECT unnest(?)) GROUP BY m.id""",
+            [ids],
+        ).fetchall()
+        if moves:
+            import pyarrow as pa
+
+            table = pa.table(
+                {
+                    "old_id": [m[0] for m in moves],
+                    "new_id": [new_id("m_") for _ in moves],
+                    "holder": [m[1] for m in moves],
+                }
+            )
+            con.register("_reown", table)
+            try:
+                con.execute(
+                    """INSERT INTO memories (id, namespace, memory_type, content, metadata, importance,
+                              source, document_id, title, content_hash, embedding, model, created_at,
+                              expires_at)
+                       SELECT o.new_id, m.namespace, m.memory_type, m.content,
+                              json_merge_patch(m.metadata,
+                                               json_object('path', d.path, 'external_id', d.external_id)),
+                              m.importance, m.source, o.holder, m.title, m.content_hash, m.embedding,
+                              m.model, m.created_at, m.expires_at
+                       FROM memories m JOIN _reown o ON o.old_id = m.id
+                       JOIN documents d ON d.id = o.holder"""
+                )
+                keys += [
+                    r[0]
+                    for r in con.execute(
+                        "DELETE FROM memories WHERE id IN (SELECT old_id FROM _reown) RETURNING key"
+                    ).fetchall()
+                ]
+                con.execute(
+                    """INSERT INTO document_passages
+                       SELECT r.document_id, o.new_id FROM document_passages r
+                       JOIN _reown o ON o.old_id = r.memory_id"""
+                )
+                con.execute(
+                    "DELETE FROM document_passages WHERE memory_id IN (SELECT old_id FROM _reown)"
+                )
+            finally:
+                con.unregister("_reown")
+        con.execute("DELETE FROM documents WHERE id IN (SELECT unnest(?))", [ids])
+        return keys, deleted
 
     def purge_expired(self) -> int:
         with self.connect() as con:
@@ -536,6 +691,37 @@ class Store:
             from .retriever import forget_keys
 
             forget_keys(self, keys)
+
+
+def recount(con: duckdb.DuckDBPyConnection, doc_ids: Sequence[str]) -> None:
+    """``documents.chunk_count``: how many passages each document holds."""
+    con.execute(
+        """UPDATE documents SET chunk_count =
+               (SELECT count(*) FROM document_passages r WHERE r.document_id = documents.id)
+           WHERE id IN (SELECT unnest(?))""",
+        [list(doc_ids)],
+    )
+
+
+# The disk refused to grow a file: no space, a quota, or a file-size limit (RLIMIT_FSIZE).
+_FULL_ERRNOS = {errno.ENOSPC, errno.EDQUOT, errno.EFBIG}
+_FULL_TEXTS = ("No space left on device", "Disk quota exceeded", "File too large")
+
+
+def disk_full(path: Path, exc: BaseException) -> StoreFull | None:
+    """StoreFull for an error that means the disk is full, else None. DuckDB reports it only
+    in its message ("Could not write file …: No space left on device")."""
+    msg = str(exc)
+    cause = next((t for t in _FULL_TEXTS if t in msg), None)
+    if cause is None and isinstance(exc, OSError) and exc.errno in _FULL_ERRNOS:
+        cause = os.strerror(exc.errno)
+    if cause is None:
+        return None
+    return StoreFull(
+        f"{cause.lower()} while writing the store {path}: the last change was rolled back and "
+        f"everything committed before it is kept. Free some space and run the same command "
+        f"again: an ingest resumes where it stopped."
+    )
 
 
 def _holder(msg: str) -> str:
