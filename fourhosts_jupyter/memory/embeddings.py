@@ -204,7 +204,7 @@ def _encode(model, texts: Sequence[str], batch_size: int) -> np.ndarray:  # noqa
         return model.encode(
             list(texts),
             batch_size=batch_size,
-            normalize_embeddings=True,
+            normalize_embeddings=False,  # normalised below, in float32 (a bf16 norm is rounded)
             convert_to_tensor=True,
             show_progress_bar=False,
         )
@@ -221,8 +221,9 @@ def _encode(model, texts: Sequence[str], batch_size: int) -> np.ndarray:  # noqa
                 torch.set_num_threads(before)
     else:
         out = run()
-    # via float32 on the torch side: numpy has no bfloat16
-    return np.ascontiguousarray(out.float().cpu().numpy(), dtype=np.float32)
+    # via float32 on the torch side (numpy has no bfloat16), then unit length in float32 on
+    # every path: the bf16 model's own normalisation leaves norms of 0.9988-1.0004
+    return _normalise(np.ascontiguousarray(out.float().cpu().numpy(), dtype=np.float32))
 
 
 # Dimensions of known OpenAI embedding models (others are learnt from the first response).
