@@ -321,6 +321,21 @@ def test_runs_show_rate_and_memory_search(ip, magics, first_run, home):
     assert hits["title"].str.contains("Speed Management").iloc[:3].any()
 
 
+def test_demo_corpus_sources_are_named_in_the_cell_the_run_log_and_memory_search(ip, magics, first_run):
+    from fourhosts_jupyter.memory.seed import corpus_files
+
+    answer, cap = first_run
+    corpus_dir = str(corpus_files()[0].parent)
+    assert answer.sources and all(s.origin.startswith(corpus_dir) for s in answer.sources)  # stored as is
+    shown = ip.run_line_magic("research", f"show {answer.run_id}")._repr_mimebundle_()
+    for bundle in (cap.outputs[-1].data, shown):
+        for mime in ("text/html", "text/plain"):
+            assert "demo corpus: " in bundle[mime] and corpus_dir not in bundle[mime], mime
+    hits = ip.run_line_magic("research", 'memory search "lower speed limits"')
+    speed = hits[hits["title"].str.contains("Speed Management")]
+    assert len(speed) and set(speed["origin"]) == {"demo corpus: speed-management.md"}
+
+
 def test_ingest_adds_files_and_names_a_bad_one(ip, magics, home, tmp_path):
     good = tmp_path / "parking.md"
     good.write_text("# Parking notes\n\nThe ward asked for fewer parking spaces near the school gates.\n")
