@@ -50,8 +50,8 @@ def test_bf16_is_used_only_on_cpus_with_native_bf16():
 
 
 def test_forced_bf16_keeps_the_probe_rankings():
-    fp32 = E.LocalEmbedder(bf16=False)
-    bf16 = E.LocalEmbedder(bf16=True)
+    fp32 = E.LocalEmbedder(bf16=False, numpy_max=0)  # numpy_max=0: torch for every batch
+    bf16 = E.LocalEmbedder(bf16=True, numpy_max=0)
     q = ["traffic deaths in cities", "pricing for software firms"]
     d = list(E._PROBE_PASSAGES)
     r32 = np.argsort(-(fp32.embed(q) @ fp32.embed(d).T), axis=1)[:, :2]
@@ -61,7 +61,7 @@ def test_forced_bf16_keeps_the_probe_rankings():
 
 def test_bf16_vectors_are_unit_length_in_float32():
     # bf16 forced on, whatever this CPU has: the model's own normalisation is rounded to bf16
-    emb = E.LocalEmbedder(bf16=True)
+    emb = E.LocalEmbedder(bf16=True, numpy_max=0)
     v = emb.embed(["How can a city reduce road deaths?", "Trees cool streets in summer.",
                    "Subscription businesses compete on switching costs and price tiers.", "x"])
     assert emb.bf16_active and v.dtype == np.float32
@@ -73,7 +73,7 @@ def test_automatic_bf16_choice_on_either_kind_of_cpu(monkeypatch, native):
     # both CPU-dependent paths run on every machine: the CPU probe is forced each way
     monkeypatch.delenv("FOURHOSTS_EMBED_BF16", raising=False)
     monkeypatch.setattr(E, "cpu_has_native_bf16", lambda: native)
-    emb = E.LocalEmbedder()
+    emb = E.LocalEmbedder(numpy_max=0)
     v = emb.embed(["Lower speed limits cut traffic fatalities.", "Composting cuts landfill waste."])
     if native:
         assert emb.bf16_active and "unchanged" in emb.bf16_reason
@@ -95,7 +95,7 @@ def test_bf16_keeps_float32_rankings_on_the_labelled_set(tmp_path):
     queries = load_queries(data / "retrieval_queries.jsonl")
     ranked: dict[bool, dict[str, list[str]]] = {}
     for bf16 in (False, True):
-        emb = E.LocalEmbedder(bf16=bf16)
+        emb = E.LocalEmbedder(bf16=bf16, numpy_max=0)  # queries through bf16 too
         store = Store(tmp_path / f"bf16-{bf16}.duckdb")
         ingest(data / "retrieval_corpus.jsonl", store, id_field="_id", embedder=emb, progress=False)
         assert emb.bf16_active is bf16
