@@ -118,6 +118,26 @@ def test_load_ext_is_cheap():
     assert out.stdout.strip().splitlines()[-1] == "[]"
 
 
+def test_load_ext_gets_the_embedder_ready_in_the_background():
+    code = textwrap.dedent(
+        """
+        import sys, threading
+        from IPython.core.interactiveshell import InteractiveShell
+        ip = InteractiveShell.instance()
+        ip.run_line_magic("load_ext", "fourhosts_jupyter")
+        (bg,) = [t for t in threading.enumerate() if t.name == "fourhosts-preload"]
+        bg.join(120)
+        from fourhosts_jupyter.memory import embeddings
+        print(bg.is_alive(), embeddings._default.name, embeddings._default._numpy is not None,
+              "torch" in sys.modules)
+        """
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
+    assert out.returncode == 0, out.stderr
+    # ready, and without torch: the NumPy encoder embeds questions, the corpus vectors ship
+    assert out.stdout.strip().splitlines()[-1] == "False all-MiniLM-L6-v2 True False"
+
+
 # -- user mistakes: one UsageError naming the problem and the fix -------------------------------
 
 
