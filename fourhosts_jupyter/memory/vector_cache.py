@@ -42,7 +42,7 @@ def shipped(model: str) -> dict[bytes, np.ndarray] | None:
                 if path.exists():
                     with np.load(path) as z:
                         keys, rows = z["keys"], z["vectors"].astype(np.float32)
-                    _loaded[model] = {bytes(k): rows[i] for i, k in enumerate(keys)}
+                    _loaded[model] = {k.tobytes(): rows[i] for i, k in enumerate(keys)}
                 else:
                     _loaded[model] = None
     return _loaded[model]
@@ -81,7 +81,8 @@ def build() -> Path:
     rows = emb.embed_live(texts)
     path = _path(LOCAL_MODEL_NAME)
     path.parent.mkdir(parents=True, exist_ok=True)
-    keys = np.array([text_key(t) for t in texts], dtype="S16")
+    # raw bytes as uint8 rows: a bytes dtype ("S16") would drop a digest's trailing zero bytes
+    keys = np.frombuffer(b"".join(text_key(t) for t in texts), dtype=np.uint8).reshape(-1, 16)
     np.savez_compressed(path, keys=keys, vectors=rows.astype(np.float32))
     with _lock:
         _loaded.pop(LOCAL_MODEL_NAME, None)
