@@ -130,7 +130,7 @@ class LocalEmbedder:
         self._model = None
         self._lock = threading.Lock()
         self.bf16_active = False
-        self.bf16_reason = "not loaded yet"
+        self.bf16_reason = "decided when the torch model first loads (for batches)"
 
     @property
     def model(self):  # noqa: ANN201 - SentenceTransformer, imported lazily
