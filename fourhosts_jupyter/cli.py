@@ -89,6 +89,7 @@ def cmd_runs(args: argparse.Namespace) -> int:
 
 
 def cmd_show(args: argparse.Namespace) -> int:
+    from .memory.origins import display_origin
     from .memory.store import Store
 
     run = Store(_settings(args).resolved_store_path()).get_run(args.run_id)
@@ -103,7 +104,7 @@ def cmd_show(args: argparse.Namespace) -> int:
     print(f"Q: {run['question']}\n")
     print(run["answer"] or "")
     for s in run.get("sources") or []:
-        print(f"[{s['n']}] {s['title']} — {s['origin']}")
+        print(f"[{s['n']}] {s['title']} — {display_origin(s['origin'])}")
     if run.get("error"):
         print(f"\nerror: {run['error']}")
     return 0

@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from functools import lru_cache
 from typing import TYPE_CHECKING, Any, Iterable, Iterator, Mapping, Sequence, Union
 
+from .memory.origins import display_origin
 from .paradigms import HOSTS, LAYER_LABELS, PROFILES, HostParadigm, Layer
 
 if TYPE_CHECKING:
@@ -496,7 +497,7 @@ def _origin_html(origin: str) -> str:
             f'<a href="{esc(origin)}" target="_blank" rel="noopener noreferrer nofollow">'
             f"{esc(origin)}</a>"
         )
-    return f"<code>{esc(origin)}</code>"
+    return f"<code>{esc(display_origin(origin))}</code>"
 
 
 def sources_html(sources: Sequence[Source]) -> str:
@@ -522,7 +523,7 @@ def sources_text(sources: Sequence[Source]) -> str:
         return ""
     lines = ["Sources:"]
     for s in sources:
-        origin = f" — {plain(s.origin)}" if s.origin else ""
+        origin = f" — {plain(display_origin(s.origin))}" if s.origin else ""
         lines.append(f"  [{s.n}] {plain(s.title)}{origin}")
         if s.reasons:
             lines.append(f"      {plain('; '.join(s.reasons))}")
@@ -720,7 +721,7 @@ def answer_markdown(answer: Answer) -> str:
     if answer.sources:
         lines += ["### Sources", ""]
         for s in answer.sources:
-            origin = f" — `{s.origin.replace('`', '')}`" if s.origin else ""
+            origin = f" — `{display_origin(s.origin).replace('`', '')}`" if s.origin else ""
             lines.append(f"{s.n}. {_md_inline(s.title)}{origin}")
         lines.append("")
     return "\n".join(lines)

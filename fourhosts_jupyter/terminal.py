@@ -25,6 +25,7 @@ from .events import (
     ToolCallFinished,
     ToolCallRunning,
 )
+from .memory.origins import display_origin
 from .paradigms import HOSTS, PROFILES
 from .render import plain
 
@@ -90,7 +91,7 @@ def render(events: Iterable[Event], out: IO[str] = sys.stdout, err: IO[str] = sy
             if ev.answer.sources:
                 out.write("\nSources\n")
                 for s in ev.answer.sources:
-                    out.write(f"[{s.n}] {s.title} — {s.origin}\n")
+                    out.write(f"[{s.n}] {s.title} — {display_origin(s.origin)}\n")
         elif isinstance(ev, RunFailed):
             last = ev
             if wrote_text:

@@ -23,3 +23,17 @@ def require(program: str, package: str | None = None) -> str:
     if STRICT:
         pytest.fail(f"{reason}; FOURHOSTS_REQUIRE_SYSTEM=1 turns this skip into a failure")
     pytest.skip(reason)
+
+
+def require_bubblewrap() -> None:
+    """Skip (fail under CI) unless the bubblewrap sandbox tier can run here: ``bwrap`` installed
+    and allowed to create namespaces (unprivileged containers forbid it)."""
+    require("bwrap", "bubblewrap")
+    from fourhosts_jupyter.sandbox import BUBBLEWRAP, probe
+
+    found = probe()
+    if found.tier != BUBBLEWRAP:
+        reason = f"bubblewrap cannot run here: {found.reason}"
+        if STRICT:
+            pytest.fail(f"{reason}; FOURHOSTS_REQUIRE_SYSTEM=1 turns this skip into a failure")
+        pytest.skip(reason)

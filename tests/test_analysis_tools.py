@@ -7,6 +7,7 @@ import json
 import pandas as pd
 import pyarrow as pa
 import pytest
+from system_packages import require_bubblewrap
 
 from fourhosts_jupyter.errors import ConfigError, ToolArgumentsError, ToolError
 from fourhosts_jupyter.paradigms import HostParadigm
@@ -114,6 +115,7 @@ def test_register_files_arrow_and_bad_input(tmp_path):
 
 
 def test_run_python_reads_registered_tables_and_makes_a_chart():
+    require_bubblewrap()  # the result must say bubblewrap; the weaker tier is tested in test_sandbox
     code = (
         "import pandas as pd\nimport matplotlib.pyplot as plt\n"
         "df = pd.read_parquet('data/crashes.parquet')\n"

@@ -51,6 +51,8 @@ def test_research_streams_an_answer_and_lists_the_run(tmp_path):
     assert out.returncode == 0, out.stderr
     assert "no language model was used" in out.stdout
     assert "Sources" in out.stdout and "[1]" in out.stdout
+    corpus = os.path.join("fourhosts_jupyter", "data", "corpus")
+    assert "— demo corpus: " in out.stdout and corpus not in out.stdout  # not a site-packages path
     assert "Dolores" in out.stderr and "%" in out.stderr  # the host distribution
     runs = fourhosts("runs", "--store", store, "--json")
     assert runs.returncode == 0
@@ -58,6 +60,10 @@ def test_research_streams_an_answer_and_lists_the_run(tmp_path):
     assert [r["question"] for r in rows] == ["What is Vision Zero?"]
     shown = fourhosts("show", "--store", store, rows[0]["id"])
     assert shown.returncode == 0 and "Vision Zero" in shown.stdout
+    assert "— demo corpus: " in shown.stdout and corpus not in shown.stdout
+    found = fourhosts("search", "--store", store, "--k", "3", "Vision Zero")
+    assert found.returncode == 0 and "demo corpus: vision-zero-safe-system.md" in found.stdout
+    assert corpus not in found.stdout
 
 
 @pytest.mark.parametrize(

@@ -43,6 +43,7 @@ def test_bf16_is_used_only_on_cpus_with_native_bf16():
     native = bool({"amx_bf16", "avx512_bf16"} & set(flags))
     assert E.cpu_has_native_bf16() is native
     emb = E.get_embedder()
+    emb.model  # the torch model, where the choice is made (a question alone goes through NumPy)
     if native:
         assert emb.bf16_active == ("unchanged" in emb.bf16_reason)
     else:
@@ -50,13 +51,68 @@ def test_bf16_is_used_only_on_cpus_with_native_bf16():
 
 
 def test_forced_bf16_keeps_the_probe_rankings():
-    fp32 = E.LocalEmbedder(bf16=False)
-    bf16 = E.LocalEmbedder(bf16=True)
+    fp32 = E.LocalEmbedder(bf16=False, numpy_max=0)  # numpy_max=0: torch for every batch
+    bf16 = E.LocalEmbedder(bf16=True, numpy_max=0)
     q = ["traffic deaths in cities", "pricing for software firms"]
     d = list(E._PROBE_PASSAGES)
     r32 = np.argsort(-(fp32.embed(q) @ fp32.embed(d).T), axis=1)[:, :2]
     r16 = np.argsort(-(bf16.embed(q) @ bf16.embed(d).T), axis=1)[:, :2]
     assert bf16.bf16_active and np.array_equal(r32, r16)
+
+
+def test_bf16_vectors_are_unit_length_in_float32():
+    # bf16 forced on, whatever this CPU has: the model's own normalisation is rounded to bf16
+    emb = E.LocalEmbedder(bf16=True, numpy_max=0)
+    v = emb.embed(["How can a city reduce road deaths?", "Trees cool streets in summer.",
+                   "Subscription businesses compete on switching costs and price tiers.", "x"])
+    assert emb.bf16_active and v.dtype == np.float32
+    assert np.abs(np.linalg.norm(v.astype(np.float64), axis=1) - 1).max() < 1e-6
+
+
+@pytest.mark.parametrize("native", [True, False])
+def test_automatic_bf16_choice_on_either_kind_of_cpu(monkeypatch, native):
+    # both CPU-dependent paths run on every machine: the CPU probe is forced each way
+    monkeypatch.delenv("FOURHOSTS_EMBED_BF16", raising=False)
+    monkeypatch.setattr(E, "cpu_has_native_bf16", lambda: native)
+    emb = E.LocalEmbedder(numpy_max=0)
+    v = emb.embed(["Lower speed limits cut traffic fatalities.", "Composting cuts landfill waste."])
+    if native:
+        assert emb.bf16_active and "unchanged" in emb.bf16_reason
+    else:
+        assert not emb.bf16_active and "no native bf16" in emb.bf16_reason
+    assert np.abs(np.linalg.norm(v.astype(np.float64), axis=1) - 1).max() < 1e-6
+
+
+def test_bf16_keeps_float32_rankings_on_the_labelled_set(tmp_path):
+    """Dense retrieval over tests/data/retrieval_*: bf16 must keep the top-1 of >= 95% of the
+    queries and nDCG@10 within 0.01 of float32, or automatic bf16 would have to stay off."""
+    from pathlib import Path
+
+    from fourhosts_jupyter.memory.evaluate import load_queries, ndcg_at_k
+    from fourhosts_jupyter.memory.ingest import ingest
+    from fourhosts_jupyter.memory.store import Store
+
+    data = Path(__file__).parent / "data"
+    queries = load_queries(data / "retrieval_queries.jsonl")
+    ranked: dict[bool, dict[str, list[str]]] = {}
+    for bf16 in (False, True):
+        emb = E.LocalEmbedder(bf16=bf16, numpy_max=0)  # queries through bf16 too
+        store = Store(tmp_path / f"bf16-{bf16}.duckdb")
+        ingest(data / "retrieval_corpus.jsonl", store, id_field="_id", embedder=emb, progress=False)
+        assert emb.bf16_active is bf16
+        ranked[bf16] = {
+            q["_id"]: [h.to_json()["id"] for h in
+                       search(store, q["text"], k=10, mode="dense", embedder=emb, progress=False)]
+            for q in queries
+        }
+
+    def ndcg(r: dict[str, list[str]]) -> float:
+        return sum(ndcg_at_k(r[q["_id"]], set(q["relevant"])) for q in queries) / len(queries)
+
+    same_top1 = sum(ranked[False][q["_id"]][0] == ranked[True][q["_id"]][0] for q in queries)
+    assert same_top1 / len(queries) >= 0.95
+    assert abs(ndcg(ranked[True]) - ndcg(ranked[False])) <= 0.01
+    assert ndcg(ranked[False]) > 0.8  # the comparison is between two working rankings
 
 
 def test_openai_tier_needs_a_key_and_a_choice(monkeypatch):

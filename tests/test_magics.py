@@ -118,6 +118,26 @@ def test_load_ext_is_cheap():
     assert out.stdout.strip().splitlines()[-1] == "[]"
 
 
+def test_load_ext_gets_the_embedder_ready_in_the_background():
+    code = textwrap.dedent(
+        """
+        import sys, threading
+        from IPython.core.interactiveshell import InteractiveShell
+        ip = InteractiveShell.instance()
+        ip.run_line_magic("load_ext", "fourhosts_jupyter")
+        (bg,) = [t for t in threading.enumerate() if t.name == "fourhosts-preload"]
+        bg.join(120)
+        from fourhosts_jupyter.memory import embeddings
+        print(bg.is_alive(), embeddings._default.name, embeddings._default._numpy is not None,
+              "torch" in sys.modules)
+        """
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
+    assert out.returncode == 0, out.stderr
+    # ready, and without torch: the NumPy encoder embeds questions, the corpus vectors ship
+    assert out.stdout.strip().splitlines()[-1] == "False all-MiniLM-L6-v2 True False"
+
+
 # -- user mistakes: one UsageError naming the problem and the fix -------------------------------
 
 
@@ -354,6 +374,21 @@ def test_runs_show_rate_and_memory_search(ip, magics, first_run, home):
     assert isinstance(hits, pd.DataFrame) and len(hits) > 0
     assert {"rank", "score", "title", "origin", "text", "reasons"} <= set(hits.columns)
     assert hits["title"].str.contains("Speed Management").iloc[:3].any()
+
+
+def test_demo_corpus_sources_are_named_in_the_cell_the_run_log_and_memory_search(ip, magics, first_run):
+    from fourhosts_jupyter.memory.seed import corpus_files
+
+    answer, cap = first_run
+    corpus_dir = str(corpus_files()[0].parent)
+    assert answer.sources and all(s.origin.startswith(corpus_dir) for s in answer.sources)  # stored as is
+    shown = ip.run_line_magic("research", f"show {answer.run_id}")._repr_mimebundle_()
+    for bundle in (cap.outputs[-1].data, shown):
+        for mime in ("text/html", "text/plain"):
+            assert "demo corpus: " in bundle[mime] and corpus_dir not in bundle[mime], mime
+    hits = ip.run_line_magic("research", 'memory search "lower speed limits"')
+    speed = hits[hits["title"].str.contains("Speed Management")]
+    assert len(speed) and set(speed["origin"]) == {"demo corpus: speed-management.md"}
 
 
 def test_ingest_adds_files_and_names_a_bad_one(ip, magics, home, tmp_path):

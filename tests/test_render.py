@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from html.parser import HTMLParser
 from pathlib import Path
 
@@ -30,6 +31,7 @@ from fourhosts_jupyter.render import (
     run_text,
     rust_markdown,
     sources_html,
+    sources_text,
     stage_html,
     stage_text,
     streaming_markdown_html,
@@ -295,6 +297,28 @@ def test_sources_list_numbered_with_origin_and_reasons():
     assert 'href="https://ex.org/vz"' in out and "semantic match 0.8" in out
     assert "<code>javascript:alert(1)</code>" in out  # not a link
     assert_inert(out)
+
+
+def test_bundled_corpus_sources_are_named_user_files_and_urls_kept():
+    from fourhosts_jupyter.memory.seed import corpus_files
+
+    bundled = str(next(p for p in corpus_files() if p.name == "speed-management.md"))
+    elsewhere = "/opt/venv/lib/python3.11/site-packages/fourhosts_jupyter/data/corpus/remote-work-policy.md"
+    srcs = [
+        Source(1, "a", "Speed Management", "t", origin=bundled),
+        Source(2, "b", "Remote work", "t", origin=elsewhere),  # a store written by another install
+        Source(3, "c", "My notes", "t", origin="/home/ana/notes/speed.md"),
+        Source(4, "d", "Vision Zero", "t", origin="https://ex.org/vz"),
+    ]
+    html_out, text_out = sources_html(srcs), sources_text(srcs)
+    for out in (html_out, text_out):
+        assert "demo corpus: speed-management.md" in out and "demo corpus: remote-work-policy.md" in out
+        assert "/home/ana/notes/speed.md" in out  # a user's own file keeps its path
+        assert "site-packages" not in out and "data/corpus" not in out
+    assert "<code>demo corpus: speed-management.md</code>" in html_out
+    assert '<a href="https://ex.org/vz" target="_blank"' in html_out  # URLs stay links
+    md = answer_markdown(dataclasses.replace(make_answer(), sources=tuple(srcs)))
+    assert "`demo corpus: speed-management.md`" in md and "site-packages" not in md
 
 
 # -- whole run and the Answer -------------------------------------------------------------------

@@ -12,6 +12,7 @@ from __future__ import annotations
 import math
 from typing import Any, Sequence
 
+from ..memory.origins import display_origin
 from ..memory.store import Store
 from .memory_rows import CSS, HEADER_HTML, format_date, preview, row_html
 
@@ -41,7 +42,7 @@ def memory_search_df(store: Store, query: str, k: int = 10, host: str | None = N
             "namespace": h.namespace,
             "type": h.memory_type,
             "source": h.source,
-            "origin": h.origin,
+            "origin": display_origin(h.origin),
             "text": h.text,
             "id": h.id,
             "reasons": "; ".join(_reasons(h, terms)),

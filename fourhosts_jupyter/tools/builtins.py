@@ -31,6 +31,7 @@ def search_memory(query: str, ctx: ParadigmAwareToolContext, k: int = 5) -> list
         k: how many passages to return (1-20)
     """
     from ..context.select import select
+    from ..memory.origins import display_origin
 
     k = max(1, min(20, int(k)))
     found = select(_store(ctx), query, host=ctx.paradigm, k=k, embedder=ctx.embedder)
@@ -40,7 +41,7 @@ def search_memory(query: str, ctx: ParadigmAwareToolContext, k: int = 5) -> list
             "title": s.title,
             "text": s.text,
             "score": round(float(s.score), 4),
-            "origin": s.origin,
+            "origin": display_origin(s.origin),  # what the model cites
             "namespace": s.namespace,
         }
         for s in found
