@@ -11,7 +11,9 @@ import json
 import sys
 from typing import Any, Sequence
 
+from .cli_args import Parser, positive_int
 from .errors import ConfigError, FourHostsError
+from .redact import neutralise, redact
 
 # Modules that add their own subcommands: each has add_parsers(subparsers), and each parser it
 # adds sets ``func`` (args -> exit code). Add a line here to register a module.
@@ -34,6 +36,7 @@ def cmd_research(args: argparse.Namespace) -> int:
     from .terminal import render
 
     question = " ".join(args.question).strip()
+    _check_options(args)
     engine = Engine(_settings(args))
     events = engine.stream(
         question, paradigm=args.paradigm, effort=args.effort, model=args.model, base_url=args.base_url
@@ -57,8 +60,12 @@ def cmd_classify(args: argparse.Namespace) -> int:
     from .classifier import classify
     from .terminal import host_bar
 
-    questions = [" ".join(args.question)] if args.question else [l for l in sys.stdin.read().splitlines() if l.strip()]
-    if not questions:
+    _check_options(args)
+    if args.question:
+        questions = [" ".join(args.question).strip()]
+    else:
+        questions = [l for l in sys.stdin.read().splitlines() if l.strip()]
+    if not any(questions):
         raise ConfigError("no question given: pass one as an argument or one per line on standard input")
     for q in questions:
         c = classify(q, paradigm=args.paradigm)
@@ -71,19 +78,61 @@ def cmd_classify(args: argparse.Namespace) -> int:
     return 0
 
 
+def _check_options(args: argparse.Namespace) -> None:
+    """Paradigm and effort checked before the engine or a model loads (a mistake costs < 1 s)."""
+    from .classifier import Effort
+    from .paradigms import HostParadigm
+
+    if getattr(args, "paradigm", None):
+        HostParadigm.parse(args.paradigm)
+    if getattr(args, "effort", None):
+        Effort.parse(args.effort)
+
+
+QUESTION_CHARS = 80  # a longer question is cut in the `runs` table (never padded to the longest)
+_COLUMNS = (("id", 18), ("started_at", 19), ("status", 7), ("paradigm", 8), ("provider", 10))
+
+
+def _row(cells: Sequence[Any], question: str) -> str:
+    fixed = "  ".join(f"{neutralise(str(c or '-'), limit=w + 2):<{w}}" for c, (_, w) in zip(cells, _COLUMNS))
+    return f"{fixed}  {neutralise(' '.join(question.split()), limit=QUESTION_CHARS)}"
+
+
+def _plain(value: Any) -> Any:
+    """A pandas cell as JSON: NaN/NaT (a NULL) → None, a timestamp → ISO 8601."""
+    if value is None or (isinstance(value, float) and value != value):
+        return None
+    if hasattr(value, "isoformat"):
+        return None if str(value) == "NaT" else value.isoformat()
+    if hasattr(value, "item"):  # numpy scalars
+        return value.item()
+    return value
+
+
+def _redacted(run: dict[str, Any]) -> dict[str, Any]:
+    """A stored run with any credential in its error or event log masked (older stores kept
+    them), for display."""
+    if isinstance(run.get("error"), str):
+        run["error"] = redact(run["error"])
+    for ev in run.get("events") or []:
+        if ev.get("payload") is not None:
+            ev["payload"] = json.loads(redact(json.dumps(ev["payload"])))
+    return run
+
+
 def cmd_runs(args: argparse.Namespace) -> int:
     from .memory.store import Store
 
     df = Store(_settings(args).resolved_store_path()).runs(limit=args.limit)
+    rows = [_redacted({k: _plain(v) for k, v in r.items()}) for r in df.to_dict(orient="records")]
     if args.json:
-        print(df.to_json(orient="records", date_format="iso"))
-    elif df.empty:
+        print(json.dumps(rows, default=str, ensure_ascii=False, allow_nan=False))
+    elif not rows:
         print("no runs yet: try  fourhosts research \"your question\"")
     else:
-        import pandas as pd
-
-        with pd.option_context("display.max_colwidth", 60, "display.width", 160):
-            print(df[["id", "started_at", "status", "paradigm", "provider", "question"]].to_string(index=False))
+        print(_row([name for name, _ in _COLUMNS], "question"))
+        for r in rows:
+            print(_row([str(r[name])[:19] for name, _ in _COLUMNS], r["question"] or ""))
     return 0
 
 
@@ -93,16 +142,18 @@ def cmd_show(args: argparse.Namespace) -> int:
     run = Store(_settings(args).resolved_store_path()).get_run(args.run_id)
     if run is None:
         raise ConfigError(f"no run {args.run_id!r} in the store: list runs with  fourhosts runs")
+    run = _redacted(run)
     if args.json:
         print(json.dumps(run, default=str, ensure_ascii=False, indent=2))
         return 0
-    print(f"{run['id']}  {run['started_at']}  {run['status']}  {run['paradigm']}  {run['provider']}/{run['model']}")
-    print(f"Q: {run['question']}\n")
-    print(run["answer"] or "")
+    head = (run["id"], run["started_at"], run["status"], run["paradigm"], f"{run['provider']}/{run['model']}")
+    print("  ".join(neutralise(str(x)) for x in head))
+    print(f"Q: {neutralise(run['question'] or '')}\n")
+    print(neutralise(run["answer"] or "", keep_lines=True))
     for s in run.get("sources") or []:
-        print(f"[{s['n']}] {s['title']} — {s['origin']}")
+        print(f"[{s['n']}] {neutralise(str(s['title']))} — {neutralise(str(s['origin']))}")
     if run.get("error"):
-        print(f"\nerror: {run['error']}")
+        print(f"\nerror: {neutralise(run['error'])}")
     return 0
 
 
@@ -119,7 +170,7 @@ def cmd_config(args: argparse.Namespace) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="fourhosts", description="The Four Hosts research assistant.")
+    parser = Parser(prog="fourhosts", description="The Four Hosts research assistant.")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     p = sub.add_parser("research", help="research a question and stream the answer")
@@ -139,7 +190,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_classify)
 
     p = sub.add_parser("runs", help="list past runs")
-    p.add_argument("-n", "--limit", type=int, default=20)
+    p.add_argument("-n", "--limit", type=positive_int, default=20, help="how many (default 20)")
     p.add_argument("--json", action="store_true")
     _store_arg(p)
     p.set_defaults(func=cmd_runs)
@@ -165,16 +216,20 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         return int(args.func(args) or 0)
     except ConfigError as exc:
-        print(f"fourhosts: error: {exc}", file=sys.stderr)
+        print(f"fourhosts: error: {_one_line(exc)}", file=sys.stderr)
         return 2
     except FourHostsError as exc:
-        print(f"fourhosts: error: {exc}", file=sys.stderr)
+        print(f"fourhosts: error: {_one_line(exc)}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:
         print("fourhosts: interrupted", file=sys.stderr)
         return 130
     except BrokenPipeError:
         return 0
+
+
+def _one_line(exc: BaseException) -> str:
+    return neutralise(redact(" ".join(str(exc).split())))
 
 
 if __name__ == "__main__":

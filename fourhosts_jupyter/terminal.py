@@ -25,6 +25,7 @@ from .events import (
     ToolCallRunning,
 )
 from .paradigms import HOSTS, PROFILES
+from .redact import redact
 
 BAR_WIDTH = 40
 
@@ -53,7 +54,7 @@ def render(events: Iterable[Event], out: IO[str] = sys.stdout, err: IO[str] = sy
         elif isinstance(ev, LayerStarted):
             print(f"… {ev.label}", file=err)
         elif isinstance(ev, Notice):
-            print(f"! {ev.message}", file=err)
+            print(f"! {redact(ev.message)}", file=err)
         elif isinstance(ev, SourcesSelected):
             print(f"  {len(ev.sources)} sources selected", file=err)
         elif isinstance(ev, ToolCallRunning):
@@ -61,7 +62,7 @@ def render(events: Iterable[Event], out: IO[str] = sys.stdout, err: IO[str] = sy
         elif isinstance(ev, ToolCallFinished):
             print(f"✓ {ev.name} {ev.seconds:.2f}s", file=err)
         elif isinstance(ev, ToolCallFailed):
-            print(f"✗ {ev.name}: {ev.error}", file=err)
+            print(f"✗ {ev.name}: {redact(ev.error)}", file=err)
         elif isinstance(ev, TextDelta):
             out.write(ev.text)
             out.flush()

@@ -12,7 +12,6 @@ import keyword
 import os
 import shlex
 from typing import Any, Iterator
-from urllib.parse import urlsplit, urlunsplit
 
 from IPython.core.error import UsageError
 from IPython.core.magic import Magics, line_cell_magic, magics_class
@@ -20,6 +19,7 @@ from IPython.core.magic_arguments import MagicArgumentParser, argument, magic_ar
 from traitlets import Bool, Dict, Float, Unicode
 
 from ..errors import ConfigError, RunError, StoreLocked, StoreNewerSchema, StoreUnreadable
+from ..redact import safe_url
 
 LIVE_ENV = "FOURHOSTS_LIVE"
 USER_ERRORS = (ConfigError, StoreLocked, StoreNewerSchema, StoreUnreadable)
@@ -63,17 +63,6 @@ def live_from_env() -> bool | None:
     if value is None or not value.strip():
         return None
     return value.strip().lower() not in ("0", "false", "no", "off")
-
-
-def _safe_url(url: str | None) -> str:
-    """A URL fit to show: no user:password part, no query (keys sometimes travel there)."""
-    if not url:
-        return ""
-    parts = urlsplit(url)
-    host = parts.hostname or ""
-    if parts.port:
-        host += f":{parts.port}"
-    return urlunsplit((parts.scheme, host, parts.path, "", ""))
 
 
 def _unquote(text: str) -> str:
@@ -392,8 +381,8 @@ class ResearchMagics(Magics):
         rows = [
             ("provider", provider),
             ("model", settings.model or "(provider default)"),
-            ("base URL", _safe_url(settings.base_url) or "—"),
-            ("Azure endpoint", _safe_url(settings.azure_endpoint) or "—"),
+            ("base URL", safe_url(settings.base_url) or "—"),
+            ("Azure endpoint", safe_url(settings.azure_endpoint) or "—"),
             ("Azure deployment", settings.azure_deployment or "—"),
             ("store", str(settings.resolved_store_path())),
             ("embedder", _embedder_description()),

@@ -324,7 +324,9 @@ def parse(source: Path | Any, **fields: Any) -> list[Document]:
         raise IngestError(
             str(path), f"unsupported format {ext or '(no extension)'!r}: use one of {', '.join(SUPPORTED)}"
         )
-    if not any(d.text.strip() or d.title for d in docs):
+    # A record may be a title alone; a file needs text (its name is not a passage).
+    records = ext in CSV_EXT or ext in JSONL_EXT
+    if not any(d.text.strip() or (records and d.title) for d in docs):
         raise IngestError(str(path), "no text found (the file is empty)")
     return docs
 
@@ -459,11 +461,13 @@ def ingest(
 
     from ..paradigms import HOSTS
 
+    from ..errors import ConfigError
+
     valid = {h.value for h in HOSTS} | {"shared"}
     if namespace not in valid:
-        from ..errors import ConfigError
-
         raise ConfigError(f"unknown namespace {namespace!r}: use one of {', '.join(sorted(valid))}")
+    if chunk_words < 1 or overlap < 0:
+        raise ConfigError(f"chunk_words={chunk_words}, overlap={overlap}: give chunk_words ≥ 1 and overlap ≥ 0")
     store = store if isinstance(store, Store) else Store(store)  # None → the default store
     embedder = embedder or get_embedder()
     started = time.perf_counter()
