@@ -132,7 +132,7 @@ def cmd_runs(args: argparse.Namespace) -> int:
     else:
         print(_row([name for name, _ in _COLUMNS], "question"))
         for r in rows:
-            print(_row([str(r[name])[:19] for name, _ in _COLUMNS], r["question"] or ""))
+            print(_row([str(r[name] or "")[:19] for name, _ in _COLUMNS], r["question"] or ""))
     return 0
 
 
