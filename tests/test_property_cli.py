@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import io
+import json
 import os
 import uuid
 from pathlib import Path
@@ -21,7 +22,7 @@ from hypothesis import strategies as st
 from fourhosts_jupyter.cli import main
 from fourhosts_jupyter.memory.store import Store
 
-HYPOTHESIS = settings(max_examples=40, deadline=None, derandomize=True,
+HYPOTHESIS = settings(max_examples=int(os.environ.get("FOURHOSTS_PROPERTY_EXAMPLES", "40")), deadline=None, derandomize=True,
                       suppress_health_check=[HealthCheck.too_slow])
 SUFFIXES = [".txt", ".md", ".html", ".csv", ".jsonl", ".pdf", ".py", ".bin", ""]
 
@@ -135,7 +136,11 @@ def test_random_input_never_tracebacks_nor_succeeds_when_invalid_nor_touches_oth
     rc, out, err = call(argv)
 
     assert isinstance(rc, int)
-    assert "Traceback" not in err and "Traceback" not in out, (argv, err)
+    assert "Traceback" not in err, (argv, err)
+    if command == "sandbox" and out:  # the result: the code's own traceback may be in it
+        assert json.loads(out)["status"], out
+    else:
+        assert "Traceback" not in out, (argv, out)
     if any(ok is False for _, ok in pieces):
         assert rc != 0, (argv, out, err)
     if rc != 0 and err.strip():
