@@ -13,7 +13,7 @@ from typing import Any, Sequence
 
 from .cli_args import Parser, positive_int
 from .errors import ConfigError, FourHostsError
-from .redact import neutralise, redact
+from .redact import neutralise, redact, redact_run
 
 # Modules that add their own subcommands: each has add_parsers(subparsers), and each parser it
 # adds sets ``func`` (args -> exit code). Add a line here to register a module.
@@ -109,22 +109,11 @@ def _plain(value: Any) -> Any:
     return value
 
 
-def _redacted(run: dict[str, Any]) -> dict[str, Any]:
-    """A stored run with any credential in its error or event log masked (older stores kept
-    them), for display."""
-    if isinstance(run.get("error"), str):
-        run["error"] = redact(run["error"])
-    for ev in run.get("events") or []:
-        if ev.get("payload") is not None:
-            ev["payload"] = json.loads(redact(json.dumps(ev["payload"])))
-    return run
-
-
 def cmd_runs(args: argparse.Namespace) -> int:
     from .memory.store import Store
 
     df = Store(_settings(args).resolved_store_path()).runs(limit=args.limit)
-    rows = [_redacted({k: _plain(v) for k, v in r.items()}) for r in df.to_dict(orient="records")]
+    rows = [redact_run({k: _plain(v) for k, v in r.items()}) for r in df.to_dict(orient="records")]
     if args.json:
         print(json.dumps(rows, default=str, ensure_ascii=False, allow_nan=False))
     elif not rows:
@@ -142,7 +131,7 @@ def cmd_show(args: argparse.Namespace) -> int:
     run = Store(_settings(args).resolved_store_path()).get_run(args.run_id)
     if run is None:
         raise ConfigError(f"no run {args.run_id!r} in the store: list runs with  fourhosts runs")
-    run = _redacted(run)
+    run = redact_run(run)
     if args.json:
         print(json.dumps(run, default=str, ensure_ascii=False, indent=2))
         return 0

@@ -10,8 +10,10 @@ errors, the run log, ``fourhosts show`` / ``runs``, the cell); :func:`safe_url` 
 
 from __future__ import annotations
 
+import json
 import os
 import re
+from typing import Any
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 from .config import KEY_VARIABLES
@@ -69,6 +71,17 @@ def redact(text: str) -> str:
     if "://" in text:
         text = _URL.sub(lambda m: safe_url(m.group(0)), text)
     return _KEYLIKE.sub(MASK, text)
+
+
+def redact_run(run: dict[str, Any]) -> dict[str, Any]:
+    """A stored run (``Store.get_run`` / a ``runs`` row) with its error and event log redacted
+    in place, for display: stores written before redaction kept URL credentials there."""
+    if isinstance(run.get("error"), str):
+        run["error"] = redact(run["error"])
+    for ev in run.get("events") or []:
+        if ev.get("payload") is not None:
+            ev["payload"] = json.loads(redact(json.dumps(ev["payload"])))
+    return run
 
 
 # C0/C1 controls (ESC starts terminal escape sequences), DEL, and the bidirectional overrides

@@ -19,7 +19,7 @@ from IPython.core.magic_arguments import MagicArgumentParser, argument, magic_ar
 from traitlets import Bool, Dict, Float, Unicode
 
 from ..errors import ConfigError, RunError, StoreLocked, StoreNewerSchema, StoreUnreadable
-from ..redact import safe_url
+from ..redact import redact, redact_run, safe_url
 
 LIVE_ENV = "FOURHOSTS_LIVE"
 USER_ERRORS = (ConfigError, StoreLocked, StoreNewerSchema, StoreUnreadable)
@@ -325,7 +325,9 @@ class ResearchMagics(Magics):
         a = _parse(p, self._argv("runs", rest), usage)
         if a.limit < 1:
             raise UsageError(f"%research runs: -n must be at least 1 (got {a.limit})")
-        return self.store(a.store).runs(limit=a.limit)
+        runs = self.store(a.store).runs(limit=a.limit)
+        runs["error"] = runs["error"].map(lambda e: redact(e) if isinstance(e, str) else e)
+        return runs
 
     def _get_run(self, sub: str, run_id: str, store: Any) -> dict[str, Any]:
         run = store.get_run(run_id)
@@ -333,7 +335,7 @@ class ResearchMagics(Magics):
             raise UsageError(
                 f"%research {sub}: no run {run_id!r} in {store.path}; list runs with %research runs"
             )
-        return run
+        return redact_run(run)
 
     def _sub_show(self, rest: str) -> Any:
         from .view import StoredRunView
