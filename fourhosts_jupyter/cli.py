@@ -57,9 +57,6 @@ def cmd_research(args: argparse.Namespace) -> int:
 
 
 def cmd_classify(args: argparse.Namespace) -> int:
-    from .classifier import classify
-    from .terminal import host_bar
-
     _check_options(args)
     if args.question:
         questions = [" ".join(args.question).strip()]
@@ -67,6 +64,9 @@ def cmd_classify(args: argparse.Namespace) -> int:
         questions = [l for l in sys.stdin.read().splitlines() if l.strip()]
     if not any(questions):
         raise ConfigError("no question given: pass one as an argument or one per line on standard input")
+    from .classifier import classify  # heavy: after the checks
+    from .terminal import host_bar
+
     for q in questions:
         c = classify(q, paradigm=args.paradigm)
         if args.json:
@@ -80,12 +80,13 @@ def cmd_classify(args: argparse.Namespace) -> int:
 
 def _check_options(args: argparse.Namespace) -> None:
     """Paradigm and effort checked before the engine or a model loads (a mistake costs < 1 s)."""
-    from .classifier import Effort
     from .paradigms import HostParadigm
 
     if getattr(args, "paradigm", None):
         HostParadigm.parse(args.paradigm)
     if getattr(args, "effort", None):
+        from .classifier import Effort  # imports numpy: only when there is an effort to check
+
         Effort.parse(args.effort)
 
 

@@ -81,12 +81,12 @@ def _namespace(value: str) -> str:
 def _sources(files: list[str]) -> list[Path]:
     """Every argument checked before the store or a model is opened: a missing path, or a glob
     or directory that matches no supported file, is one error naming it."""
-    from .ingest import SUPPORTED, _expand
+    from .sources import SUPPORTED, expand
 
     out: list[Path] = []
     for arg in files:
         p = Path(arg).expanduser()
-        found = _expand([arg])
+        found = expand([arg])
         if p.is_dir() and not found:
             problem = "the directory holds no file that can be ingested"
         elif not found:
@@ -103,10 +103,10 @@ def _sources(files: list[str]) -> list[Path]:
 
 
 def cmd_ingest(args: argparse.Namespace) -> int:
-    from .ingest import CHUNK_WORDS, OVERLAP_WORDS, ingest
-
     namespace = _namespace(args.namespace)
     sources = _sources(args.files)
+    from .ingest import CHUNK_WORDS, OVERLAP_WORDS, ingest  # heavy: after the checks
+
     words = args.chunk_words or CHUNK_WORDS
     report = ingest(
         sources,
@@ -125,8 +125,6 @@ def cmd_ingest(args: argparse.Namespace) -> int:
 
 
 def cmd_search(args: argparse.Namespace) -> int:
-    from ..context.select import DEFAULT_WEIGHTS, MMR_LAMBDA, search
-
     if not (args.query or "").strip() and not args.queries:
         raise ConfigError("give a query, or --queries FILE")
     if args.host:
@@ -137,6 +135,8 @@ def cmd_search(args: argparse.Namespace) -> int:
         _namespace(ns)
     queries = _read_queries(args.queries) if args.queries else []
     store = _store(args, must_exist=True)
+    from ..context.select import DEFAULT_WEIGHTS, MMR_LAMBDA, search  # heavy: after the checks
+
     embedder = _embedder(args) if args.mode != "bm25" else None
     opts = dict(
         k=args.k, mode=args.mode, host=args.host, namespaces=args.namespaces,

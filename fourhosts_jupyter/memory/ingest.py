@@ -25,17 +25,11 @@ from typing import Any, Callable, Iterable, Iterator, Sequence
 from ..errors import IngestError
 from .embeddings import Embedder, get_embedder
 from .retriever import embed_text, open_indexes
+from .sources import CSV_EXT, HTML_EXT, JSONL_EXT, MARKDOWN_EXT, PDF_EXT, SUPPORTED, TEXT_EXT, expand
 from .store import MemoryRecord, Store, content_hash, new_id, utcnow
 
 log = logging.getLogger(__name__)
 
-TEXT_EXT = {".txt", ".text", ".rst", ".log"}
-MARKDOWN_EXT = {".md", ".markdown", ".mdown"}
-HTML_EXT = {".html", ".htm", ".xhtml"}
-PDF_EXT = {".pdf"}
-CSV_EXT = {".csv", ".tsv"}
-JSONL_EXT = {".jsonl", ".ndjson"}
-SUPPORTED = sorted(TEXT_EXT | MARKDOWN_EXT | HTML_EXT | PDF_EXT | CSV_EXT | JSONL_EXT)
 
 TEXT_FIELDS = ("text", "content", "body", "passage", "abstract", "document")
 ID_FIELDS = ("_id", "id", "doc_id", "docid")
@@ -412,30 +406,6 @@ class _Tally:
     replaced: bool = False
 
 
-def _expand(sources: Any) -> list[Any]:
-    """Paths (files, directories, globs) and DataFrames → a flat list of sources."""
-    pd = sys.modules.get("pandas")  # a DataFrame implies pandas is already imported
-    if pd is not None and isinstance(sources, pd.DataFrame):
-        return [sources]
-    if isinstance(sources, (str, Path)):
-        sources = [sources]
-    out: list[Any] = []
-    for s in sources:
-        if isinstance(s, (str, Path)):
-            p = Path(s).expanduser()
-            if p.is_dir():
-                out.extend(sorted(f for f in p.rglob("*") if f.is_file() and f.suffix.lower() in SUPPORTED))
-            elif not p.exists() and any(ch in str(s) for ch in "*?["):
-                root = p.anchor if p.is_absolute() else "."
-                pattern = str(p.relative_to(root)) if p.is_absolute() else str(s)
-                out.extend(sorted(Path(root).glob(pattern)))
-            else:
-                out.append(p)
-        else:
-            out.append(s)
-    return out
-
-
 def ingest(
     sources: Any,
     store: Store | str | Path | None = None,
@@ -484,7 +454,7 @@ def ingest(
         queue.clear()
 
     try:
-        for source in _expand(sources):
+        for source in expand(sources):
             name = str(source) if isinstance(source, (str, Path)) else "dataframe"
             try:
                 docs = parse(source, **fields)
