@@ -31,12 +31,12 @@ def _settings(args: argparse.Namespace, **extra: Any):  # noqa: ANN202
 
 
 def cmd_research(args: argparse.Namespace) -> int:
-    from .engine import Engine
+    question = " ".join(args.question).strip()
+    _check_options(args)
+    from .engine import Engine  # heavy: after the checks
     from .events import RunFailed
     from .terminal import render
 
-    question = " ".join(args.question).strip()
-    _check_options(args)
     engine = Engine(_settings(args))
     events = engine.stream(
         question, paradigm=args.paradigm, effort=args.effort, model=args.model, base_url=args.base_url

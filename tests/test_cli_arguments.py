@@ -152,3 +152,30 @@ def test_runs_and_show_cut_and_neutralise_questions_and_titles(tmp_path, capsys)
     assert not any(ch in out for ch in "\x1b\x07\r\x9b")
     assert "\\x1b[31mred" in out and "T\\x1b[8mhidden" in out and "Answer" in out
     assert "red\\x1b[0m\nsecond line" in out  # the answer keeps its lines
+
+
+# -- the same checks at the Python entry point ------------------------------------------------
+
+
+def test_ingest_refuses_chunk_words_below_one(tmp_path):
+    from fourhosts_jupyter.errors import ConfigError
+    from fourhosts_jupyter.memory.embeddings import get_embedder
+    from fourhosts_jupyter.memory.ingest import ingest
+
+    (tmp_path / "ok.txt").write_text("Speed cameras cut crashes.")
+    for words in (0, -5):
+        with pytest.raises(ConfigError, match="chunk_words"):
+            ingest(tmp_path / "ok.txt", tmp_path / "s.duckdb", embedder=get_embedder("hashing"),
+                   chunk_words=words, progress=False)
+    assert not (tmp_path / "s.duckdb").exists()
+
+
+def test_an_empty_file_is_a_failure_not_a_passage_made_of_its_name(tmp_path):
+    from fourhosts_jupyter.memory.embeddings import get_embedder
+    from fourhosts_jupyter.memory.ingest import ingest
+
+    (tmp_path / "empty.txt").write_text(" \n\n ")
+    store = Store(tmp_path / "s.duckdb")
+    report = ingest(tmp_path / "empty.txt", store, embedder=get_embedder("hashing"), progress=False)
+    assert [f.reason for f in report.failed] == ["no text found (the file is empty)"]
+    assert store.count_memories() == 0
