@@ -9,6 +9,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 from fourhosts_jupyter.testing import Reply
 
 ENV = {"FOURHOSTS_EMBEDDER": "hashing"}  # the hashing embedder: no torch in each subprocess
@@ -71,3 +73,29 @@ def test_show_and_runs_redact_a_store_written_before_the_fix(tmp_path):
         out = fourhosts(args[0], "--store", str(tmp_path / "old.duckdb"), *args[1:])
         assert out.returncode == 0, out.stderr
         assert "secret" not in out.stdout and "http://h:1/v1" in out.stdout
+
+
+def test_the_cell_never_shows_base_url_credentials(openai_server, tmp_path, monkeypatch):
+    from IPython.core.interactiveshell import InteractiveShell
+    from IPython.utils.capture import capture_output
+
+    from fourhosts_jupyter.errors import RunError
+
+    shell = InteractiveShell.instance()
+    shell.run_line_magic("load_ext", "fourhosts_jupyter")
+    magics = shell.magics_manager.registry["ResearchMagics"]
+    monkeypatch.setattr(magics, "store_path", str(tmp_path / "cell.duckdb"))
+    monkeypatch.setattr(magics, "provider", None)
+    monkeypatch.setenv("FOURHOSTS_LIVE", "0")
+    monkeypatch.setenv("FOURHOSTS_EMBEDDER", "hashing")
+    url = openai_server.base_url.replace("http://", "http://alice:secret@")
+    openai_server.script(Reply.fail(503, "busy"), Reply.fail(400, "bad thing"))
+    with capture_output() as cap, pytest.raises(RunError) as info:
+        shell.run_cell_magic("research", f"--base-url {url} --model m", "What is Vision Zero?")
+    shown = "".join(str(v) for o in cap.outputs for v in o.data.values()) + cap.stdout + cap.stderr
+    assert "bad thing" in str(info.value) and openai_server.base_url in str(info.value)
+    assert "secret" not in shown + str(info.value)
+    view = shell.run_line_magic("research", f"show --store {tmp_path / 'cell.duckdb'} {info.value.run_id}")
+    bundle = view._repr_mimebundle_()
+    assert "bad thing" in bundle["text/plain"] and "secret" not in "".join(bundle.values())
+    assert b"secret" not in (tmp_path / "cell.duckdb").read_bytes()
