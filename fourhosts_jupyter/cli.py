@@ -72,7 +72,7 @@ def cmd_classify(args: argparse.Namespace) -> int:
         if args.json:
             print(json.dumps(c.to_dict(), ensure_ascii=False), flush=True)
         else:
-            print(q)
+            print(neutralise(q))
             print(host_bar(c))
             print(f"type {c.query_type} · phase {c.phase} · effort {c.effort}\n")
     return 0

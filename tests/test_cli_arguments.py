@@ -179,3 +179,20 @@ def test_an_empty_file_is_a_failure_not_a_passage_made_of_its_name(tmp_path):
     report = ingest(tmp_path / "empty.txt", store, embedder=get_embedder("hashing"), progress=False)
     assert [f.reason for f in report.failed] == ["no text found (the file is empty)"]
     assert store.count_memories() == 0
+
+
+def test_the_terminal_view_neutralises_model_text_notices_and_source_titles():
+    import io
+    from types import SimpleNamespace
+
+    from fourhosts_jupyter.events import AnswerReady, Notice, Source, TextDelta
+    from fourhosts_jupyter.terminal import render
+
+    source = Source(n=1, id="m", title="T\x1b]0;pwned\x07", text="x", origin="o\x1b[2J")
+    answer = SimpleNamespace(text="Hi\x1b[31m red\nline two", sources=(source,))
+    out, err = io.StringIO(), io.StringIO()
+    render([Notice("at http://alice:secret@h/v1 \x1b[1A"), TextDelta("Hi\x1b[31m red\n"),
+            TextDelta("line two"), AnswerReady(answer)], out=out, err=err)
+    text = out.getvalue() + err.getvalue()
+    assert "\x1b" not in text and "\x07" not in text and "secret" not in text
+    assert "Hi\\x1b[31m red\nline two" in out.getvalue() and "[1] T\\x1b]0;pwned\\x07 — o\\x1b[2J" in text
