@@ -110,11 +110,18 @@ def _plain(value: Any) -> Any:
     return value
 
 
-def cmd_runs(args: argparse.Namespace) -> int:
+def _existing_store(args: argparse.Namespace) -> Any:
+    """The store, or None when its file does not exist (reading must not create one)."""
     from .memory.store import Store
 
-    df = Store(_settings(args).resolved_store_path()).runs(limit=args.limit)
-    rows = [redact_run({k: _plain(v) for k, v in r.items()}) for r in df.to_dict(orient="records")]
+    path = _settings(args).resolved_store_path()
+    return Store(path) if path.exists() else None
+
+
+def cmd_runs(args: argparse.Namespace) -> int:
+    store = _existing_store(args)
+    df = store.runs(limit=args.limit) if store is not None else None
+    rows = [] if df is None else [redact_run({k: _plain(v) for k, v in r.items()}) for r in df.to_dict(orient="records")]
     if args.json:
         print(json.dumps(rows, default=str, ensure_ascii=False, allow_nan=False))
     elif not rows:
@@ -127,9 +134,8 @@ def cmd_runs(args: argparse.Namespace) -> int:
 
 
 def cmd_show(args: argparse.Namespace) -> int:
-    from .memory.store import Store
-
-    run = Store(_settings(args).resolved_store_path()).get_run(args.run_id)
+    store = _existing_store(args)
+    run = store.get_run(args.run_id) if store is not None else None
     if run is None:
         raise ConfigError(f"no run {args.run_id!r} in the store: list runs with  fourhosts runs")
     run = redact_run(run)

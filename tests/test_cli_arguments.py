@@ -196,3 +196,12 @@ def test_the_terminal_view_neutralises_model_text_notices_and_source_titles():
     text = out.getvalue() + err.getvalue()
     assert "\x1b" not in text and "\x07" not in text and "secret" not in text
     assert "Hi\\x1b[31m red\nline two" in out.getvalue() and "[1] T\\x1b]0;pwned\\x07 — o\\x1b[2J" in text
+
+
+def test_runs_and_show_never_create_a_store(tmp_path, capsys):
+    missing = tmp_path / "nowhere" / "s.duckdb"
+    assert run(["runs", "--store", str(missing)], capsys)[:2] == (0, 'no runs yet: try  fourhosts research "your question"\n')
+    assert run(["runs", "--json", "--store", str(missing)], capsys)[:2] == (0, "[]\n")
+    rc, out, err = run(["show", "--store", str(missing), "r_x"], capsys)
+    assert rc == 2 and "no run 'r_x'" in err
+    assert not (tmp_path / "nowhere").exists()
