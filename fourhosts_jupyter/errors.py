@@ -21,7 +21,7 @@
     │   ├── StoreNewerSchema         the file was written by a newer fourhosts-jupyter
     │   └── StoreUnreadable          not a DuckDB file / no permission
     ├── IngestError              one file could not be ingested (names the file)
-    ├── SandboxError             the sandbox could not start
+    ├── SandboxError             the sandbox could not start (or would not run model code)
     └── RunError                 a research run failed (keeps the partial answer)
 
 Every message says what went wrong and what to do about it.
