@@ -74,3 +74,12 @@ def test_the_strong_tier_runs_model_code_and_keeps_the_key_home(weak_same_uid):
     assert result["status"] == "ok" and result["isolation_level"] == BUBBLEWRAP
     assert result["could_reach"] == []
     assert KEY not in result["stdout"] and _own_environ() not in result["stdout"]
+
+
+def test_the_isolate_step_says_up_front_that_model_code_would_be_refused(weak_same_uid, monkeypatch):
+    from fourhosts_jupyter.context.isolate import layer_detail
+
+    monkeypatch.setenv(TIER_ENV, RLIMITS)
+    assert f"model code refused ({WEAK_TIER_ENV}=1 allows it)" in layer_detail("bernard")
+    monkeypatch.setenv(WEAK_TIER_ENV, "1")
+    assert "refused" not in layer_detail("bernard")

@@ -98,8 +98,7 @@ def run_code(
             "Install bubblewrap (apt-get install -y bubblewrap) or use the rlimits tier."
         )
     network = lim.network and use == BUBBLEWRAP or use == RLIMITS  # rlimits: never isolated
-    # A private uid (root parent) or bubblewrap's namespaces keep this process out of reach.
-    own_uid = pr.root and (use == BUBBLEWRAP or interpreter_reachable_by_others())
+    own_uid = _own_uid(pr.root, use)
     reach = _reach(use, own_uid)
     if for_model and use == RLIMITS and not own_uid and not _weak_allowed(allow_weak):
         raise SandboxError(
@@ -167,6 +166,20 @@ def run_code(
             cgroup.remove(group)
         if not keep_scratch:
             shutil.rmtree(scratch, ignore_errors=True)
+
+
+def model_code_refused(tier: str | None = None) -> bool:
+    """Whether model-requested code would be refused here: the weaker tier under this user's
+    own uid, and no ``FOURHOSTS_SANDBOX_ALLOW_WEAK=1`` opt-in."""
+    pr = probe()
+    use = tier or pr.tier
+    return use == RLIMITS and not _own_uid(pr.root, use) and not _weak_allowed(None)
+
+
+def _own_uid(root: bool, use: str) -> bool:
+    """Whether the code runs as a throw-away uid (root parent only): with bubblewrap's
+    namespaces, that keeps this process (and its keys in /proc) out of the code's reach."""
+    return root and (use == BUBBLEWRAP or interpreter_reachable_by_others())
 
 
 def _weak_allowed(allow: bool | None) -> bool:
