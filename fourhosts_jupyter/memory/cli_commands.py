@@ -15,6 +15,7 @@ from typing import Any
 
 from ..cli_args import positive_int, weights
 from ..errors import ConfigError
+from ..paradigms import check_namespace
 
 
 def add_parsers(sub: Any) -> None:
@@ -69,15 +70,6 @@ def _embedder(args: argparse.Namespace) -> Any:
     return get_embedder(args.embedder)
 
 
-def _namespace(value: str) -> str:
-    from ..paradigms import HOSTS
-
-    valid = sorted({h.value for h in HOSTS} | {"shared"})
-    if value not in valid:
-        raise ConfigError(f"unknown namespace {value!r}: use one of {', '.join(valid)}")
-    return value
-
-
 def _sources(files: list[str]) -> list[Path]:
     """Every argument checked before the store or a model is opened: a missing path, or a glob
     or directory that matches no supported file, is one error naming it."""
@@ -103,7 +95,7 @@ def _sources(files: list[str]) -> list[Path]:
 
 
 def cmd_ingest(args: argparse.Namespace) -> int:
-    namespace = _namespace(args.namespace)
+    namespace = check_namespace(args.namespace)
     sources = _sources(args.files)
     from .ingest import CHUNK_WORDS, OVERLAP_WORDS, ingest  # heavy: after the checks
 
@@ -132,7 +124,7 @@ def cmd_search(args: argparse.Namespace) -> int:
 
         HostParadigm.parse(args.host)
     for ns in args.namespaces or ():
-        _namespace(ns)
+        check_namespace(ns)
     queries = _read_queries(args.queries) if args.queries else []
     store = _store(args, must_exist=True)
     from ..context.select import DEFAULT_WEIGHTS, MMR_LAMBDA, search  # heavy: after the checks

@@ -429,13 +429,10 @@ def ingest(
     two batches. ``on_commit(total_passages)`` is called after each committed batch."""
     from tqdm.auto import tqdm
 
-    from ..paradigms import HOSTS
-
     from ..errors import ConfigError
+    from ..paradigms import check_namespace
 
-    valid = {h.value for h in HOSTS} | {"shared"}
-    if namespace not in valid:
-        raise ConfigError(f"unknown namespace {namespace!r}: use one of {', '.join(sorted(valid))}")
+    check_namespace(namespace)
     if chunk_words < 1 or overlap < 0:
         raise ConfigError(f"chunk_words={chunk_words}, overlap={overlap}: give chunk_words ≥ 1 and overlap ≥ 0")
     store = store if isinstance(store, Store) else Store(store)  # None → the default store
