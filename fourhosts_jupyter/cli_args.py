@@ -30,6 +30,16 @@ def positive_int(text: str) -> int:
     return value
 
 
+MAX_HITS = 10_000  # search --k: more would only allocate (FAISS sizes its result by k)
+
+
+def hit_count(text: str) -> int:
+    value = positive_int(text)
+    if value > MAX_HITS:
+        raise argparse.ArgumentTypeError(f"{text} is too many: give at most {MAX_HITS:,}")
+    return value
+
+
 def positive_seconds(text: str) -> float:
     try:
         value = float(text)
@@ -47,7 +57,7 @@ def weights(text: str) -> tuple[float, float]:
         a, b = (float(x) for x in parts)
     except ValueError:
         raise argparse.ArgumentTypeError(f"{text!r}: give two numbers, e.g. 0.6,0.4") from None
-    if not (math.isfinite(a) and math.isfinite(b)) or a < 0 or b < 0 or a + b == 0:
+    if not math.isfinite(a + b) or a < 0 or b < 0 or a + b == 0:  # also catches nan and inf
         raise argparse.ArgumentTypeError(
             f"{text!r}: give two finite numbers ≥ 0, not both 0, e.g. 0.6,0.4"
         )

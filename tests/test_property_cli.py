@@ -20,6 +20,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from fourhosts_jupyter.cli import main
+from fourhosts_jupyter.cli_args import MAX_HITS
 from fourhosts_jupyter.memory.store import Store
 
 # Bounded and repeatable; FOURHOSTS_PROPERTY_EXAMPLES=400 for a longer hunt.
@@ -64,11 +65,13 @@ def _documents(store: Path) -> tuple[set, set]:
 
 
 # A flag value and whether it is valid; a None value means the flag is left out.
-def _int_flag(name: str) -> st.SearchStrategy[tuple[list[str], bool]]:
+def _int_flag(name: str, maximum: int | None = None) -> st.SearchStrategy[tuple[list[str], bool]]:
+    too_many = st.integers(maximum + 1, 10**15) if maximum else st.nothing()
     return st.one_of(
         st.just(([], True)),
         st.integers(1, 500).map(lambda n: ([name, str(n)], True)),
         st.integers(-10**6, 0).map(lambda n: ([name, str(n)], False)),
+        too_many.map(lambda n: ([name, str(n)], False)),
         st.sampled_from(["nan", "inf", "1.5", "", "ten", "0x10"]).map(lambda v: ([name, v], False)),
     )
 
@@ -121,7 +124,7 @@ def test_random_input_never_tracebacks_nor_succeeds_when_invalid_nor_touches_oth
         argv = ["ingest", "--store", str(store), "--quiet"]
     elif command == "search":
         query = data.draw(_TEXT)
-        pieces = [data.draw(_int_flag("--k")), data.draw(_WEIGHTS), ([query], bool(query.strip()) or None)]
+        pieces = [data.draw(_int_flag("--k", MAX_HITS)), data.draw(_WEIGHTS), ([query], bool(query.strip()) or None)]
         argv = ["search", "--store", str(store), "--json"]
     elif command == "classify":
         question = data.draw(_TEXT)

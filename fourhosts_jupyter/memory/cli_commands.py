@@ -13,7 +13,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from ..cli_args import positive_int, weights
+from ..cli_args import hit_count, positive_int, weights
 from ..errors import ConfigError
 from ..paradigms import check_namespace
 
@@ -34,7 +34,7 @@ def add_parsers(sub: Any) -> None:
     p = sub.add_parser("search", help="search memory (hybrid dense + BM25)")
     p.add_argument("query", nargs="?", help="the query (or use --queries)")
     _common(p)
-    p.add_argument("--k", type=positive_int, default=10, help="hits to return (default 10)")
+    p.add_argument("--k", type=hit_count, default=10, help="hits to return (default 10, at most 10,000)")
     p.add_argument("--json", action="store_true", help="one JSON object per hit")
     p.add_argument("--mode", choices=("hybrid", "dense", "bm25"), default="hybrid")
     p.add_argument("--weights", metavar="DENSE,KEYWORD", type=weights,
