@@ -118,14 +118,23 @@ def test_random_input_never_tracebacks_nor_succeeds_when_invalid_nor_touches_oth
     root, store, before = world
     command = data.draw(st.sampled_from(["ingest", "search", "classify", "sandbox"]))
     pieces: list[tuple[list[str], bool | None]] = []
+    # Mostly the store, sometimes a file of random bytes passed as one (not a store: refused,
+    # and left as it was).
+    junk = root / f"junk-{uuid.uuid4().hex[:8]}.duckdb"
+    junk_bytes = data.draw(st.one_of(st.none(), st.binary(min_size=1, max_size=300)))
+    if junk_bytes is not None:
+        junk.write_bytes(junk_bytes)
+    target = ([], True) if junk_bytes is None else ([], False)
+    target_path = str(store if junk_bytes is None else junk)
     if command == "ingest":
         path, ok = data.draw(_file(root))
-        pieces = [data.draw(_int_flag("--chunk-words")), data.draw(_NAMESPACE), ([path], ok)]
-        argv = ["ingest", "--store", str(store), "--quiet"]
+        pieces = [target, data.draw(_int_flag("--chunk-words")), data.draw(_NAMESPACE), ([path], ok)]
+        argv = ["ingest", "--store", target_path, "--quiet"]
     elif command == "search":
         query = data.draw(_TEXT)
-        pieces = [data.draw(_int_flag("--k", MAX_HITS)), data.draw(_WEIGHTS), ([query], bool(query.strip()) or None)]
-        argv = ["search", "--store", str(store), "--json"]
+        pieces = [target, data.draw(_int_flag("--k", MAX_HITS)), data.draw(_WEIGHTS),
+                  ([query], bool(query.strip()) or None)]
+        argv = ["search", "--store", target_path, "--json"]
     elif command == "classify":
         question = data.draw(_TEXT)
         pieces = [([question], bool(question.strip()) or False)]
@@ -152,5 +161,7 @@ def test_random_input_never_tracebacks_nor_succeeds_when_invalid_nor_touches_oth
     if command == "search" and rc == 0:
         for line in out.splitlines():
             assert "NaN" not in line and "Infinity" not in line, line
+    if junk_bytes is not None:
+        assert junk.read_bytes() == junk_bytes, argv
     docs, passages = _documents(store)
     assert before[0] <= docs and before[1] <= passages, argv
