@@ -13,7 +13,7 @@ from typing import Any, Sequence
 
 from .cli_args import Parser, positive_int
 from .errors import ConfigError, FourHostsError
-from .redact import neutralise, redact, redact_run
+from .redact import neutralise, redact, redact_run, terminal_json
 
 # Modules that add their own subcommands: each has add_parsers(subparsers), and each parser it
 # adds sets ``func`` (args -> exit code). Add a line here to register a module.
@@ -123,7 +123,7 @@ def cmd_runs(args: argparse.Namespace) -> int:
     df = store.runs(limit=args.limit) if store is not None else None
     rows = [] if df is None else [redact_run({k: _plain(v) for k, v in r.items()}) for r in df.to_dict(orient="records")]
     if args.json:
-        print(json.dumps(rows, default=str, ensure_ascii=False, allow_nan=False))
+        print(terminal_json(rows, default=str, allow_nan=False))
     elif not rows:
         print("no runs yet: try  fourhosts research \"your question\"")
     else:
@@ -140,7 +140,7 @@ def cmd_show(args: argparse.Namespace) -> int:
         raise ConfigError(f"no run {args.run_id!r} in the store: list runs with  fourhosts runs")
     run = redact_run(run)
     if args.json:
-        print(json.dumps(run, default=str, ensure_ascii=False, indent=2))
+        print(terminal_json(run, default=str, indent=2))
         return 0
     head = (run["id"], run["started_at"], run["status"], run["paradigm"], f"{run['provider']}/{run['model']}")
     print("  ".join(neutralise(str(x)) for x in head))

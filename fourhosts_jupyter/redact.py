@@ -84,9 +84,11 @@ def redact_run(run: dict[str, Any]) -> dict[str, Any]:
     return run
 
 
-# C0/C1 controls (ESC starts terminal escape sequences), DEL, and the bidirectional overrides
-# that make text display in another order than it reads.
-_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f\u202a-\u202e\u2066-\u2069]")
+# DEL, C1 controls and the bidirectional overrides that make text display in another order
+# than it reads (json.dumps leaves these raw); with C0 (ESC starts terminal escape sequences)
+# they are what a terminal must never be handed.
+_UNSAFE_ABOVE_C0 = "\x7f-\x9f\u202a-\u202e\u2066-\u2069"
+_CONTROL = re.compile(f"[\x00-\x1f{_UNSAFE_ABOVE_C0}]")
 
 
 def neutralise(text: str, *, limit: int | None = None, keep_lines: bool = False) -> str:
@@ -106,3 +108,13 @@ def neutralise(text: str, *, limit: int | None = None, keep_lines: bool = False)
     if limit is not None and len(text) > limit:  # escapes made it longer again
         text = text[: limit - 1] + "…"
     return text
+
+
+_JSON_RAW = re.compile(f"[{_UNSAFE_ABOVE_C0}]")
+
+
+def terminal_json(value: Any, **options: Any) -> str:
+    """``json.dumps(value, ensure_ascii=False, …)`` with the controls it would leave raw written
+    as ``\\uXXXX`` escapes (they can only occur inside strings, so the JSON stays the same)."""
+    text = json.dumps(value, ensure_ascii=False, **options)
+    return _JSON_RAW.sub(lambda m: f"\\u{ord(m.group(0)):04x}", text)

@@ -52,3 +52,14 @@ def test_neutralise_cuts_to_the_limit():
     out = neutralise("x" * 50_000, limit=80)
     assert len(out) == 80 and out.endswith("…")
     assert len(neutralise("\x1b" * 100, limit=20)) == 20
+
+
+def test_terminal_json_escapes_what_json_leaves_raw():
+    import json
+
+    from fourhosts_jupyter.redact import terminal_json
+
+    value = {"q": "a\x9b31m\u202eb\x1bc é"}
+    text = terminal_json(value)
+    assert json.loads(text) == value
+    assert not any(ch in text for ch in "\x9b\u202e\x1b") and "é" in text
