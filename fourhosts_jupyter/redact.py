@@ -50,6 +50,7 @@ def safe_url(url: str | None) -> str:
         return _KEYLIKE.sub(MASK, re.sub(r"//[^/@]*@", "//", url))
     netloc = parts.netloc
     if "@" in netloc:
+        host = f"[{host}]" if ":" in host else host  # IPv6
         netloc = host + (f":{port}" if port else "")  # user-info dropped, not just masked
     query = parts.query
     if query:

@@ -17,6 +17,7 @@ from fourhosts_jupyter.redact import neutralise, redact, safe_url
         ("https://h/p?Password=secret&client_secret=secret", "https://h/p?Password=***&client_secret=***"),
         ("https://h/p?key=secret", "https://h/p?key=***"),
         ("http://localhost:11434/v1", "http://localhost:11434/v1"),
+        ("http://u:p@[::1]:8080/v1", "http://[::1]:8080/v1"),
         ("", ""),
     ],
 )
