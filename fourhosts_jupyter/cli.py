@@ -11,7 +11,9 @@ import json
 import sys
 from typing import Any, Sequence
 
+from .cli_args import Parser, positive_int
 from .errors import ConfigError, FourHostsError
+from .redact import neutralise, redact, redact_run, terminal_json
 
 # Modules that add their own subcommands: each has add_parsers(subparsers), and each parser it
 # adds sets ``func`` (args -> exit code). Add a line here to register a module.
@@ -29,11 +31,12 @@ def _settings(args: argparse.Namespace, **extra: Any):  # noqa: ANN202
 
 
 def cmd_research(args: argparse.Namespace) -> int:
-    from .engine import Engine
+    question = " ".join(args.question).strip()
+    _check_options(args)
+    from .engine import Engine  # heavy: after the checks
     from .events import RunFailed
     from .terminal import render
 
-    question = " ".join(args.question).strip()
     engine = Engine(_settings(args, api=args.api))
     events = engine.stream(
         question, paradigm=args.paradigm, effort=args.effort, model=args.model, base_url=args.base_url
@@ -54,59 +57,103 @@ def cmd_research(args: argparse.Namespace) -> int:
 
 
 def cmd_classify(args: argparse.Namespace) -> int:
-    from .classifier import classify
+    _check_options(args)
+    if args.question:
+        questions = [" ".join(args.question).strip()]
+    else:
+        questions = [l for l in sys.stdin.read().splitlines() if l.strip()]
+    if not any(questions):
+        raise ConfigError("no question given: pass one as an argument or one per line on standard input")
+    from .classifier import classify  # heavy: after the checks
     from .terminal import host_bar
 
-    questions = [" ".join(args.question)] if args.question else [l for l in sys.stdin.read().splitlines() if l.strip()]
-    if not questions:
-        raise ConfigError("no question given: pass one as an argument or one per line on standard input")
     for q in questions:
         c = classify(q, paradigm=args.paradigm)
         if args.json:
             print(json.dumps(c.to_dict(), ensure_ascii=False), flush=True)
         else:
-            print(q)
+            print(neutralise(q))
             print(host_bar(c))
             print(f"type {c.query_type} · phase {c.phase} · effort {c.effort}\n")
     return 0
 
 
-def cmd_runs(args: argparse.Namespace) -> int:
+def _check_options(args: argparse.Namespace) -> None:
+    """Paradigm and effort checked before the engine or a model loads (a mistake costs < 1 s)."""
+    from .paradigms import HostParadigm
+
+    if getattr(args, "paradigm", None):
+        HostParadigm.parse(args.paradigm)
+    if getattr(args, "effort", None):
+        from .classifier import Effort  # imports numpy: only when there is an effort to check
+
+        Effort.parse(args.effort)
+
+
+QUESTION_CHARS = 80  # a longer question is cut in the `runs` table (never padded to the longest)
+_COLUMNS = (("id", 18), ("started_at", 19), ("status", 19), ("paradigm", 8), ("provider", 10))
+
+
+def _row(cells: Sequence[Any], question: str) -> str:
+    fixed = "  ".join(f"{neutralise(str(c or '-'), limit=w + 2):<{w}}" for c, (_, w) in zip(cells, _COLUMNS))
+    return f"{fixed}  {neutralise(' '.join(question.split()), limit=QUESTION_CHARS)}"
+
+
+def _plain(value: Any) -> Any:
+    """A pandas cell as JSON: NaN/NaT (a NULL) → None, a timestamp → ISO 8601."""
+    if value is None or (isinstance(value, float) and value != value):
+        return None
+    if hasattr(value, "isoformat"):
+        return None if str(value) == "NaT" else value.isoformat()
+    if hasattr(value, "item"):  # numpy scalars
+        return value.item()
+    return value
+
+
+def _existing_store(args: argparse.Namespace) -> Any:
+    """The store, or None when its file does not exist (reading must not create one)."""
     from .memory.store import Store
 
-    df = Store(_settings(args).resolved_store_path()).runs(limit=args.limit)
+    path = _settings(args).resolved_store_path()
+    return Store(path) if path.exists() else None
+
+
+def cmd_runs(args: argparse.Namespace) -> int:
+    store = _existing_store(args)
+    df = store.runs(limit=args.limit) if store is not None else None
+    rows = [] if df is None else [redact_run({k: _plain(v) for k, v in r.items()}) for r in df.to_dict(orient="records")]
     if args.json:
-        print(df.to_json(orient="records", date_format="iso"))
-    elif df.empty:
+        print(terminal_json(rows, default=str, allow_nan=False))
+    elif not rows:
         print("no runs yet: try  fourhosts research \"your question\"")
     else:
-        import pandas as pd
-
-        df["status"] = [_status(s, k) for s, k in zip(df["status"], df["error_kind"])]
-        with pd.option_context("display.max_colwidth", 60, "display.width", 160):
-            print(df[["id", "started_at", "status", "paradigm", "provider", "question"]].to_string(index=False))
+        print(_row([name for name, _ in _COLUMNS], "question"))
+        for r in rows:
+            r["status"] = _status(r["status"], r.get("error_kind"))
+            print(_row([str(r[name] or "")[:19] for name, _ in _COLUMNS], r["question"] or ""))
     return 0
 
 
 def cmd_show(args: argparse.Namespace) -> int:
     from .memory.origins import display_origin
-    from .memory.store import Store
 
-    run = Store(_settings(args).resolved_store_path()).get_run(args.run_id)
+    store = _existing_store(args)
+    run = store.get_run(args.run_id) if store is not None else None
     if run is None:
         raise ConfigError(f"no run {args.run_id!r} in the store: list runs with  fourhosts runs")
+    run = redact_run(run)
     if args.json:
-        print(json.dumps(run, default=str, ensure_ascii=False, indent=2))
+        print(terminal_json(run, default=str, indent=2))
         return 0
     status = _status(run["status"], run.get("error_kind"))
-    print(f"{run['id']}  {run['started_at']}  {status}  {run['paradigm']}  "
-          f"{run['provider']}/{run['model']}")
-    print(f"Q: {run['question']}\n")
-    print(run["answer"] or "")
+    head = (run["id"], run["started_at"], status, run["paradigm"], f"{run['provider']}/{run['model']}")
+    print("  ".join(neutralise(str(x)) for x in head))
+    print(f"Q: {neutralise(run['question'] or '')}\n")
+    print(neutralise(run["answer"] or "", keep_lines=True))
     for s in run.get("sources") or []:
-        print(f"[{s['n']}] {s['title']} — {display_origin(s['origin'])}")
+        print(f"[{s['n']}] {neutralise(str(s['title']))} — {neutralise(display_origin(str(s['origin'])))}")
     if run.get("error"):
-        print(f"\nerror: {run['error']}")
+        print(f"\nerror: {neutralise(run['error'])}")
     return 0
 
 
@@ -129,7 +176,7 @@ def cmd_config(args: argparse.Namespace) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="fourhosts", description="The Four Hosts research assistant.")
+    parser = Parser(prog="fourhosts", description="The Four Hosts research assistant.")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     p = sub.add_parser("research", help="research a question and stream the answer")
@@ -151,7 +198,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_classify)
 
     p = sub.add_parser("runs", help="list past runs")
-    p.add_argument("-n", "--limit", type=int, default=20)
+    p.add_argument("-n", "--limit", type=positive_int, default=20, help="how many (default 20)")
     p.add_argument("--json", action="store_true")
     _store_arg(p)
     p.set_defaults(func=cmd_runs)
@@ -177,16 +224,20 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         return int(args.func(args) or 0)
     except ConfigError as exc:
-        print(f"fourhosts: error: {exc}", file=sys.stderr)
+        print(f"fourhosts: error: {_one_line(exc)}", file=sys.stderr)
         return 2
     except FourHostsError as exc:
-        print(f"fourhosts: error: {exc}", file=sys.stderr)
+        print(f"fourhosts: error: {_one_line(exc)}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:
         print("fourhosts: interrupted", file=sys.stderr)
         return 130
     except BrokenPipeError:
         return 0
+
+
+def _one_line(exc: BaseException) -> str:
+    return neutralise(redact(" ".join(str(exc).split())))
 
 
 if __name__ == "__main__":

@@ -23,7 +23,7 @@
     │   ├── StoreFull                no space (or a file-size limit); a re-run resumes
     │   └── StoreUnreadable          not a DuckDB file / no permission
     ├── IngestError              one file could not be ingested (names the file)
-    ├── SandboxError             the sandbox could not start
+    ├── SandboxError             the sandbox could not start (or would not run model code)
     ├── Cancelled                work on a thread noticed its stage was stopped (cancel.py)
     └── RunError                 a research run failed (keeps the partial answer)
 

@@ -35,6 +35,16 @@ class HostParadigm(enum.StrEnum):
 
 
 HOSTS: tuple[HostParadigm, ...] = tuple(HostParadigm)
+NAMESPACES: tuple[str, ...] = tuple(sorted([h.value for h in HOSTS] + ["shared"]))
+
+
+def check_namespace(value: str) -> str:
+    """A memory namespace (a host value or "shared"); ConfigError otherwise."""
+    from .errors import ConfigError
+
+    if value not in NAMESPACES:
+        raise ConfigError(f"unknown namespace {value!r}: use one of {', '.join(NAMESPACES)}")
+    return value
 
 
 class Phase(enum.StrEnum):

@@ -27,6 +27,7 @@ from .events import (
 )
 from .memory.origins import display_origin
 from .paradigms import HOSTS, PROFILES
+from .redact import neutralise, redact
 from .render import plain
 
 BAR_WIDTH = 40
@@ -71,7 +72,7 @@ def render(events: Iterable[Event], out: IO[str] = sys.stdout, err: IO[str] = sy
         elif isinstance(ev, LayerStarted):
             print(f"… {ev.label}", file=err)
         elif isinstance(ev, Notice):
-            print(f"! {ev.message}", file=err)
+            print(f"! {neutralise(redact(ev.message), keep_lines=True)}", file=err)
         elif isinstance(ev, SourcesSelected):
             print(f"  {len(ev.sources)} sources selected", file=err)
         elif isinstance(ev, ToolCallRunning):
@@ -79,9 +80,9 @@ def render(events: Iterable[Event], out: IO[str] = sys.stdout, err: IO[str] = sy
         elif isinstance(ev, ToolCallFinished):
             print(f"✓ {ev.name} {ev.seconds:.2f}s", file=err)
         elif isinstance(ev, ToolCallFailed):
-            print(f"✗ {ev.name}: {ev.error}", file=err)
+            print(f"✗ {neutralise(ev.name)}: {neutralise(redact(ev.error), keep_lines=True)}", file=err)
         elif isinstance(ev, TextDelta):
-            out.write(ev.text)
+            out.write(neutralise(ev.text, keep_lines=True))  # model text: no terminal escapes
             out.flush()
             wrote_text = True
         elif isinstance(ev, AnswerReady):
@@ -91,7 +92,7 @@ def render(events: Iterable[Event], out: IO[str] = sys.stdout, err: IO[str] = sy
             if ev.answer.sources:
                 out.write("\nSources\n")
                 for s in ev.answer.sources:
-                    out.write(f"[{s.n}] {s.title} — {display_origin(s.origin)}\n")
+                    out.write(f"[{s.n}] {neutralise(s.title)} — {neutralise(display_origin(s.origin))}\n")
         elif isinstance(ev, RunFailed):
             last = ev
             if wrote_text:

@@ -16,6 +16,7 @@ from typing import Mapping
 
 from ..paradigms import HostParadigm
 from ..sandbox import SandboxResult, arun_code, gate, limits_for, probe, run_code
+from ..sandbox.runner import WEAK_TIER_ENV, model_code_refused
 
 __all__ = ["aisolate", "gate", "isolate", "layer_detail"]
 
@@ -49,4 +50,6 @@ def layer_detail(host: HostParadigm | str | None = None) -> str:
     lim = limits_for(host)
     net = "network on" if lim.network else "network off"
     tier = p.isolation_level + (f" ({p.reason})" if p.reason else "")
+    if model_code_refused():
+        tier += f" · model code refused ({WEAK_TIER_ENV}=1 allows it)"
     return f"{tier} · {lim.memory_mb} MB · {lim.timeout_s:g} s · {net} · {lim.level}"

@@ -12,7 +12,6 @@ import keyword
 import os
 import shlex
 from typing import Any, Iterator
-from urllib.parse import urlsplit, urlunsplit
 
 from IPython.core.error import UsageError
 from IPython.core.magic import Magics, line_cell_magic, magics_class
@@ -28,6 +27,7 @@ from ..errors import (
     StoreNewerSchema,
     StoreUnreadable,
 )
+from ..redact import redact, redact_run, safe_url
 
 LIVE_ENV = "FOURHOSTS_LIVE"
 USER_ERRORS = (ConfigError, StoreLocked, StoreNewerSchema, StoreUnreadable, StoreForeign, StoreFull)
@@ -72,17 +72,6 @@ def live_from_env() -> bool | None:
     if value is None or not value.strip():
         return None
     return value.strip().lower() not in ("0", "false", "no", "off")
-
-
-def _safe_url(url: str | None) -> str:
-    """A URL fit to show: no user:password part, no query (keys sometimes travel there)."""
-    if not url:
-        return ""
-    parts = urlsplit(url)
-    host = parts.hostname or ""
-    if parts.port:
-        host += f":{parts.port}"
-    return urlunsplit((parts.scheme, host, parts.path, "", ""))
 
 
 def _unquote(text: str) -> str:
@@ -352,7 +341,9 @@ class ResearchMagics(Magics):
         a = _parse(p, self._argv("runs", rest), usage)
         if a.limit < 1:
             raise UsageError(f"%research runs: -n must be at least 1 (got {a.limit})")
-        return self.store(a.store).runs(limit=a.limit)
+        runs = self.store(a.store).runs(limit=a.limit)
+        runs["error"] = runs["error"].map(lambda e: redact(e) if isinstance(e, str) else e)
+        return runs
 
     def _get_run(self, sub: str, run_id: str, store: Any) -> dict[str, Any]:
         run = store.get_run(run_id)
@@ -360,7 +351,7 @@ class ResearchMagics(Magics):
             raise UsageError(
                 f"%research {sub}: no run {run_id!r} in {store.path}; list runs with %research runs"
             )
-        return run
+        return redact_run(run)
 
     def _sub_show(self, rest: str) -> Any:
         from .view import StoredRunView
@@ -408,8 +399,8 @@ class ResearchMagics(Magics):
         rows = [
             ("provider", provider),
             ("model", settings.model or "(provider default)"),
-            ("base URL", _safe_url(settings.base_url) or "—"),
-            ("Azure endpoint", _safe_url(settings.azure_endpoint) or "—"),
+            ("base URL", safe_url(settings.base_url) or "—"),
+            ("Azure endpoint", safe_url(settings.azure_endpoint) or "—"),
             ("Azure deployment", settings.azure_deployment or "—"),
             ("API", settings.api),
             ("store", str(settings.resolved_store_path())),

@@ -11,14 +11,11 @@ is masked before the message leaves this module.
 from __future__ import annotations
 
 import email.utils
-import os
-import re
 import time
 from typing import Any
 
 import openai
 
-from ..config import KEY_VARIABLES
 from ..errors import (
     ProviderAuthError,
     ProviderBadRequest,
@@ -28,6 +25,7 @@ from ..errors import (
     ProviderServerError,
     ProviderTimeout,
 )
+from ..redact import redact
 
 # Exact class → our class. Order does not matter: lookup walks the raised class's MRO.
 OPENAI_ERRORS: dict[type[BaseException], type[ProviderError]] = {
@@ -69,18 +67,6 @@ _STATUS: dict[int, type[ProviderError]] = {
     422: ProviderBadRequest,
     429: ProviderRateLimited,
 }
-
-_KEYLIKE = re.compile(r"\b(sk-[A-Za-z0-9_\-]{6,}|[A-Fa-f0-9]{32})\b")
-
-
-def redact(text: str) -> str:
-    """Mask key values from the environment and anything shaped like a key."""
-    for name in KEY_VARIABLES:
-        value = os.environ.get(name)
-        if value and len(value) >= 6:
-            text = text.replace(value, "***")
-    return _KEYLIKE.sub("***", text)
-
 
 def retry_after(headers: Any) -> float | None:
     """Seconds from ``retry-after-ms`` / ``retry-after`` (seconds or an HTTP date), if any."""

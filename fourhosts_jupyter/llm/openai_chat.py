@@ -36,6 +36,7 @@ from typing import Any, AsyncIterator, Mapping
 
 from ..errors import ConfigError, ProviderConnectionError, ProviderError, ProviderIncomplete
 from ..events import Notice, Usage
+from ..redact import safe_url
 from .base import ModelRequest, ProviderEvent, ProviderFinish, ProviderText, ProviderToolCallDelta, ProviderUsage
 from .errors import rejected_parameter, to_provider_error
 from .prices import PRICES_VARIABLE, Price, cost_usd, parse_prices
@@ -139,14 +140,14 @@ class OpenAIChatProvider:
 
     def __repr__(self) -> str:
         where = self.azure_endpoint if self.name == "azure" else (self.base_url or "api.openai.com")
-        return f"OpenAIChatProvider({self.name!r}, model={self.model!r}, at={where!r})"
+        return f"OpenAIChatProvider({self.name!r}, model={self.model!r}, at={safe_url(where)!r})"
 
     @property
     def where(self) -> str:
         if self.name == "azure":
-            return f"Azure OpenAI at {self.azure_endpoint}"
+            return f"Azure OpenAI at {safe_url(self.azure_endpoint)}"
         if self.base_url:
-            return f"the server at {self.base_url}"
+            return f"the server at {safe_url(self.base_url)}"
         return "OpenAI"
 
     # -- the client --------------------------------------------------------------------------

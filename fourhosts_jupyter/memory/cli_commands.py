@@ -13,7 +13,9 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from ..cli_args import hit_count, positive_int, weights
 from ..errors import ConfigError
+from ..paradigms import check_namespace
 from .origins import display_origin
 
 
@@ -26,17 +28,17 @@ def add_parsers(sub: Any) -> None:
     p.add_argument("--id-field", help="CSV/JSONL field holding each document's id")
     p.add_argument("--text-field", help="CSV/JSONL field holding the text (default: text, content, body…)")
     p.add_argument("--title-field", help="CSV/JSONL field holding the title (default: title if present)")
-    p.add_argument("--chunk-words", type=int, default=None, help="words per passage (default 160)")
+    p.add_argument("--chunk-words", type=positive_int, default=None, help="words per passage (default 160)")
     p.add_argument("--quiet", action="store_true", help="no progress (bar or log lines)")
     p.set_defaults(func=cmd_ingest)
 
     p = sub.add_parser("search", help="search memory (hybrid dense + BM25)")
     p.add_argument("query", nargs="?", help="the query (or use --queries)")
     _common(p)
-    p.add_argument("--k", type=int, default=10, help="hits to return (default 10)")
+    p.add_argument("--k", type=hit_count, default=10, help="hits to return (default 10, at most 10,000)")
     p.add_argument("--json", action="store_true", help="one JSON object per hit")
     p.add_argument("--mode", choices=("hybrid", "dense", "bm25"), default="hybrid")
-    p.add_argument("--weights", metavar="DENSE,KEYWORD",
+    p.add_argument("--weights", metavar="DENSE,KEYWORD", type=weights,
                    help="RRF weights, e.g. 0.6,0.4 (the original's); default 0.5,0.5")
     p.add_argument("--host", help="boost sources this host prefers (dolores, teddy, bernard, maeve)")
     p.add_argument("--namespace", action="append", dest="namespaces",
@@ -69,14 +71,40 @@ def _embedder(args: argparse.Namespace) -> Any:
     return get_embedder(args.embedder)
 
 
+def _sources(files: list[str]) -> list[Path]:
+    """Every argument checked before the store or a model is opened: a missing path, or a glob
+    or directory that matches no supported file, is one error naming it."""
+    from .sources import SUPPORTED, expand
+
+    out: list[Path] = []
+    for arg in files:
+        p = Path(arg).expanduser()
+        found = expand([arg])
+        if p.is_dir() and not found:
+            problem = "the directory holds no file that can be ingested"
+        elif not found:
+            problem = "the pattern matches no file"
+        elif found == [p] and not p.exists():
+            problem = "no such file or directory"
+        elif found == [p] and p.is_file() and p.stat().st_size == 0:
+            problem = "the file is empty"
+        else:
+            out.extend(found)
+            continue
+        raise ConfigError(f"{arg!r}: {problem} (supported: {', '.join(SUPPORTED)})")
+    return out
+
+
 def cmd_ingest(args: argparse.Namespace) -> int:
-    from .ingest import CHUNK_WORDS, OVERLAP_WORDS, ingest
+    namespace = check_namespace(args.namespace)
+    sources = _sources(args.files)
+    from .ingest import CHUNK_WORDS, OVERLAP_WORDS, ingest  # heavy: after the checks
 
     words = args.chunk_words or CHUNK_WORDS
     report = ingest(
-        args.files,
+        sources,
         _store(args, must_exist=False),
-        args.namespace,
+        namespace,
         id_field=args.id_field,
         text_field=args.text_field,
         title_field=args.title_field,
@@ -89,38 +117,35 @@ def cmd_ingest(args: argparse.Namespace) -> int:
     return 1 if report.failed else 0
 
 
-def _weights(text: str | None) -> tuple[float, float] | None:
-    if not text:
-        return None
-    try:
-        a, b = (float(x) for x in text.split(","))
-    except ValueError:
-        raise ConfigError(f"--weights {text!r}: give two numbers, e.g. 0.6,0.4") from None
-    return a, b
-
-
 def cmd_search(args: argparse.Namespace) -> int:
-    from ..context.select import DEFAULT_WEIGHTS, MMR_LAMBDA, search
-
-    if not args.query and not args.queries:
+    if not (args.query or "").strip() and not args.queries:
         raise ConfigError("give a query, or --queries FILE")
+    if args.host:
+        from ..paradigms import HostParadigm
+
+        HostParadigm.parse(args.host)
+    for ns in args.namespaces or ():
+        check_namespace(ns)
+    queries = _read_queries(args.queries) if args.queries else []
     store = _store(args, must_exist=True)
+    from ..context.select import DEFAULT_WEIGHTS, MMR_LAMBDA, search  # heavy: after the checks
+
     embedder = _embedder(args) if args.mode != "bm25" else None
     opts = dict(
         k=args.k, mode=args.mode, host=args.host, namespaces=args.namespaces,
-        weights=_weights(args.weights) or DEFAULT_WEIGHTS,
+        weights=args.weights or DEFAULT_WEIGHTS,
         mmr_lambda=MMR_LAMBDA if args.mmr else None, embedder=embedder,
     )
     out = sys.stdout
     if args.queries:
-        for qid, text in _read_queries(args.queries):
+        for qid, text in queries:
             for rank, hit in enumerate(search(store, text, **opts), 1):
-                out.write(json.dumps({"query_id": qid, "rank": rank, **hit.to_json()}) + "\n")
+                out.write(json.dumps({"query_id": qid, "rank": rank, **hit.to_json()}, allow_nan=False) + "\n")
         return 0
     hits = search(store, args.query, **opts)
     for rank, hit in enumerate(hits, 1):
         if args.json:
-            out.write(json.dumps(hit.to_json()) + "\n")
+            out.write(json.dumps(hit.to_json(), allow_nan=False) + "\n")
         else:
             line = " ".join(hit.text.split())
             out.write(f"{rank:>2}. {hit.score:.4f}  {hit.title[:60]}  [{hit.to_json()['id']}]\n"
@@ -136,6 +161,8 @@ def _read_queries(path: str) -> list[tuple[str, str]]:
         lines = Path(path).read_text(encoding="utf-8").splitlines()
     except OSError as exc:
         raise ConfigError(f"cannot read --queries {path}: {exc.strerror}") from exc
+    except UnicodeDecodeError:
+        raise ConfigError(f"--queries {path} is not UTF-8 text: save it as UTF-8 JSONL") from None
     for n, line in enumerate(lines, 1):
         if not line.strip():
             continue
@@ -143,9 +170,12 @@ def _read_queries(path: str) -> list[tuple[str, str]]:
             rec = json.loads(line)
         except json.JSONDecodeError as exc:
             raise ConfigError(f"--queries {path} line {n}: invalid JSON ({exc.msg})") from exc
+        if not isinstance(rec, dict):
+            raise ConfigError(f"--queries {path} line {n}: not a JSON object; write one "
+                              '{"id": …, "text": …} object per line')
         qid = rec.get("_id", rec.get("id", rec.get("query_id", str(n))))
         text = rec.get("text", rec.get("query"))
-        if not text:
-            raise ConfigError(f"--queries {path} line {n}: no 'text' or 'query' field")
+        if not isinstance(text, str) or not text.strip():
+            raise ConfigError(f"--queries {path} line {n}: no 'text' or 'query' string")
         out.append((str(qid), str(text)))
     return out

@@ -30,17 +30,11 @@ from .embeddings import Embedder, get_embedder
 from .retriever import embed_text, open_indexes
 from ..cancel import check_cancelled
 from .progress import Progress
+from .sources import CSV_EXT, HTML_EXT, JSONL_EXT, MARKDOWN_EXT, PDF_EXT, SUPPORTED, TEXT_EXT, expand
 from .store import MemoryRecord, Store, content_hash, disk_full, new_id, recount, utcnow
 
 log = logging.getLogger(__name__)
 
-TEXT_EXT = {".txt", ".text", ".rst", ".log"}
-MARKDOWN_EXT = {".md", ".markdown", ".mdown"}
-HTML_EXT = {".html", ".htm", ".xhtml"}
-PDF_EXT = {".pdf"}
-CSV_EXT = {".csv", ".tsv"}
-JSONL_EXT = {".jsonl", ".ndjson"}
-SUPPORTED = sorted(TEXT_EXT | MARKDOWN_EXT | HTML_EXT | PDF_EXT | CSV_EXT | JSONL_EXT)
 
 TEXT_FIELDS = ("text", "content", "body", "passage", "abstract", "document")
 ID_FIELDS = ("_id", "id", "doc_id", "docid")
@@ -329,7 +323,9 @@ def parse(source: Path | Any, **fields: Any) -> list[Document]:
         raise IngestError(
             str(path), f"unsupported format {ext or '(no extension)'!r}: use one of {', '.join(SUPPORTED)}"
         )
-    if not any(d.text.strip() or d.title for d in docs):
+    # A record may be a title alone; a file needs text (its name is not a passage).
+    records = ext in CSV_EXT or ext in JSONL_EXT
+    if not any(d.text.strip() or (records and d.title) for d in docs):
         raise IngestError(str(path), "no text found (the file is empty)")
     return docs
 
@@ -415,30 +411,6 @@ class _Tally:
     replaced: bool = False
 
 
-def _expand(sources: Any) -> list[Any]:
-    """Paths (files, directories, globs) and DataFrames → a flat list of sources."""
-    pd = sys.modules.get("pandas")  # a DataFrame implies pandas is already imported
-    if pd is not None and isinstance(sources, pd.DataFrame):
-        return [sources]
-    if isinstance(sources, (str, Path)):
-        sources = [sources]
-    out: list[Any] = []
-    for s in sources:
-        if isinstance(s, (str, Path)):
-            p = Path(s).expanduser()
-            if p.is_dir():
-                out.extend(sorted(f for f in p.rglob("*") if f.is_file() and f.suffix.lower() in SUPPORTED))
-            elif not p.exists() and any(ch in str(s) for ch in "*?["):
-                root = p.anchor if p.is_absolute() else "."
-                pattern = str(p.relative_to(root)) if p.is_absolute() else str(s)
-                out.extend(sorted(Path(root).glob(pattern)))
-            else:
-                out.append(p)
-        else:
-            out.append(s)
-    return out
-
-
 def ingest(
     sources: Any,
     store: Store | str | Path | None = None,
@@ -462,13 +434,12 @@ def ingest(
     several (``batch_passages`` at first, more when embedding is fast: see ``_next_batch``).
     ``on_commit(total_passages)`` is called after each committed batch. With ``progress``, a
     bar on a terminal or in a notebook, else a line every few seconds on stderr (a log)."""
-    from ..paradigms import HOSTS
+    from ..errors import ConfigError
+    from ..paradigms import check_namespace
 
-    valid = {h.value for h in HOSTS} | {"shared"}
-    if namespace not in valid:
-        from ..errors import ConfigError
-
-        raise ConfigError(f"unknown namespace {namespace!r}: use one of {', '.join(sorted(valid))}")
+    check_namespace(namespace)
+    if chunk_words < 1 or overlap < 0:
+        raise ConfigError(f"chunk_words={chunk_words}, overlap={overlap}: give chunk_words ≥ 1 and overlap ≥ 0")
     store = store if isinstance(store, Store) else Store(store)  # None → the default store
     embedder = embedder or get_embedder()
     started = time.perf_counter()
@@ -485,7 +456,7 @@ def ingest(
         queue.clear()
 
     try:
-        for source in _expand(sources):
+        for source in expand(sources):
             name = str(source) if isinstance(source, (str, Path)) else "dataframe"
             try:
                 docs = parse(source, **fields)

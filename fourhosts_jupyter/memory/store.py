@@ -25,6 +25,7 @@ from typing import Any, Iterator, Sequence
 import duckdb
 
 from ..errors import StoreForeign, StoreFull, StoreLocked, StoreNewerSchema, StoreUnreadable
+from ..redact import redact
 from .migrations import MIGRATIONS
 
 STATE_ENV = "FOURHOSTS_HOME"
@@ -308,7 +309,7 @@ class Store:
                     json.dumps(usage),
                     cost_usd,
                     json.dumps(timings),
-                    error,
+                    redact(error) if error else None,  # a URL's credentials must not be stored
                     utcnow(),
                     run_id,
                 ],
@@ -322,7 +323,7 @@ class Store:
                         "seq": [e[0] for e in events],
                         "type": [e[1] for e in events],
                         "at_s": [e[2] for e in events],
-                        "payload": [json.dumps(e[3]) for e in events],
+                        "payload": [redact(json.dumps(e[3])) for e in events],
                     }
                 )
                 con.register("_events_in", table)
@@ -340,17 +341,27 @@ class Store:
             ).df()
 
     def get_run(self, run_id: str) -> dict[str, Any] | None:
+        """The run with this id, or the one run whose id starts with it; None when there is
+        none. A prefix that starts several ids is a ConfigError (never the newest by chance)."""
+        if not run_id.strip():
+            return None
         with self.connect() as con:
             rows = con.execute(
-                f"SELECT *, {_ERROR_KIND} AS error_kind FROM runs WHERE id = ? OR id LIKE ? "
-                "ORDER BY started_at DESC LIMIT 2",
-                [run_id, run_id + "%"],
+                f"SELECT *, {_ERROR_KIND} AS error_kind FROM runs WHERE starts_with(id, ?) "
+                "ORDER BY id = ? DESC, started_at DESC LIMIT 2",
+                [run_id, run_id],
             )
             cols = [d[0] for d in rows.description]
             found = rows.fetchall()
             if not found:
                 return None
             run = dict(zip(cols, found[0]))
+            if len(found) > 1 and run["id"] != run_id:
+                from ..errors import ConfigError
+
+                raise ConfigError(
+                    f"run id {run_id!r} is ambiguous: several runs start with it; give more of the id"
+                )
             for key in ("options", "classification", "sources", "usage", "timings"):
                 if run.get(key):
                     run[key] = json.loads(run[key])

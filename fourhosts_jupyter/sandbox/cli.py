@@ -11,7 +11,9 @@ import json
 import sys
 from typing import Sequence
 
+from ..cli_args import Parser, positive_seconds
 from ..errors import FourHostsError
+from ..redact import neutralise
 
 
 def _configure(p: argparse.ArgumentParser) -> None:
@@ -24,7 +26,7 @@ def _configure(p: argparse.ArgumentParser) -> None:
                      help="allow network if the host's profile permits it (never for bernard)")
     run.add_argument("--tier", choices=("bubblewrap", "rlimits"), default=None,
                      help="force an isolation tier (default: the best that works here)")
-    run.add_argument("--timeout", type=float, default=None, help="wall-clock limit in seconds")
+    run.add_argument("--timeout", type=positive_seconds, default=None, help="wall-clock limit in seconds")
     run.add_argument("--with-images", action="store_true", help="include images as base64")
     run.add_argument("--full-output", action="store_true",
                      help="do not replace outputs over 10,000 characters by a digest")
@@ -48,7 +50,7 @@ def _handle(args: argparse.Namespace) -> int:
             lim = lim.with_(timeout_s=args.timeout, cpu_s=None)
         result = run_file(args.file, limits=lim, tier=args.tier)
     except FourHostsError as exc:
-        print(f"error: {exc}", file=sys.stderr)
+        print(f"error: {neutralise(' '.join(str(exc).split()))}", file=sys.stderr)
         return 2
     data = result.to_dict(include_data=args.with_images, gated=not args.full_output)
     print(json.dumps(data, indent=2, ensure_ascii=False))
@@ -57,7 +59,7 @@ def _handle(args: argparse.Namespace) -> int:
 
 def sandbox_cli(argv: Sequence[str] | None = None) -> int:
     """Entry point for ``fourhosts sandbox …`` (argv without the word "sandbox")."""
-    p = argparse.ArgumentParser(prog="fourhosts sandbox", description="run code in the sandbox")
+    p = Parser(prog="fourhosts sandbox", description="run code in the sandbox")
     _configure(p)
     return _handle(p.parse_args(argv))
 

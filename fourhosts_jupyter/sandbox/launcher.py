@@ -74,7 +74,7 @@ def _run(path):
     main.__file__ = path
     main.__builtins__ = __builtins__
     sys.modules["__main__"] = main
-    with open(path, encoding="utf-8") as fh:
+    with open(path, "rb") as fh:  # bytes: compile() honours the file's coding line
         code = compile(fh.read(), path, "exec")
     try:
         exec(code, main.__dict__)

@@ -87,6 +87,8 @@ class SandboxResult:
     network: bool = False  # whether the code could reach the network
     limits: dict[str, Any] = field(default_factory=dict)
     notes: tuple[str, ...] = ()
+    # What the code could reach outside its scratch directory (empty: nothing, bubblewrap).
+    could_reach: tuple[str, ...] = ()
 
     @property
     def ok(self) -> bool:
@@ -118,6 +120,7 @@ class SandboxResult:
             "files": [f.to_dict(include_data=include_data) for f in self.files],
             "limits": dict(self.limits),
             "notes": list(self.notes),
+            "could_reach": list(self.could_reach),
         }
 
     # -- display -----------------------------------------------------------------------

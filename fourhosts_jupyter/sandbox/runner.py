@@ -10,6 +10,7 @@ delete the scratch directory.
 from __future__ import annotations
 
 import asyncio
+import io
 import mimetypes
 import os
 import selectors
@@ -20,6 +21,7 @@ import subprocess
 import sys
 import tempfile
 import time
+import tokenize
 from pathlib import Path, PurePosixPath
 from typing import Mapping, Sequence
 
@@ -47,8 +49,11 @@ MAX_FILES_LISTED = 200
 _ORPHAN_GRACE_S = 0.3  # after the main process exits, how long leftover pipe holders may linger
 
 
+WEAK_TIER_ENV = "FOURHOSTS_SANDBOX_ALLOW_WEAK"  # 1: model code may run where keys are readable
+
+
 def run_code(
-    code: str,
+    code: str | bytes,
     *,
     host: HostParadigm | str | None = None,
     limits: SandboxLimits | None = None,
@@ -58,13 +63,16 @@ def run_code(
     filename: str = "main.py",
     args: Sequence[str] = (),
     keep_scratch: bool = False,
+    for_model: bool = False,
+    allow_weak: bool | None = None,
     _build_cache: bool = True,
 ) -> SandboxResult:
     """Run ``code`` as a script in the sandbox and return its result (never raises for errors
     in the code itself; raises SandboxError only when the sandbox cannot start).
 
     Args:
-        code: Python source to run as ``__main__``.
+        code: Python source to run as ``__main__`` (bytes: a file's own bytes, whose coding
+            line Python honours).
         host: whose sandbox profile sets the limits (memory, timeout, level, network).
         limits: explicit limits (overrides ``host``).
         allow_network: the analyst's permission for network (the profile must allow it too).
@@ -73,6 +81,11 @@ def run_code(
         filename: the script's name inside the scratch directory.
         args: command-line arguments for the script.
         keep_scratch: keep the scratch directory (its path is given in ``notes``).
+        for_model: the code was written by the model. Where the tier cannot keep this
+            process's secrets from it (the weaker tier under the same uid can read
+            ``/proc/<parent>/environ``), it is refused unless ``allow_weak`` (default: the
+            ``FOURHOSTS_SANDBOX_ALLOW_WEAK=1`` setting) — the analyst's explicit opt-in.
+        allow_weak: the analyst's opt-in for model code on such a tier; None → the setting.
     """
     lim = limits or limits_for(host, allow_network=allow_network)
     pr = probe()
@@ -85,16 +98,28 @@ def run_code(
             "Install bubblewrap (apt-get install -y bubblewrap) or use the rlimits tier."
         )
     network = lim.network and use == BUBBLEWRAP or use == RLIMITS  # rlimits: never isolated
+    own_uid = _own_uid(pr.root, use)
+    reach = _reach(use, own_uid)
+    if for_model and use == RLIMITS and not own_uid and not _weak_allowed(allow_weak):
+        raise SandboxError(
+            f"model-requested code was not run: the {LEVEL_TEXT[use]} tier runs it as this user, "
+            f"so it could read this process's API keys (/proc/<pid>/environ), the network and "
+            f"your files. Install bubblewrap (apt-get install -y bubblewrap), or set "
+            f"{WEAK_TIER_ENV}=1 to run model code there anyway"
+        )
     started = time.perf_counter()
+    text = code if isinstance(code, str) else code.decode("utf-8", "replace")
     scratch = tempfile.mkdtemp(prefix="fourhosts-sandbox-")
     notes: list[str] = []
     if use == RLIMITS and pr.reason:
         notes.append(f"weaker tier: {pr.reason}")
+    if reach:
+        notes.append("the code could reach: " + "; ".join(reach))
     uid: int | None = None
     group: str | None = None
     try:
         if pr.root:
-            if use == BUBBLEWRAP or interpreter_reachable_by_others():
+            if own_uid:
                 uid = sandbox_uid()
             else:
                 group = cgroup.create(lim.processes)
@@ -104,7 +129,7 @@ def run_code(
                     "processes NOT limited: running as root, no uid switch and no pids cgroup"
                 )
         _write_inputs(scratch, filename, code, files or {}, uid)
-        fonts = mplcache.fontlist() if _build_cache and mplcache.wanted(code) else None
+        fonts = mplcache.fontlist() if _build_cache and mplcache.wanted(text) else None
         cmd, cwd, env = _command(use, pr, lim, scratch, filename, uid, group, args, fonts)
         try:
             proc = subprocess.Popen(
@@ -134,12 +159,43 @@ def run_code(
             network=network,
             limits=lim.to_dict(),
             notes=tuple(notes),
+            could_reach=reach,
         )
     finally:
         if group:
             cgroup.remove(group)
         if not keep_scratch:
             shutil.rmtree(scratch, ignore_errors=True)
+
+
+def model_code_refused(tier: str | None = None) -> bool:
+    """Whether model-requested code would be refused here: the weaker tier under this user's
+    own uid, and no ``FOURHOSTS_SANDBOX_ALLOW_WEAK=1`` opt-in."""
+    pr = probe()
+    use = tier or pr.tier
+    return use == RLIMITS and not _own_uid(pr.root, use) and not _weak_allowed(None)
+
+
+def _own_uid(root: bool, use: str) -> bool:
+    """Whether the code runs as a throw-away uid (root parent only): with bubblewrap's
+    namespaces, that keeps this process (and its keys in /proc) out of the code's reach."""
+    return root and (use == BUBBLEWRAP or interpreter_reachable_by_others())
+
+
+def _weak_allowed(allow: bool | None) -> bool:
+    if allow is not None:
+        return allow
+    return os.environ.get(WEAK_TIER_ENV, "").strip().lower() in ("1", "true", "yes", "on")
+
+
+def _reach(use: str, own_uid: bool) -> tuple[str, ...]:
+    """What code in this tier can reach beyond its scratch directory (empty for bubblewrap)."""
+    if use == BUBBLEWRAP:
+        return ()
+    if own_uid:
+        return ("the network", "files every user may read")
+    return ("the network", "every file this user may read or write",
+            "this user's processes and their environment, API keys included (/proc/<pid>/environ)")
 
 
 async def arun_code(code: str, **kwargs) -> SandboxResult:  # noqa: ANN003 - same as run_code
@@ -151,9 +207,18 @@ def run_file(path: str | os.PathLike[str], **kwargs) -> SandboxResult:  # noqa: 
     """Run a script file in the sandbox (its directory is not visible; only the file is copied)."""
     p = Path(path)
     try:
-        code = p.read_text(encoding="utf-8")
+        code = p.read_bytes()
     except OSError as exc:
         raise SandboxError(f"cannot read {p}: {exc.strerror}; pass a readable .py file") from exc
+    try:  # the file's bytes run as they are: Python honours its coding line, as it would here
+        encoding, _ = tokenize.detect_encoding(io.BytesIO(code).readline)
+        code.decode(encoding)
+    except (SyntaxError, UnicodeDecodeError, LookupError) as exc:
+        reason = exc.msg if isinstance(exc, SyntaxError) else str(exc)
+        raise SandboxError(
+            f"cannot read {p} as Python source ({reason}): save it as UTF-8 or declare its "
+            "encoding in a coding line"
+        ) from None
     kwargs.setdefault("filename", p.name if p.suffix == ".py" else "main.py")
     return run_code(code, **kwargs)
 
@@ -168,9 +233,9 @@ def _safe_name(name: str) -> str:
     return str(pure)
 
 
-def _write_inputs(scratch: str, filename: str, code: str, files: Mapping[str, bytes | str],
+def _write_inputs(scratch: str, filename: str, code: str | bytes, files: Mapping[str, bytes | str],
                   uid: int | None) -> None:
-    items = {_safe_name(filename): code.encode("utf-8")}
+    items = {_safe_name(filename): code.encode("utf-8") if isinstance(code, str) else bytes(code)}
     for name, data in files.items():
         items[_safe_name(name)] = data.encode("utf-8") if isinstance(data, str) else bytes(data)
     for name, data in items.items():

@@ -246,7 +246,7 @@ def run_python(code: str, ctx: ParadigmAwareToolContext | None = None) -> dict:
         raise ToolArgumentsError("run_python needs code: pass a Python script as a string")
     host = ctx.paradigm if ctx is not None else None
     try:
-        result = run_code(code, host=host, files=_table_files(code))
+        result = run_code(code, host=host, files=_table_files(code), for_model=True)
     except SandboxError as exc:
         raise ToolError(f"the sandbox could not start: {exc}") from exc
     return AnalysisResult(result)
