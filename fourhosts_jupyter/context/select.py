@@ -45,6 +45,8 @@ HOST_BOOST = 0.2
 MMR_LAMBDA = 0.5
 MIN_RELEVANCE = 0.5  # select cites only hits within half of the best cosine (see search)
 MODES = ("hybrid", "dense", "bm25")
+FUSIONS = ("rrf", "score", "zscore")
+DEFAULT_FUSION = "rrf"
 
 
 @dataclass(frozen=True)
@@ -118,6 +120,8 @@ def search(
     namespaces: Sequence[str] | None = None,
     mode: str = "hybrid",
     weights: tuple[float, float] = DEFAULT_WEIGHTS,
+    fusion: str = DEFAULT_FUSION,
+    adaptive: bool = False,
     candidates: int | None = None,
     depth: int | None = None,
     mmr_lambda: float | None = None,
@@ -140,6 +144,8 @@ def search(
     rank 1 of one, so on a small store off-topic documents would otherwise be cited."""
     if mode not in MODES:
         raise ConfigError(f"unknown search mode {mode!r}: use one of {', '.join(MODES)}")
+    if fusion not in FUSIONS:
+        raise ConfigError(f"unknown fusion {fusion!r}: use one of {', '.join(FUSIONS)}")
     if not query or not query.strip():
         raise ConfigError("the search query is empty: give some words to search for")
     k = max(1, int(k))
@@ -175,7 +181,10 @@ def search(
                 if g not in best:
                     best[g] = (kk, sc)
             ranked.append([(g, kk, sc) for g, (kk, sc) in list(best.items())[:depth]])
-        hits = _fuse(rows, ranked[0], ranked[1], host, weights, passages, raw=mode != "hybrid")
+        if adaptive and mode == "hybrid":
+            weights = adaptive_weights([sc for _, _, sc in ranked[0]], [sc for _, _, sc in ranked[1]])
+        hits = _fuse(rows, ranked[0], ranked[1], host, weights, passages, raw=mode != "hybrid",
+                     fusion=fusion)
         if min_relevance is not None and use_dense and hits:
             top = max((h.dense_score or 0.0) for h in hits)
             hits = [
@@ -198,19 +207,27 @@ def _fuse(
     weights: tuple[float, float],
     passages: dict[Any, set[int]],
     raw: bool = False,
+    fusion: str = "rrf",
 ) -> list[Hit]:
-    """Weighted RRF over two ranked lists of (group, passage key, score); with one list
-    (``raw``) its own score is kept. A group is shown by its best-ranked passage."""
+    """Weighted fusion of two ranked lists of (group, passage key, score); with one list
+    (``raw``) its own score is kept. A group is shown by its best-ranked passage.
+
+    ``rrf``: ``w / (60 + rank)`` per list. ``score``: each list's scores min-max normalised
+    over its window, weighted sum, a group missing from a list counts that list's minimum.
+    ``zscore``: the same with each list standardised (mean 0, sd 1)."""
     wd, wk = weights
     d_at = {g: (r, kk, sc) for r, (g, kk, sc) in enumerate(dense, 1)}
     k_at = {g: (r, kk, sc) for r, (g, kk, sc) in enumerate(keyword, 1)}
+    nd, nk = _normaliser(dense, fusion), _normaliser(keyword, fusion)
     out = []
     for g in list(d_at) + [g for g in k_at if g not in d_at]:
         d, kw = d_at.get(g), k_at.get(g)
         if raw:
             score = (d or kw)[2]
-        else:
+        elif fusion == "rrf":
             score = (wd / (RRF_K + d[0]) if d else 0.0) + (wk / (RRF_K + kw[0]) if kw else 0.0)
+        else:
+            score = wd * nd(d[2] if d else None) + wk * nk(kw[2] if kw else None)
         # the passage shown: the one with the better rank (dense on a tie)
         key = d[1] if d and (not kw or d[0] <= kw[0]) else kw[1]
         row = rows[key]
@@ -241,6 +258,36 @@ def _fuse(
     # ties (equal fused scores) fall back to the dense rank, then the key: stable output
     out.sort(key=lambda h: (-h.score, h.dense_rank or 10**9, h.keyword_rank or 10**9, h.key))
     return out
+
+
+def _normaliser(lst: list[tuple[Any, int, float]], fusion: str) -> Any:
+    """score -> normalised score over one list's window (None: absent from the window)."""
+    xs = np.array([sc for _, _, sc in lst], dtype=np.float64)
+    if fusion == "rrf" or not len(xs):
+        return lambda x: 0.0 if x is None else float(x)
+    lo = float(xs.min())
+    if fusion == "score":
+        span = float(xs.max()) - lo
+        return lambda x: 0.0 if x is None else ((x - lo) / span if span > 0 else 1.0)
+    mu, sd = float(xs.mean()), float(xs.std())
+    floor = (lo - mu) / sd if sd > 0 else 0.0
+    return lambda x: floor if x is None else ((x - mu) / sd if sd > 0 else 0.0)
+
+
+def adaptive_weights(dense: Sequence[float], keyword: Sequence[float], n: int = 10) -> tuple[float, float]:
+    """Per-query weights from how far each list's first score stands above the rest of its top
+    ``n`` (in standard deviations): the confident list leads."""
+
+    def gap(xs: Sequence[float]) -> float:
+        a = np.asarray(xs[:n], dtype=np.float64)
+        if len(a) < 3 or a[1:].std() == 0:
+            return 0.0
+        return max(0.0, float((a[0] - a[1:].mean()) / a[1:].std()))
+
+    gd, gk = gap(dense), gap(keyword)
+    if gd + gk == 0:
+        return DEFAULT_WEIGHTS
+    return gd / (gd + gk), gk / (gd + gk)
 
 
 def _replace(h: Hit, **changes: Any) -> Hit:
@@ -300,18 +347,8 @@ def select(
     """The sources to cite for ``query``: hybrid retrieval, host boost, MMR, one per document."""
     if not query or not query.strip():
         return []
-    hits = search(
-        store,
-        query,
-        k=k,
-        host=host,
-        embedder=embedder,
-        namespaces=namespaces,
-        mode=mode,
-        weights=weights,
-        mmr_lambda=mmr_lambda,
-        min_relevance=MIN_RELEVANCE,
-    )
+    hits = select_hits(store, query, host=host, k=k, embedder=embedder, namespaces=namespaces,
+                       mode=mode, weights=weights, mmr_lambda=mmr_lambda)
     terms = set(tokenize(query))
     return [
         Source(
@@ -326,3 +363,30 @@ def select(
         )
         for i, h in enumerate(hits, 1)
     ]
+
+
+def select_hits(
+    store: Store,
+    query: str,
+    *,
+    host: HostParadigm | str | None = None,
+    k: int = 5,
+    embedder: Embedder | None = None,
+    namespaces: Sequence[str] | None = None,
+    mode: str = "hybrid",
+    weights: tuple[float, float] = DEFAULT_WEIGHTS,
+    mmr_lambda: float = MMR_LAMBDA,
+) -> list[Hit]:
+    """``select``'s ranking as hits (what the retrieval benchmark scores)."""
+    return search(
+        store,
+        query,
+        k=k,
+        host=host,
+        embedder=embedder,
+        namespaces=namespaces,
+        mode=mode,
+        weights=weights,
+        mmr_lambda=mmr_lambda,
+        min_relevance=MIN_RELEVANCE,
+    )
