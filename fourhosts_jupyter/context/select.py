@@ -128,6 +128,7 @@ def search(
     per_document: bool = True,
     progress: bool = True,
     min_relevance: float | None = None,
+    calibrated: bool = False,
 ) -> list[Hit]:
     """Ranked hits for ``query``. ``mode`` is hybrid, dense or bm25; ``mmr_lambda`` None
     keeps the fused order (what an IR evaluation wants); ``per_document`` ranks documents
@@ -141,7 +142,10 @@ def search(
 
     ``min_relevance`` (hybrid/dense) drops hits whose cosine is below that share of the best
     cosine unless BM25 ranked them in its top three: RRF keeps rank 11 of two lists close to
-    rank 1 of one, so on a small store off-topic documents would otherwise be cited."""
+    rank 1 of one, so on a small store off-topic documents would otherwise be cited.
+
+    ``calibrated`` (hybrid/dense) keeps only hits that pass the store's calibrated relevance
+    test (``context/relevance.py``): a question nothing in the store is about gets no hits."""
     if mode not in MODES:
         raise ConfigError(f"unknown search mode {mode!r}: use one of {', '.join(MODES)}")
     if fusion not in FUSIONS:
@@ -192,6 +196,15 @@ def search(
                 for h in hits
                 if (h.dense_score or 0.0) >= min_relevance * top or (h.keyword_rank or 99) <= 3
             ]
+        if calibrated and vi is not None and hits:
+            from .relevance import calibrate
+
+            cal = calibrate(si, store, embedder, namespaces)
+            if cal is not None:
+                cos = vi.reconstruct([h.key for h in hits]) @ np.asarray(qvec, dtype=np.float32)
+                # a document's cosine is its best passage's: the one shown may be BM25's pick
+                hits = [h for h, c in zip(hits, cos.tolist())
+                        if cal.relevant(max(c, h.dense_score or -1.0), h.keyword_score)]
         if mmr_lambda is not None and vi is not None and len(hits) > 1:
             pool = hits[: max(3 * k, 20)]
             vecs = vi.reconstruct([h.key for h in pool])
@@ -343,12 +356,14 @@ def select(
     mode: str = "hybrid",
     weights: tuple[float, float] = DEFAULT_WEIGHTS,
     mmr_lambda: float = MMR_LAMBDA,
+    calibrated: bool = True,
 ) -> list[Source]:
-    """The sources to cite for ``query``: hybrid retrieval, host boost, MMR, one per document."""
+    """The sources to cite for ``query``: hybrid retrieval, host boost, MMR, one per document,
+    only what passes the store's relevance test (none when the store holds nothing on it)."""
     if not query or not query.strip():
         return []
     hits = select_hits(store, query, host=host, k=k, embedder=embedder, namespaces=namespaces,
-                       mode=mode, weights=weights, mmr_lambda=mmr_lambda)
+                       mode=mode, weights=weights, mmr_lambda=mmr_lambda, calibrated=calibrated)
     terms = set(tokenize(query))
     return [
         Source(
@@ -376,6 +391,7 @@ def select_hits(
     mode: str = "hybrid",
     weights: tuple[float, float] = DEFAULT_WEIGHTS,
     mmr_lambda: float = MMR_LAMBDA,
+    calibrated: bool = True,
 ) -> list[Hit]:
     """``select``'s ranking as hits (what the retrieval benchmark scores)."""
     return search(
@@ -389,4 +405,5 @@ def select_hits(
         weights=weights,
         mmr_lambda=mmr_lambda,
         min_relevance=MIN_RELEVANCE,
+        calibrated=calibrated,
     )

@@ -1,0 +1,101 @@
+"""Is anything in this store about the question? A relevance test calibrated per store.
+
+A fixed cosine cut does not transfer: what counts as a high cosine depends on the model and on
+how close a store's passages sit to everyday questions. So each store is measured against a
+background: a bank of everyday questions on unrelated subjects (``data/relevance/``), each
+searched in the store. The 95th percentile of their best cosine, and of their best BM25 score,
+is what "unrelated but close" scores in *this* store. A hit is evidence when its cosine
+reaches that level, or when its BM25 score reaches twice that level (exact terms such as
+"rule of 72" or "Article 83" that the embedding model misses). A question with no such hit is
+outside the memory: select returns no sources and the answer says so.
+
+The percentile, not the maximum: a store may well cover a few of the bank's subjects (one
+about cooking answers "how do I clean a cast iron skillet?"), and those should not raise the
+bar for every other question. The two levels were chosen on the demo corpus and
+``tests/data/retrieval_*`` and checked on ``tests/data/retrieval_heldout`` (see
+``tests/test_relevance.py``).
+
+Thresholds are cached per store, model and namespace filter until the store changes; the bank's
+vectors are computed once per model and process.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import threading
+from dataclasses import dataclass
+from importlib import resources
+from typing import Any, Sequence
+
+import numpy as np
+
+from ..memory.embeddings import Embedder
+from ..memory.retriever import StoreIndexes
+
+PERCENTILE = 95.0
+KEYWORD_FACTOR = 2.0
+
+_bank_vectors: dict[str, np.ndarray] = {}
+_lock = threading.Lock()
+
+
+@dataclass(frozen=True)
+class Calibration:
+    """The levels a hit must reach in one store to count as evidence."""
+
+    cosine: float
+    bm25: float
+
+    def relevant(self, cosine: float | None, bm25: float | None) -> bool:
+        # bm25 == 0: no background question shares a word with the store, so there is no
+        # level to compare with and only the cosine decides
+        keyword = self.bm25 > 0 and (bm25 or 0.0) >= KEYWORD_FACTOR * self.bm25
+        return (cosine or 0.0) >= self.cosine or keyword
+
+
+def background_questions() -> list[str]:
+    text = (resources.files("fourhosts_jupyter.data") / "relevance" / "background_questions.txt").read_text(
+        encoding="utf-8"
+    )
+    return [ln.strip() for ln in text.splitlines() if ln.strip() and not ln.startswith("#")]
+
+
+def _bank(embedder: Embedder) -> tuple[list[str], np.ndarray]:
+    questions = background_questions()
+    key = embedder.name + ":" + hashlib.sha256("\n".join(questions).encode()).hexdigest()[:12]
+    with _lock:
+        vecs = _bank_vectors.get(key)
+    if vecs is None:
+        vecs = np.asarray(embedder.embed(questions), dtype=np.float32)
+        with _lock:
+            _bank_vectors[key] = vecs
+    return questions, vecs
+
+
+def calibrate(
+    si: StoreIndexes, store: Any, embedder: Embedder, namespaces: Sequence[str] | None = None
+) -> Calibration | None:
+    """This store's levels (None when it holds no vectors for ``embedder``). Call with
+    ``si.lock`` held."""
+    questions, vecs = _bank(embedder)
+    ns = tuple(sorted(namespaces)) if namespaces else None
+    key = (embedder.name, ns)
+    hit = si.calibrations.get(key)
+    if hit is not None and hit[0] == si.version:
+        return hit[1]
+    vi = si.vector_index(store, embedder.name, vecs.shape[1])
+    mask = si.allowed(namespaces)
+    if not len(vi) or not mask.any():
+        return None
+    cos = []
+    for v in vecs:
+        _, s = vi.search(v, 1, mask)
+        cos.append(float(s[0]) if len(s) else 0.0)
+    kw = []
+    for q in questions:
+        s = si.keyword.search(q, 1, mask)[1] if si.keyword is not None else ()
+        kw.append(float(s[0]) if len(s) else 0.0)
+    kw_level = float(np.percentile(kw, PERCENTILE)) or max(kw)
+    cal = Calibration(float(np.percentile(cos, PERCENTILE)), kw_level)
+    si.calibrations[key] = (si.version, cal)
+    return cal
