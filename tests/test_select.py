@@ -78,9 +78,13 @@ def test_rrf_fusion_order():
 
 def test_host_boost_prefers_the_hosts_sources_and_says_why(store):
     a = write_memory(store, "Notes on bus priority at traffic signals and junctions.", namespace="shared",
-                     density=90, title="Bus priority notes", embedder=EMB)
-    b = write_memory(store, "Notes on bus priority at traffic signals and junction design.", namespace="shared",
+                     density=90, title="Bus priority notes and ideas", embedder=EMB)
+    b = write_memory(store, "Notes on bus priority at traffic signals and junctions, too.", namespace="shared",
                      density=90, title="Bus priority framework and model", embedder=EMB)
+    # near-ties (titles of the same length), and a third, less related note: fused scores are
+    # min-max normalised over the candidates, so with only two the second always scores 0
+    write_memory(store, "Notes on traffic signals timing for pedestrians.", namespace="shared",
+                 density=90, title="Signal timing", embedder=EMB)
     plain = [s.id for s in select(store, "bus priority at traffic signals", k=2, embedder=EMB)]
     bern = select(store, "bus priority at traffic signals", k=2, embedder=EMB, host="bernard")
     assert plain[0] == a and bern[0].id == b

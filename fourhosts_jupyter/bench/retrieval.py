@@ -10,6 +10,7 @@ file is unchanged), then each method ranks documents for each query:
 
 - ``bm25`` and ``dense``: one retriever alone (the baselines hybrid must beat);
 - ``rrf``: plain reciprocal-rank fusion, equal weights, k = 60;
+- ``hybrid (search default)``: ``search``'s default fusion (what ``fourhosts search`` ranks by);
 - ``select``: what the project cites from: ``select``'s ranking (its fusion, its relevance
   gate and MMR), asked for 10.
 
@@ -32,15 +33,20 @@ K = 10
 
 # name -> search() keyword arguments; each a direction issue 16 asked to measure
 VARIANTS: dict[str, dict[str, Any]] = {
-    "rrf 0.5/0.5 depth 10 (before)": {"fusion": "rrf", "weights": (0.5, 0.5)},
+    "rrf 0.5/0.5 depth 10 (before)": {"fusion": "rrf", "weights": (0.5, 0.5), "depth": 10},
     "rrf depth 50": {"fusion": "rrf", "weights": (0.5, 0.5), "depth": 50},
     "rrf adaptive": {"fusion": "rrf", "adaptive": True},
     "score (min-max) 0.5/0.5": {"fusion": "score", "weights": (0.5, 0.5)},
-    "score (min-max) 0.7/0.3": {"fusion": "score", "weights": (0.7, 0.3)},
+    "score (min-max) 0.7/0.3 depth 10": {"fusion": "score", "weights": (0.7, 0.3), "depth": 10},
     "score (z) 0.5/0.5": {"fusion": "zscore", "weights": (0.5, 0.5)},
     "score (z) adaptive": {"fusion": "zscore", "adaptive": True},
     "score (min-max) adaptive": {"fusion": "score", "adaptive": True},
     "score (z) depth 50": {"fusion": "zscore", "weights": (0.5, 0.5), "depth": 50},
+    "rrf 0.7/0.3": {"fusion": "rrf", "weights": (0.7, 0.3)},
+    "score (min-max) 0.8/0.2": {"fusion": "score", "weights": (0.8, 0.2)},
+    "score (min-max) 0.6/0.4": {"fusion": "score", "weights": (0.6, 0.4)},
+    "score (min-max) 0.7/0.3 depth 20": {"fusion": "score", "weights": (0.7, 0.3), "depth": 20},
+    "score (min-max) 0.7/0.3 depth 50": {"fusion": "score", "weights": (0.7, 0.3), "depth": 50},
 }
 
 
@@ -75,9 +81,15 @@ def methods(store: Any, embedder: Any, variants: bool) -> dict[str, Callable[[st
         "bm25": via(mode="bm25"),
         "dense": via(mode="dense"),
         "rrf": via(fusion="rrf", weights=(1.0, 1.0)),
+        "hybrid (search default)": via(),
         "select": lambda q: [h.to_json()["id"] for h in select_hits(store, q, k=K, embedder=embedder)],
     }
     if variants:
+        # what each of select's stages costs in ranking quality
+        out["select without relevance test"] = lambda q: [
+            h.to_json()["id"] for h in select_hits(store, q, k=K, embedder=embedder, calibrated=False)]
+        out["select without MMR"] = lambda q: [
+            h.to_json()["id"] for h in select_hits(store, q, k=K, embedder=embedder, mmr_lambda=None)]
         out.update({name: via(**kw) for name, kw in VARIANTS.items()})
     return out
 
