@@ -89,8 +89,10 @@ def test_labelled_sets_in_and_out_of_memory_questions(labelled_stores):
     emb, dev, held, held_queries = labelled_stores
     dev_queries = load_queries(DATA / "retrieval_queries.jsonl")
     for store, inside, outside, floors in (
-        (dev, dev_queries, [q["text"] for q in held_queries], (0.88, 0.95)),  # tuning split
-        (held, held_queries, [q["text"] for q in DEMO_QUESTIONS if q["relevant"]], (0.95, 0.9)),
+        # measured: no source for 0.914 of the outside questions, 1.000 keep their sources
+        (dev, dev_queries, [q["text"] for q in held_queries], (0.88, 0.97)),  # tuning split
+        # measured: 1.000 and 0.948 (3 of 58 held-out questions lose their source)
+        (held, held_queries, [q["text"] for q in DEMO_QUESTIONS if q["relevant"]], (0.97, 0.92)),
     ):
         ext = _external_ids(store)
         mapped = [(q["text"], {m for m, e in ext.items() if e in set(q["relevant"])}) for q in inside]
