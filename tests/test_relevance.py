@@ -110,3 +110,36 @@ def test_the_level_is_calibrated_per_store(labelled_stores, seeded_store):
     cos = [c.cosine for c in levels]
     assert len({round(c, 3) for c in cos}) == 3 and max(cos) - min(cos) > 0.05
     assert all(0.1 < c < 0.6 for c in cos)
+
+
+def test_levels_are_kept_while_the_store_barely_changes_and_the_background_is_saved(labelled_stores):
+    from fourhosts_jupyter.context import relevance
+    from fourhosts_jupyter.context.write import write_memory
+
+    emb, dev, _, _ = labelled_stores
+    si = open_indexes(dev)
+    relevance._bank_vectors.clear()
+    with si.lock:
+        si.calibrations.clear()
+        first = calibrate(si, dev, emb)
+    (saved,) = si.index_dir.glob("background-all-MiniLM-L6-v2-*.npy")
+    write_memory(dev, "Wages rose by four per cent in the year to March.", namespace="shared",
+                 density=90, embedder=emb)  # one memory more: 80 instead of 79
+    si = open_indexes(dev)
+    with si.lock:
+        assert calibrate(si, dev, emb) is first
+        # a new process: the background vectors come from the file, not the model
+        relevance._bank_vectors.clear()
+        si.calibrations.clear()
+        calls = []
+
+        class Counting:
+            name = emb.name
+
+            def embed(self, texts):
+                calls.append(len(texts))
+                return emb.embed(texts)
+
+        again = calibrate(si, dev, Counting())
+    assert calls == [] and again is not first
+    assert again.cosine == pytest.approx(first.cosine, abs=0.05)

@@ -62,11 +62,11 @@ def _store_for(corpus: Path, cache: Path, embedder: Any) -> Any:
     h.update(embedder.name.encode())
     path = cache / f"{corpus.parent.name}-{h.hexdigest()[:12]}.duckdb"
     store = Store(path)
-    if not path.exists() or not store.count_memories():
-        print(f"ingesting {corpus} into {path} …", file=sys.stderr, flush=True)
-        report = ingest(corpus, store, id_field="_id", embedder=embedder, progress=sys.stderr.isatty())
-        if report.failed:
-            raise SystemExit(f"ingest failed: {report.failed[0]}")
+    # always ingest: unchanged documents are skipped, so an interrupted ingest is completed
+    print(f"ingesting {corpus} into {path} …", file=sys.stderr, flush=True)
+    report = ingest(corpus, store, id_field="_id", embedder=embedder, progress=sys.stderr.isatty())
+    if report.failed:
+        raise SystemExit(f"ingest failed: {report.failed[0]}")
     return store
 
 
