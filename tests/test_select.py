@@ -46,12 +46,12 @@ def held_out(tmp_path_factory):
 
 
 def test_hybrid_beats_bm25_and_dense_on_the_held_out_split(held_out):
-    # The fusion was chosen on tests/data/retrieval_* and MS MARCO; measured here (bench
-    # retrieval): hybrid 0.987, dense 0.968, BM25 0.908 nDCG@10. Plain RRF scored 0.956.
+    # The fusion was chosen on tests/data/retrieval_*, MS MARCO and DBpedia; measured here
+    # (bench retrieval): hybrid 0.994, dense 0.968, BM25 0.908 nDCG@10; plain RRF 0.956.
     store, emb, queries = held_out
     q = {mode: evaluate(store, queries, mode, embedder=emb) for mode in ("bm25", "dense", "hybrid")}
-    assert q["hybrid"].ndcg10 >= 0.96
-    assert q["hybrid"].ndcg10 >= max(q["dense"].ndcg10, q["bm25"].ndcg10) + 0.01
+    assert q["hybrid"].ndcg10 >= 0.97
+    assert q["hybrid"].ndcg10 >= max(q["dense"].ndcg10, q["bm25"].ndcg10) + 0.015
     assert q["hybrid"].recall10 == 1.0
     # the two lists fail on different queries, which is what fusion is for
     assert any(q["bm25"].per_query[i] < 1 <= q["dense"].per_query[i] for i in q["dense"].per_query)
