@@ -206,9 +206,9 @@ def search(
                 if (h.dense_score or 0.0) >= min_relevance * top or (h.keyword_rank or 99) <= 3
             ]
         if calibrated and vi is not None and hits:
-            from .relevance import calibrate
+            from .relevance import applies_to, calibrate
 
-            cal = calibrate(si, store, embedder, namespaces)
+            cal = calibrate(si, store, embedder, namespaces) if applies_to(embedder) else None
             if cal is not None:
                 cos = vi.reconstruct([h.key for h in hits]) @ np.asarray(qvec, dtype=np.float32)
                 # a document's cosine is its best passage's: the one shown may be BM25's pick.
