@@ -240,3 +240,11 @@ def test_bad_fusion_and_bad_beir_directory(store, tmp_path):
     (tmp_path / "corpus.jsonl").write_text('{"_id": "a", "text": "x"}\n')
     with pytest.raises(ConfigError, match=r"missing queries.jsonl, test.tsv\): it needs"):
         load_beir(tmp_path)
+
+
+def test_retrieval_benchmark_names_a_directory_that_is_not_beir(tmp_path, capsys):
+    from fourhosts_jupyter.bench.retrieval import main
+
+    assert main([str(tmp_path)]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "is not a BEIR directory (missing corpus.jsonl" in err[0]
