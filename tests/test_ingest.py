@@ -484,3 +484,13 @@ def test_progress_off_a_terminal_is_plain_lines_at_most_every_few_seconds():
     off.update(10)
     off.close()
     assert quiet.getvalue() == ""
+
+
+def test_jsonl_lines_may_hold_unicode_line_separators(store, tmp_path):
+    # JSON strings may carry U+2028 / U+0085 raw (MS MARCO does): only "\n" ends a record
+    path = tmp_path / "seps.jsonl"
+    rows = [{"_id": "a", "text": "first\u2028part of one passage\x85still the same"},
+            {"_id": "b", "text": "second passage"}]
+    path.write_text("\n".join(json.dumps(r, ensure_ascii=False) for r in rows) + "\n", encoding="utf-8")
+    report = _ingest(path, store, id_field="_id")
+    assert not report.failed and report.documents == 2

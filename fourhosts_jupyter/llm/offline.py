@@ -27,6 +27,14 @@ _STOP = frozenset(
     "which who why will with within would you your into about over more most".split()
 )
 
+# select found nothing in memory relevant to the question (context/relevance.py)
+NOTHING_IN_MEMORY = (
+    "Your memory store holds nothing on this question, so there is nothing to quote. "
+    "Add documents about it with `%research ingest PATH` in a notebook or "
+    "`fourhosts ingest PATH` in a terminal, then ask again; a configured model with web "
+    "tools can also look further."
+)
+
 HEADINGS: dict[HostParadigm, str] = {
     HostParadigm.DOLORES: "Actions the evidence supports",
     HostParadigm.TEDDY: "What the evidence covers: stakeholders, risks and safeguards",
@@ -149,8 +157,7 @@ class OfflineProvider:
         if not request.sources:
             return (
                 lead
-                + "\n\nNo evidence in memory matches this question yet. Add documents with "
-                "`%research ingest PATH` (or `fourhosts ingest`), or configure a model."
+                + "\n\n" + NOTHING_IN_MEMORY
             )
         picked = self.pick(request.question, request.sources, host)
         if not picked:

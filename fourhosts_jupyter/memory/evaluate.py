@@ -40,6 +40,33 @@ def load_queries(path: str | Path) -> list[dict[str, Any]]:
         return [json.loads(line) for line in fh if line.strip()]
 
 
+def load_beir(directory: str | Path, split: str = "test") -> tuple[Path, list[dict[str, Any]]]:
+    """(corpus path, labelled queries) of a BEIR-layout directory: ``corpus.jsonl``,
+    ``queries.jsonl`` and ``qrels/<split>.tsv``. ``relevant`` maps corpus id to its grade
+    (grades of 0 are judged non-relevant and dropped); queries without a judgement are left
+    out, as BEIR's evaluation does."""
+    from ..errors import ConfigError
+
+    d = Path(directory)
+    corpus, queries, qrels = d / "corpus.jsonl", d / "queries.jsonl", d / "qrels" / f"{split}.tsv"
+    missing = [p.name for p in (corpus, queries, qrels) if not p.is_file()]
+    if missing:
+        raise ConfigError(f"{d} is not a BEIR directory (missing {', '.join(missing)}): it needs "
+                          f"corpus.jsonl, queries.jsonl and qrels/{split}.tsv")
+    grades: dict[str, dict[str, float]] = {}
+    with open(qrels, encoding="utf-8") as fh:
+        for line in fh:
+            parts = line.rstrip("\n").split("\t")
+            if len(parts) < 3 or parts[0] == "query-id":
+                continue
+            if float(parts[2]) > 0:
+                grades.setdefault(parts[0], {})[parts[1]] = float(parts[2])
+    out = [dict(q, relevant=grades[q["_id"]]) for q in load_queries(queries) if q["_id"] in grades]
+    if not out:
+        raise ConfigError(f"{qrels} judges no query as having a relevant document: nothing to measure")
+    return corpus, out
+
+
 def evaluate(store: Any, queries: list[dict[str, Any]], mode: str = "hybrid", *, embedder: Any = None,
              k: int = 10, **search_kwargs: Any) -> Quality:
     """Mean nDCG@k / recall@k of ``search`` in ``mode`` over labelled queries."""
@@ -50,8 +77,8 @@ def evaluate(store: Any, queries: list[dict[str, Any]], mode: str = "hybrid", *,
     for q in queries:
         hits = search(store, q["text"], k=k, mode=mode, embedder=embedder, **search_kwargs)
         ranked = [h.to_json()["id"] for h in hits]
-        rel = set(q["relevant"])
-        per[q["_id"]] = ndcg_at_k(ranked, rel, k)
-        rec.append(recall_at_k(ranked, rel, k))
+        rel = q["relevant"]  # a list of ids, or {id: grade}
+        per[q["_id"]] = ndcg_at_k(ranked, rel if isinstance(rel, dict) else set(rel), k)
+        rec.append(recall_at_k(ranked, set(rel), k))
     n = max(len(queries), 1)
     return Quality(mode, sum(per.values()) / n, sum(rec) / n, per)

@@ -264,7 +264,9 @@ def _parse_jsonl(path: Path, **fields: Any) -> list[Document]:
     text = _read_text(path)
 
     def records() -> Iterator[tuple[str, dict[str, Any]]]:
-        for n, line in enumerate(text.splitlines(), 1):
+        # only "\n" ends a record: str.splitlines would also split at U+2028 / U+0085, which
+        # JSON strings may hold raw
+        for n, line in enumerate(text.split("\n"), 1):
             if not line.strip():
                 continue
             try:

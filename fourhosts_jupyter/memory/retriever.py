@@ -120,8 +120,15 @@ class StoreIndexes:
         self._sig: tuple | None = None
         self._stamp: tuple | None = None
         self._version = 0  # bumped on every catalog change (invalidates mask caches)
+        # (model, namespaces) -> (version, relevance Calibration); see context/relevance.py
+        self.calibrations: dict[tuple, tuple[int, Any, int]] = {}
         self._mask_cache: dict[tuple, tuple[np.ndarray, float, int]] = {}
         self._next_expiry = math.inf
+
+    @property
+    def version(self) -> int:
+        """Changes whenever the catalog does (caches derived from it compare it)."""
+        return self._version
 
     # -- files -------------------------------------------------------------------------------
 
