@@ -2,7 +2,8 @@
 for the texts every installation embeds identically.
 
 Those texts are the bundled demo corpus (its passages as ingest cuts them, and their sentences as
-the offline answer engine quotes them) and the classifier's host exemplars: about 1,000 texts
+the offline answer engine quotes them), the classifier's host exemplars and the relevance
+check's background questions (context/relevance.py): about 1,100 texts
 that took most of a cold first run (seconds of forward passes, and the torch import they
 need). Rows are keyed by a hash of the exact text, for one model name; any other text is
 embedded live. ``tests/test_vector_cache.py`` checks the rows against the live model and that
@@ -51,6 +52,7 @@ def shipped(model: str) -> dict[bytes, np.ndarray] | None:
 def cached_texts() -> list[str]:
     """Every text the cache should hold, computed from the current corpus, ingest and classifier."""
     from ..classifier import exemplars
+    from ..context.relevance import background_questions
     from ..llm.offline import split_sentences
     from .embeddings import HashingEmbedder
     from .seed import ensure_seeded
@@ -69,6 +71,7 @@ def cached_texts() -> list[str]:
     for passage in seen:
         texts.extend(split_sentences(passage))
     texts.extend(q for qs in exemplars().values() for q in qs)
+    texts.extend(background_questions())
     return list(dict.fromkeys(texts))
 
 
