@@ -127,4 +127,4 @@ def test_a_wait_that_runs_out_gives_one_clear_message(store):
         proc.wait(timeout=30)
     msg = str(info.value)
     assert "locked by another process" in msg and "held by process" in msg
-    assert "FOURHOSTS_HOME" in msg or "--store" in msg
+    assert "set FOURHOSTS_HOME or --store" in msg
