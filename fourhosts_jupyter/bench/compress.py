@@ -146,10 +146,12 @@ def _questions() -> dict[str, list[list[str]]] | None:
 
 
 def _answerable(text: str, terms: list[str]) -> bool:
-    """One sentence holds every answer term (a reader could answer from it alone)."""
+    """One sentence holds every answer term (a reader could answer from it alone). Markdown
+    emphasis and list markers a host style adds are taken out first, so a term in bold counts."""
     from ..context.compress import split_sentences
 
-    return any(all(t.lower() in s.lower() for t in terms) for s in split_sentences(text))
+    plain = re.sub(r"(\*\*|__|(?m:^\s*(?:[-*•]|\d+\.)\s+))", "", text)
+    return any(all(t.lower() in s.lower() for t in terms) for s in split_sentences(plain))
 
 
 def _exact_counts(text: str) -> None:

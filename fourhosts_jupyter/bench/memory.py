@@ -2,7 +2,7 @@
 
     python -m fourhosts_jupyter.bench memory                    # 10k, 100k, 1M
     python -m fourhosts_jupyter.bench memory --sizes 10000,100000 --skip-embedding
-    python -m fourhosts_jupyter.bench memory --only writes --write-rows 20000
+    python -m fourhosts_jupyter.bench memory --only writes --write-rows 10000
 
 Figures (each with its baseline measured in the same process):
 
@@ -371,7 +371,7 @@ def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(prog="python -m fourhosts_jupyter.bench memory")
     ap.add_argument("--sizes", default="10000,100000,1000000", help="vector counts for search latency")
     ap.add_argument("--select-size", type=int, default=100_000, help="memories for select end to end")
-    ap.add_argument("--write-rows", type=int, default=20_000, help="memories per bulk-write round")
+    ap.add_argument("--write-rows", type=int, default=10_000, help="memories per bulk-write round")
     ap.add_argument("--write-rounds", type=int, default=5, help="rounds of the Arrow paths")
     ap.add_argument("--row-rounds", type=int, default=3, help="rounds of the executemany baseline")
     ap.add_argument("--only", choices=("writes",), help="run one section alone")
