@@ -25,10 +25,11 @@ TEST_ENV = {"HF_HUB_OFFLINE": "1", "TOKENIZERS_PARALLELISM": "false", "FOURHOSTS
 SECRETS = ("OPENAI_API_KEY", "AZURE_OPENAI_API_KEY", "OPENAI_BASE_URL", "AZURE_OPENAI_ENDPOINT")
 
 
-def use_test_environment() -> None:
+def use_test_environment(*, fresh_home: bool = True) -> None:
     """This process's environment as conftest sets it, inherited by the kernels started here."""
     os.environ.update(TEST_ENV)
-    os.environ["FOURHOSTS_HOME"] = tempfile.mkdtemp(prefix="fourhosts-record-home-")
+    if fresh_home or not os.environ.get("FOURHOSTS_HOME"):
+        os.environ["FOURHOSTS_HOME"] = tempfile.mkdtemp(prefix="fourhosts-record-home-")
     for key in SECRETS:
         os.environ.pop(key, None)
     # the kernel imports this checkout, not whatever is installed
