@@ -155,4 +155,5 @@ def test_tools_build_schemas_without_the_context():
     assert list(rp.parameters["properties"]) == ["code"]
     q = Tool.from_function(sql)
     assert set(q.parameters["properties"]) == {"query", "max_rows"}
-    assert "read-only" in q.description or "SELECT" in q.description
+    assert q.description.startswith("Run one read-only SQL query")
+    assert "Only SELECT queries" in q.description

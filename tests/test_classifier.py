@@ -29,10 +29,12 @@ MIXED = json.loads(
     (Path(C.__file__).parent / "data" / "classifier" / "mixed.json").read_text("utf-8")
 )["questions"]
 
-# Accuracy floors on the held-out half. The local model is the default embedder; the hashing
-# embedder is the fallback when the model cannot load, measured at ~0.9 and held to 0.80.
-LOCAL_FLOOR = 0.85
-HASHING_FLOOR = 0.80
+# Accuracy floors on the held-out half (181 questions), a few points under what is measured
+# (2026-11-30: local model 0.972, hashing fallback 0.923), so a real regression of ~4
+# questions fails. The local model is the default; the hashing embedder is the fallback when
+# the model cannot load.
+LOCAL_FLOOR = 0.95
+HASHING_FLOOR = 0.90
 
 # The four examples from the original's implementation guide, one per host.
 GUIDE = [
@@ -273,7 +275,7 @@ def test_heldout_accuracy_with_the_local_model(local):
     acc, top = _accuracy(local, "heldout")
     assert acc >= LOCAL_FLOOR, f"held-out accuracy {acc:.1%} < {LOCAL_FLOOR:.0%}"
     # calibrated, not near-uniform: most questions get a dominant host
-    assert float(np.mean(top >= C.DOMINANT)) >= 0.9
+    assert float(np.mean(top >= C.DOMINANT)) >= 0.97  # measured 0.994
 
 
 def test_heldout_accuracy_with_the_hashing_fallback(hashing):
@@ -311,7 +313,9 @@ def test_a_two_stance_question_blends(question, pair, local):
     c = C.classify(question, embedder=local)
     assert set(c.blend) == pair, c.probabilities
     assert all(c.probabilities[h] >= C.BLEND for h in pair)
-    assert "blend:" in c.reason or c.is_default
+    # both blends of this set are decided with a dominant host, and the reason names the blend
+    assert c.dominant in pair and not c.is_default
+    assert all(str(h) in c.reason.split("(blend: ", 1)[1] for h in pair), c.reason
 
 
 @pytest.mark.parametrize("question,host", GUIDE)

@@ -34,6 +34,16 @@ from fourhosts_jupyter.paradigms import HostParadigm
 from fourhosts_jupyter.tools import ParadigmAwareToolContext, ToolRegistry, default_registry, tool_history
 from fourhosts_jupyter.tools.builtins import register_builtins
 
+# The demo corpus's road-safety documents: a question about traffic deaths draws from these.
+ROAD_SAFETY = {"speed-management.md", "vision-zero-safe-system.md", "city-road-safety-action-plan.md",
+               "road-safety-data-evaluation.md", "road-safety-stakeholders-equity.md",
+               "street-design-pedestrians-cyclists.md", "public-health-injury-prevention.md"}
+
+
+def corpus_file(origin: str) -> str:
+    """The file name in a source's origin, a path or a label such as 'demo corpus: x.md'."""
+    return origin.replace("\\", "/").split("/")[-1].split(" ")[-1]
+
 QUESTION = "How should a mid-size city cut traffic deaths in half within five years?"
 
 
@@ -404,3 +414,55 @@ def test_cli_research_exits_non_zero_on_an_early_end_and_runs_show_it(openai_ser
     shown = cli("show", row["id"])
     assert shown.returncode == 0 and "failed (incomplete)" in shown.stdout
     assert "The answer rests on t" in shown.stdout and "cut off" in shown.stdout
+
+
+# -- end to end with the real local embedding model ------------------------------------------------
+
+
+def test_the_tool_loop_end_to_end_with_the_local_model(openai_server, seeded_store, registry):
+    """Classification, the search_memory tool and the answer's sources all on MiniLM vectors
+    over the demo corpus, not the hashing embedder."""
+    from fourhosts_jupyter.memory.embeddings import LOCAL_MODEL_NAME, LocalEmbedder
+
+    openai_server.script(
+        Reply.call("search_memory", {"query": "survival of a pedestrian struck at 30 km/h versus 50 km/h", "k": 3},
+                   id="call_mem"),
+        Reply.say("Lower speeds save lives [1]."),
+    )
+    engine = Engine(Settings(base_url=openai_server.base_url, model="scripted-model", max_retries=0),
+                    store=seeded_store, embedder=LocalEmbedder(), tools=registry)
+    answer = answer_of(events_of(engine))
+    assert answer.classification.embedder == LOCAL_MODEL_NAME
+    assert [(r.name, r.status) for r in answer.tool_calls] == [("search_memory", "done")]
+    found = json.loads(openai_server.chat_requests[1].tool_messages()[0]["content"])
+    assert len(found) == 3
+    # the passage that answers it (30 vs 50 km/h survival) is the one MiniLM ranks first
+    assert found[0]["title"].startswith("Speed Management") and "30 km/h" in found[0]["text"]
+    files = [corpus_file(s.origin) for s in answer.sources]
+    assert len(files) >= 3 and set(files[:3]) <= ROAD_SAFETY, files
+
+
+def test_the_cli_end_to_end_with_the_local_model(openai_server, tmp_path):
+    """``fourhosts research`` in a fresh process with the default embedder (the local model)."""
+    import duckdb
+
+    openai_server.script(Reply.say("Lower speeds save lives [1]."))
+    env = {k: v for k, v in os.environ.items()
+           if k not in ("OPENAI_API_KEY", "OPENAI_BASE_URL", "FOURHOSTS_EMBEDDER")}
+    env.update(FOURHOSTS_HOME=str(tmp_path / "home"))
+    out = subprocess.run(
+        [sys.executable, "-m", "fourhosts_jupyter.cli", "research", "--base-url", openai_server.base_url,
+         "--model", "llama3.1:8b", QUESTION],
+        capture_output=True, text=True, timeout=300, env=env,
+    )
+    assert out.returncode == 0, out.stderr
+    assert "Lower speeds save lives [1]." in out.stdout
+    con = duckdb.connect(str(tmp_path / "home" / "store.duckdb"), read_only=True)
+    try:
+        ((sources,),) = con.execute("SELECT sources FROM runs").fetchall()
+        models = con.execute("SELECT DISTINCT model FROM memories").fetchall()
+    finally:
+        con.close()
+    assert models == [("all-MiniLM-L6-v2",)]  # the demo corpus was seeded with MiniLM vectors
+    files = [corpus_file(s["origin"]) for s in json.loads(sources)]
+    assert len(files) >= 3 and set(files[:3]) <= ROAD_SAFETY, files

@@ -22,9 +22,27 @@ QUESTION = "How should a mid-size city cut traffic deaths in half within five ye
 USAGE = Usage(prompt_tokens=1200, completion_tokens=300, total_tokens=1500)
 
 
-def expected(price: Price, prompt: int, completion: int, cached: int = 0) -> float:
-    cached_rate = price.input if price.cached_input is None else price.cached_input
-    return ((prompt - cached) * price.input + cached * cached_rate + completion * price.output) / 1e6
+# The cost of USAGE (1,200 prompt + 300 completion tokens) at each model's published list price
+# (USD per 1M tokens, input / output), worked out by hand here rather than recomputed from the
+# table with a formula of the test's own: a wrong row or a wrong formula both fail.
+LIST_COST = {
+    "gpt-4o": 0.006,              # 2.50 / 10.00: 0.0030 + 0.0030
+    "gpt-4o-2024-05-13": 0.0105,  # 5.00 / 15.00: 0.0060 + 0.0045
+    "gpt-4o-mini": 0.00036,       # 0.15 / 0.60: 0.00018 + 0.00018
+    "gpt-4.1": 0.0048,            # 2.00 / 8.00: 0.0024 + 0.0024
+    "gpt-4.1-mini": 0.00096,      # 0.40 / 1.60
+    "gpt-4.1-nano": 0.00024,      # 0.10 / 0.40
+    "o3": 0.0048,                 # 2.00 / 8.00
+    "o3-mini": 0.00264,           # 1.10 / 4.40
+    "o4-mini": 0.00264,           # 1.10 / 4.40
+    "gpt-5": 0.0045,              # 1.25 / 10.00: 0.0015 + 0.0030
+    "gpt-5-mini": 0.0009,         # 0.25 / 2.00
+    "gpt-5-nano": 0.00018,        # 0.05 / 0.40
+}
+
+
+def test_every_row_of_the_table_has_a_hand_worked_cost_here():
+    assert set(PRICES) == set(LIST_COST)
 
 
 # -- the table ------------------------------------------------------------------------------------
@@ -32,8 +50,7 @@ def expected(price: Price, prompt: int, completion: int, cached: int = 0) -> flo
 
 @pytest.mark.parametrize("model", sorted(PRICES))
 def test_every_listed_model_is_priced_from_its_row(model):
-    assert cost_usd(model, USAGE) == pytest.approx(expected(PRICES[model], 1200, 300))
-    assert cost_usd(model, USAGE) > 0
+    assert cost_usd(model, USAGE) == pytest.approx(LIST_COST[model], rel=1e-9)
 
 
 @pytest.mark.parametrize(("snapshot", "family"), [
@@ -45,7 +62,7 @@ def test_every_listed_model_is_priced_from_its_row(model):
 ])
 def test_a_dated_snapshot_is_priced_as_its_family(snapshot, family):
     assert price_for(snapshot) == PRICES[family]
-    assert cost_usd(snapshot, USAGE) == pytest.approx(expected(PRICES[family], 1200, 300))
+    assert cost_usd(snapshot, USAGE) == pytest.approx(LIST_COST[family], rel=1e-9)
 
 
 def test_a_snapshot_with_a_price_of_its_own_is_not_priced_as_its_family():
@@ -56,7 +73,8 @@ def test_cached_prompt_tokens_cost_the_cached_rate():
     usage = Usage(prompt_tokens=1000, completion_tokens=100, total_tokens=1100, cached_tokens=400)
     price = PRICES["gpt-4.1"]
     assert price.cached_input is not None and price.cached_input < price.input
-    assert cost_usd("gpt-4.1", usage) == pytest.approx(expected(price, 1000, 100, cached=400))
+    # 600 × 2.00 + 400 × 0.50 (cached) + 100 × 8.00 = 2,200 per 1M
+    assert cost_usd("gpt-4.1", usage) == pytest.approx(0.0022, rel=1e-9)
     assert cost_usd("gpt-4.1", usage) < cost_usd("gpt-4.1", Usage(1000, 100, 1100))
 
 
@@ -78,7 +96,7 @@ def test_an_unknown_model_has_no_price_never_a_guess(model):
 def test_without_the_built_in_table_only_the_analysts_prices_count():
     assert cost_usd("gpt-4o", USAGE, builtin=False) is None
     mine = {"gpt-4o": Price(1.0, 2.0)}
-    assert cost_usd("gpt-4o", USAGE, mine, builtin=False) == pytest.approx(expected(mine["gpt-4o"], 1200, 300))
+    assert cost_usd("gpt-4o", USAGE, mine, builtin=False) == pytest.approx(0.0018, rel=1e-9)
 
 
 # -- None is not $0 ---------------------------------------------------------------------------------
@@ -111,9 +129,9 @@ def test_override_from_the_environment(monkeypatch):
     monkeypatch.setenv("FOURHOSTS_PRICES", '{"llama3.1:8b": [0.1, 0.2], "GPT-4o": [1, 2, 0.5]}')
     prices = Settings.from_env().prices
     assert prices == {"llama3.1:8b": Price(0.1, 0.2), "gpt-4o": Price(1.0, 2.0, 0.5)}
-    assert cost_usd("llama3.1:8b", USAGE, prices) == pytest.approx(expected(Price(0.1, 0.2), 1200, 300))
+    assert cost_usd("llama3.1:8b", USAGE, prices) == pytest.approx(0.00018, rel=1e-9)
     # an override replaces the list price, snapshots included
-    assert cost_usd("gpt-4o-2024-08-06", USAGE, prices) == pytest.approx(expected(Price(1, 2, 0.5), 1200, 300))
+    assert cost_usd("gpt-4o-2024-08-06", USAGE, prices) == pytest.approx(0.0018, rel=1e-9)
 
 
 def test_override_through_settings_merges_over_the_environment(monkeypatch):
@@ -173,7 +191,7 @@ def openai_kind(server, model: str = "gpt-4o-mini", **kw) -> OpenAIChatProvider:
 
 def test_an_openai_run_carries_its_cost_into_the_answer_the_store_and_the_footer(openai_server, store):
     answer, row = run(openai_server, store, openai_kind(openai_server), Reply.say("Cut speeds [1].", usage=(1200, 300)))
-    cost = expected(PRICES["gpt-4o-mini"], 1200, 300)
+    cost = LIST_COST["gpt-4o-mini"]
     assert answer.usage.total_tokens == 1500
     assert answer.usage.cost_usd == pytest.approx(cost)
     assert row["cost_usd"] == pytest.approx(cost)
@@ -187,7 +205,8 @@ def test_the_cost_of_tool_rounds_adds_up(openai_server, store):
                     Reply.call("search_memory", {"query": "speed"}, usage=(100, 10)),
                     Reply.say("ok", usage=(200, 20)), tools=reg)
     assert answer.usage.prompt_tokens == 300
-    assert answer.usage.cost_usd == pytest.approx(expected(PRICES["gpt-4.1"], 100, 10) + expected(PRICES["gpt-4.1"], 200, 20))
+    # (100 × 2.00 + 10 × 8.00) + (200 × 2.00 + 20 × 8.00) = 280 + 560 per 1M
+    assert answer.usage.cost_usd == pytest.approx(0.00084, rel=1e-9)
 
 
 def test_a_compatible_server_has_no_price_even_for_a_listed_model_name(openai_server, store):
@@ -203,12 +222,12 @@ def test_a_compatible_server_is_priced_when_the_analyst_says_so(openai_server, s
     provider = OpenAIChatProvider("compatible", model="llama3.1:8b", base_url=openai_server.base_url,
                                   max_retries=0, prices=settings.prices)
     answer, row = run(openai_server, store, provider, Reply.say("Cut speeds [1].", usage=(1000, 100)))
-    assert answer.usage.cost_usd == pytest.approx(expected(Price(0.2, 0.6), 1000, 100))
+    assert answer.usage.cost_usd == pytest.approx(0.00026, rel=1e-9)  # 1000 × 0.2 + 100 × 0.6
     # without an explicit table the provider reads FOURHOSTS_PRICES
     monkeypatch.setenv("FOURHOSTS_PRICES", '{"llama3.1:8b": [1, 1]}')
     provider = OpenAIChatProvider("compatible", model="llama3.1:8b", base_url=openai_server.base_url, max_retries=0)
     answer, _ = run(openai_server, store, provider, Reply.say("Cut speeds [1].", usage=(1000, 100)))
-    assert answer.usage.cost_usd == pytest.approx(expected(Price(1, 1), 1000, 100))
+    assert answer.usage.cost_usd == pytest.approx(0.0011, rel=1e-9)
 
 
 def test_an_azure_deployment_name_is_not_a_model_name(openai_server, store):
@@ -220,5 +239,5 @@ def test_an_azure_deployment_name_is_not_a_model_name(openai_server, store):
     assert answer.usage.cost_usd is None
     answer, _ = run(openai_server, store, azure(prices={"prod-chat": [2.5, 10]}),
                     Reply.say("Cut speeds [1].", usage=(1000, 100)))
-    assert answer.usage.cost_usd == pytest.approx(expected(Price(2.5, 10), 1000, 100))
+    assert answer.usage.cost_usd == pytest.approx(0.0035, rel=1e-9)  # 1000 × 2.5 + 100 × 10
 

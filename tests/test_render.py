@@ -11,7 +11,7 @@ import pytest
 import fourhosts_jupyter
 
 from fourhosts_jupyter.answer import Answer, ToolCallRecord
-from fourhosts_jupyter.classifier import Classification, Effort, QueryType
+from fourhosts_jupyter.classifier import Classification, Effort, QueryType, decide
 from fourhosts_jupyter.events import Source, Usage
 from fourhosts_jupyter.paradigms import HOSTS, PROFILES, HostParadigm, Phase
 from fourhosts_jupyter.render import (
@@ -49,21 +49,18 @@ HOSTILE = (
 
 
 def classification(probs: dict[HostParadigm, float], *, forced: bool = False) -> Classification:
-    ranked = tuple(sorted(HOSTS, key=lambda h: (-probs[h], HOSTS.index(h))))
-    dominant = ranked[0] if probs[ranked[0]] >= 0.4 else None
-    primary = dominant or B
-    reason = (
-        f"dominant: {dominant} at {round(probs[dominant] * 100)}%"
-        if dominant
-        else "no host reached 40%; defaulting to bernard"
+    """A classification decided by the classifier's own rule (``decide``), so the reason line
+    and the dominant host a test checks come from the code under test, not from this helper."""
+    ranked, dominant, secondary, blend, primary, reason = decide(
+        probs, forced=max(HOSTS, key=lambda h: probs[h]) if forced else None
     )
     return Classification(
         question="q",
         probabilities=probs,
         ranked=ranked,
         dominant=dominant,
-        secondary=tuple(h for h in ranked if h is not dominant and probs[h] > 0.25),
-        blend=(),
+        secondary=secondary,
+        blend=blend,
         primary=primary,
         reason=reason,
         query_type=QueryType.ANALYTICAL,

@@ -389,7 +389,8 @@ def test_a_hung_sync_tool_is_abandoned_the_run_goes_on_and_its_slot_frees_later(
 
     t = time.perf_counter()
     outcome, events = run(runner, "stuck")
-    assert time.perf_counter() - t < 2  # the run did not wait for the thread
+    elapsed = time.perf_counter() - t
+    assert elapsed < 2  # the run did not wait for the thread
     payload = assert_structured_error(outcome.content, "timeout", retryable=False)
     for words in ("0.2 s", "the call was abandoned", "thread may still be running",
                   "late result will be discarded"):
@@ -407,8 +408,11 @@ def test_a_hung_sync_tool_is_abandoned_the_run_goes_on_and_its_slot_frees_later(
     assert state["side_effect"]  # it did run to the end…
     # …but its result reached neither the model nor the run's history
     assert [(r.name, r.ok) for r in runner.results] == [("stuck", False), ("quick", True)]
-    assert history.stats(HostParadigm.MAEVE)["stuck"] == {"calls": 1, "failures": 1,
-                                                          "mean_seconds": pytest.approx(0.2, abs=0.5)}
+    stats = history.stats(HostParadigm.MAEVE)["stuck"]
+    assert set(stats) == {"calls", "failures", "mean_seconds"}
+    assert (stats["calls"], stats["failures"]) == (1, 1)
+    # the time charged is the wait up to the limit: at least the 0.2 s limit, at most the call
+    assert 0.2 <= stats["mean_seconds"] <= elapsed
 
 
 def test_the_engines_default_executor_stays_usable_while_sync_tools_hang(hang):

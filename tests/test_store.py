@@ -36,6 +36,26 @@ def test_bulk_insert_through_arrow_dedups_per_namespace(store):
     assert store.add_memories([_rec(9)]) == ["m9"]  # no vector is allowed (embedded later)
 
 
+def test_a_batch_with_stored_duplicates_writes_only_the_new_rows_with_their_own_vectors(store):
+    store.add_memories([_rec(1), _rec(2)], np.eye(2, 4, dtype=np.float32), model="toy")
+    vecs = np.arange(12, dtype=np.float32).reshape(3, 4)
+    ids = store.add_memories([_rec(5, text="memory number 1"), _rec(6), _rec(7, "teddy", "memory number 2")],
+                             vecs, model="toy")
+    assert ids == ["m6", "m7"]  # m5 repeats m1 in the same namespace; m7 is another namespace
+    with store.connect() as con:
+        rows = dict(con.execute("SELECT id, embedding FROM memories WHERE id IN ('m6', 'm7')").fetchall())
+    assert rows["m6"] == pytest.approx(vecs[1].tolist()) and rows["m7"] == pytest.approx(vecs[2].tolist())
+
+
+def test_equal_looking_metadata_of_different_types_is_stored_as_given(store):
+    metas = [{"n": 1}, {"n": True}, {"n": 1.0}, {"n": [1]}, {"n": 1}]
+    store.add_memories([MemoryRecord(f"x{i}", "shared", "semantic", f"text {i}", "note", metadata=m)
+                        for i, m in enumerate(metas)])
+    with store.connect() as con:
+        got = dict(con.execute("SELECT id, metadata::VARCHAR FROM memories").fetchall())
+    assert [got[f"x{i}"] for i in range(5)] == ['{"n": 1}', '{"n": true}', '{"n": 1.0}', '{"n": [1]}', '{"n": 1}']
+
+
 def test_update_embeddings_replaces_model_and_vector(store):
     store.add_memories([_rec(1), _rec(2)], np.ones((2, 4)), model="old")
     with store.connect() as con:
@@ -127,4 +147,4 @@ def test_a_wait_that_runs_out_gives_one_clear_message(store):
         proc.wait(timeout=30)
     msg = str(info.value)
     assert "locked by another process" in msg and "held by process" in msg
-    assert "FOURHOSTS_HOME" in msg or "--store" in msg
+    assert "set FOURHOSTS_HOME or --store" in msg

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 import threading
 from typing import Any
 
@@ -37,6 +38,15 @@ QUESTION = "How should a mid-size city cut traffic deaths in half within five ye
 # of them must not matter once the pieces of one call are joined.
 POP_ARGS = {"city": 'Zürich "old town"', "year": 2024}
 DEATHS_ARGS = {"city": "Lyon", "years": [2019, 2020, 2021], "per_capita": True}
+# The demo corpus's road-safety documents: a question about traffic deaths draws from these.
+ROAD_SAFETY = {"speed-management.md", "vision-zero-safe-system.md", "city-road-safety-action-plan.md",
+               "road-safety-data-evaluation.md", "road-safety-stakeholders-equity.md",
+               "street-design-pedestrians-cyclists.md", "public-health-injury-prevention.md"}
+
+
+def corpus_file(origin: str) -> str:
+    """The file name in a source's origin, a path or a label such as 'demo corpus: x.md'."""
+    return origin.replace("\\", "/").split("/")[-1].split(" ")[-1]
 FINAL = "Zürich has 420,000 people; Lyon's deaths fell [1]."
 
 SHAPES = {
@@ -221,3 +231,22 @@ def test_interleaved_calls_whose_heads_carry_empty_arguments(openai_server, make
     answer = answer_of(list(make_engine("openai").stream(QUESTION, paradigm="bernard")))
     assert sorted(tools.seen, key=lambda s: s[0]) == [("city_population", POP_ARGS), ("road_deaths", DEATHS_ARGS)]
     assert [r.status for r in answer.tool_calls] == ["done", "done"]
+
+
+def test_interleaved_tool_deltas_end_to_end_with_the_local_model(openai_server, seeded_store, tools):
+    """The interleaved-deltas path with MiniLM choosing the sources over the demo corpus (the
+    hashing embedder elsewhere in this file): the tools still run once each with their own
+    arguments, and the answer's sources are the road-safety passages the question is about."""
+    from fourhosts_jupyter.memory.embeddings import LOCAL_MODEL_NAME, LocalEmbedder
+
+    openai_server.script(two_calls(calls_per_chunk=2), Reply.say(FINAL))
+    engine = Engine(Settings(base_url=openai_server.base_url, model="scripted-model", max_retries=0),
+                    store=seeded_store, embedder=LocalEmbedder(), tools=tools.registry)
+    events = list(engine.stream(QUESTION, paradigm="bernard"))
+    answer = answer_of(events)
+    assert answer.classification.embedder == LOCAL_MODEL_NAME
+    assert sorted(tools.seen, key=lambda s: s[0]) == [("city_population", POP_ARGS), ("road_deaths", DEATHS_ARGS)]
+    assert switches([e.call_id for e in events if isinstance(e, ToolCallArgumentsDelta)]) > 10
+    assert answer.text == "Checking both.\n\n" + FINAL
+    files = [corpus_file(s.origin) for s in answer.sources]
+    assert len(files) >= 3 and set(files[:3]) <= ROAD_SAFETY, files

@@ -2,6 +2,7 @@
 
     python -m fourhosts_jupyter.bench memory                    # 10k, 100k, 1M
     python -m fourhosts_jupyter.bench memory --sizes 10000,100000 --skip-embedding
+    python -m fourhosts_jupyter.bench memory --only writes --write-rows 10000
 
 Figures (each with its baseline measured in the same process):
 
@@ -11,7 +12,8 @@ Figures (each with its baseline measured in the same process):
   synthetic but clustered (recall on uniform random vectors means nothing).
 - select end to end at 100k memories (embed the query with the local model + dense + BM25 +
   fusion + MMR), with the stored vectors synthetic (embedding 100k passages takes minutes).
-- bulk write rate through Arrow (embedding excluded) against row-by-row ``executemany``.
+- bulk write rate through ``add_memories`` (embedding excluded) against row-by-row ``executemany``
+  and a raw DuckDB Arrow insert of the same rows, each into a fresh, already-migrated store.
 - embedding throughput: batched and length-sorted vs one text per call; bf16 and int8 against
   fp32 with their ranking agreement (the deciding figure for using them).
 - retrieval quality (nDCG@10) per mode on ``tests/data/retrieval_*`` when run from a checkout.
@@ -143,12 +145,99 @@ def _records(texts: Sequence[str], start: int = 0) -> list[Any]:
     ]
 
 
-def bench_writes_and_select(workdir: Path, n: int, n_queries: int, local: Any) -> None:
+def _memory_columns(recs: Sequence[Any], vecs: np.ndarray, model: str) -> Any:
+    """The rows ``add_memories`` writes, as the Arrow table the raw insert baseline copies."""
+    import json
+
+    import pyarrow as pa
+
+    from ..memory.store import content_hash, utcnow
+
+    n = len(recs)
+    return pa.table({
+        "id": [r.id for r in recs], "namespace": [r.namespace for r in recs],
+        "memory_type": [r.memory_type for r in recs], "content": [r.content for r in recs],
+        "metadata": [json.dumps(r.metadata or {}) for r in recs],
+        "importance": [float(r.importance) for r in recs], "source": [r.source for r in recs],
+        "document_id": [r.document_id for r in recs], "title": [r.title for r in recs],
+        "content_hash": [content_hash(r.content) for r in recs],
+        "embedding": pa.FixedSizeListArray.from_arrays(pa.array(vecs.reshape(-1)), vecs.shape[1]),
+        "model": [model] * n, "created_at": pa.array([utcnow()] * n, type=pa.timestamp("us")),
+    })
+
+
+_COLUMNS = ("id, namespace, memory_type, content, metadata, importance, source, document_id, "
+            "title, content_hash, embedding, model, created_at")
+
+
+def bench_bulk_write(workdir: Path, n: int, rounds: int, row_rounds: int) -> None:
+    """Rows/s writing the same ``n`` memories three ways, each into a fresh store created and
+    migrated before its clock starts: ``Store.add_memories`` (Arrow, with dedup and the id
+    list), row-by-row ``executemany``, and a raw DuckDB ``INSERT … SELECT`` of a ready Arrow
+    table into the same table (no Python, no dedup: the physical limit of this schema here).
+    Each window ends with a CHECKPOINT, so every path is timed until its rows are in the
+    database file (a small write otherwise stops in the WAL and looks faster than a large one).
+    Medians over ``rounds`` (``row_rounds`` for the slow executemany), rounds interleaved so
+    machine load falls on all three alike."""
+    from statistics import median
+
+    from ..memory.store import Store
+
+    texts = synthetic_texts(n)
+    vecs = clustered(n, seed=4)
+    recs = _records(texts)
+    rows = [[r.id, r.namespace, r.memory_type, r.content, "{}", r.source, r.title, str(i),
+             vecs[i].tolist(), "synthetic"] for i, r in enumerate(recs)]
+    ready = _memory_columns(recs, vecs, "synthetic")
+    batch = 20_000
+    rates: dict[str, list[float]] = {"add_memories": [], "executemany": [], "raw": []}
+
+    def fresh(name: str) -> Store:
+        store = Store(workdir / f"{name}-{len(list(workdir.iterdir()))}.duckdb")
+        store.count_memories()  # creates and migrates, outside the timed window
+        return store
+
+    for r in range(rounds):
+        store = fresh("arrow")
+        with store.hold() as con:  # one connection for the batches and the checkpoint
+            t = time.perf_counter()
+            for s in range(0, n, batch):
+                store.add_memories(recs[s : s + batch], vecs[s : s + batch], model="synthetic")
+            con.execute("CHECKPOINT")
+            rates["add_memories"].append(n / (time.perf_counter() - t))
+        store = fresh("raw")
+        with store.hold() as con:
+            con.register("_ready", ready)
+            t = time.perf_counter()
+            con.execute(f"INSERT INTO memories ({_COLUMNS}) SELECT {_COLUMNS.replace('metadata', 'metadata::JSON')} "
+                        "FROM _ready")
+            con.execute("CHECKPOINT")
+            rates["raw"].append(n / (time.perf_counter() - t))
+        if r < row_rounds:
+            store = fresh("rows")
+            with store.hold() as con:
+                t = time.perf_counter()
+                con.executemany(
+                    "INSERT INTO memories (id, namespace, memory_type, content, metadata, source, title, "
+                    "content_hash, embedding, model, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, now())",
+                    rows,
+                )
+                con.execute("CHECKPOINT")
+                rates["executemany"].append(n / (time.perf_counter() - t))
+    a, e, w = (median(rates[k]) for k in ("add_memories", "executemany", "raw"))
+    print(f"\n## Bulk write, {n:,} memories with 384-d vectors (embedding excluded), "
+          f"medians of {rounds} rounds ({row_rounds} for executemany); load {os.getloadavg()[0]:.1f}")
+    print(f"add_memories (Arrow): {a:,.0f} rows/s; executemany {e:,.0f} rows/s (add_memories "
+          f"{a / e:.1f}x); raw DuckDB Arrow insert {w:,.0f} rows/s (add_memories at "
+          f"{a / w:.0%} of it)")
+
+
+def bench_select(workdir: Path, n: int, n_queries: int, local: Any) -> None:
     from ..context.select import select
     from ..memory.retriever import open_indexes
     from ..memory.store import Store
 
-    print(f"\n## Bulk write (embedding excluded) and select end to end at {n:,}")
+    print(f"\n## Select end to end at {n:,}")
     store = Store(workdir / "bench.duckdb")
     store.count_memories()
     texts = synthetic_texts(n)
@@ -156,27 +245,9 @@ def bench_writes_and_select(workdir: Path, n: int, n_queries: int, local: Any) -
     model = local.name if local is not None else "synthetic"
     batch = 20_000
     recs = _records(texts)
-    t = time.perf_counter()
-    with store.hold():  # one connection: DuckDB checkpoints when the last one closes
+    with store.hold():
         for s in range(0, n, batch):
             store.add_memories(recs[s : s + batch], vecs[s : s + batch], model=model)
-    arrow_rate = n / (time.perf_counter() - t)
-    # baseline: row-by-row executemany, on a slice (it is ~100x slower)
-    m = 2000
-    base = Store(workdir / "rows.duckdb")
-    recs = recs[:m]
-    t = time.perf_counter()
-    with base.connect() as con:
-        con.executemany(
-            "INSERT INTO memories (id, namespace, memory_type, content, metadata, source, title, "
-            "content_hash, embedding, model, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, now())",
-            [[r.id, r.namespace, r.memory_type, r.content, "{}", r.source, r.title, str(i),
-              vecs[i].tolist(), model] for i, r in enumerate(recs)],
-        )
-    row_rate = m / (time.perf_counter() - t)
-    print(f"bulk write via Arrow: {arrow_rate:,.0f} memories/s ({n:,} rows, 384-d vectors); "
-          f"executemany baseline {row_rate:,.0f}/s; ratio {arrow_rate / row_rate:.0f}x")
-
     t = time.perf_counter()
     si = open_indexes(store)
     si.vector_index(store, model, DIM)
@@ -305,6 +376,10 @@ def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(prog="python -m fourhosts_jupyter.bench memory")
     ap.add_argument("--sizes", default="10000,100000,1000000", help="vector counts for search latency")
     ap.add_argument("--select-size", type=int, default=100_000, help="memories for select end to end")
+    ap.add_argument("--write-rows", type=int, default=10_000, help="memories per bulk-write round")
+    ap.add_argument("--write-rounds", type=int, default=5, help="rounds of the Arrow paths")
+    ap.add_argument("--row-rounds", type=int, default=3, help="rounds of the executemany baseline")
+    ap.add_argument("--only", choices=("writes",), help="run one section alone")
     ap.add_argument("--queries", type=int, default=200, help="timed queries per size")
     ap.add_argument("--embed-passages", type=int, default=512)
     ap.add_argument("--skip-embedding", action="store_true", help="no local model (search and writes only)")
@@ -313,9 +388,13 @@ def main(argv: list[str] | None = None) -> int:
     sizes = [int(s) for s in args.sizes.split(",") if s]
     workdir = Path(tempfile.mkdtemp(prefix="fourhosts-bench-memory-"))
     try:
+        if args.only == "writes":
+            bench_bulk_write(workdir, args.write_rows, args.write_rounds, args.row_rounds)
+            return 0
         local = None if args.skip_embedding else bench_embedding(args.embed_passages)
         bench_search(sizes, args.queries)
-        bench_writes_and_select(workdir, args.select_size, min(args.queries, 200), local)
+        bench_bulk_write(workdir, args.write_rows, args.write_rounds, args.row_rounds)
+        bench_select(workdir, args.select_size, min(args.queries, 200), local)
         bench_quality(workdir, local)
     finally:
         shutil.rmtree(workdir, ignore_errors=True)

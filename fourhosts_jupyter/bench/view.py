@@ -11,6 +11,7 @@ wall time for a paced stream (an event every ``gap-ms``, like a fast local serve
 from __future__ import annotations
 
 import argparse
+import statistics
 import time
 from typing import Iterator
 
@@ -56,7 +57,7 @@ def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(prog="python -m fourhosts_jupyter.bench view")
     ap.add_argument("--events", type=int, default=2000)
     ap.add_argument("--gap-ms", type=float, default=0.5)
-    ap.add_argument("--repeat", type=int, default=5)
+    ap.add_argument("--repeat", type=int, default=21)
     a = ap.parse_args(argv)
 
     from IPython.core.interactiveshell import InteractiveShell
@@ -68,13 +69,13 @@ def main(argv: list[str] | None = None) -> int:
     events = _events(a.events)
     n = len(events)
 
-    def best(fn) -> float:  # noqa: ANN001
+    def median_of(fn) -> float:  # noqa: ANN001 - a median, never a minimum (slow rounds are real)
         times = []
         for _ in range(a.repeat):
             t = time.perf_counter()
             fn()
             times.append(time.perf_counter() - t)
-        return min(times)
+        return statistics.median(times)
 
     def fold() -> None:
         s = RunState()
@@ -89,13 +90,13 @@ def main(argv: list[str] | None = None) -> int:
             v.consume(events)
         redraws.append(v.updates)
 
-    t_bare = best(lambda: _bare(events))
-    t_fold = best(fold)
-    t_live = best(live)
+    t_bare = median_of(lambda: _bare(events))
+    t_fold = median_of(fold)
+    t_live = median_of(live)
     state = RunState()
     for e in events:
         state.apply(e)
-    t_draw = best(state._repr_mimebundle_)
+    t_draw = median_of(state._repr_mimebundle_)
     print(f"events: {n} (one tool round)")
     print(f"bare loop (baseline):     {t_bare / n * 1e6:8.2f} µs/event")
     fold_us = t_fold / n * 1e6
@@ -104,7 +105,7 @@ def main(argv: list[str] | None = None) -> int:
     print(f"one full redraw (HTML + text of {len(state.text):,} chars): {t_draw * 1e3:.2f} ms")
 
     gap = a.gap_ms / 1000
-    paced_bare = best(lambda: _bare(_paced(events, gap)))
+    paced_bare = median_of(lambda: _bare(_paced(events, gap)))
     paced_redraws = []
 
     def paced_live() -> None:
@@ -113,7 +114,7 @@ def main(argv: list[str] | None = None) -> int:
             v.consume(_paced(events, gap))
         paced_redraws.append(v.updates)
 
-    paced_view = best(paced_live)
+    paced_view = median_of(paced_live)
     print(
         f"paced stream ({a.gap_ms} ms/event, {paced_bare:.3f} s): live view {paced_view:.3f} s, "
         f"ratio {paced_view / paced_bare:.3f}, redraws {paced_redraws[-1]} "
