@@ -461,21 +461,10 @@ class _Handler(BaseHTTPRequestHandler):
                 self._close_soon(quirks.close_wait)
             return
         reply = self._next_reply(req)
-        rejected = [p for p in reply.reject_params if p in body]
-        if rejected:
-            self._json(400, _error_body(f"Unrecognized request argument supplied: {rejected[0]}",
-                                        "invalid_request_error", param=rejected[0]))
+        if self._refused(reply, body, "Unrecognized request argument supplied: {}"):
             return
-        if reply.status != 200:
-            kind = {429: "rate_limit_exceeded", 401: "invalid_api_key"}.get(reply.status, "server_error")
-            self._json(reply.status, _error_body(reply.error, kind), reply.headers)
-            return
-        if reply.first_delay:
-            time.sleep(reply.first_delay)
         model = req.deployment or body.get("model") or "scripted"
-        with self.state.lock:
-            n = next(self.state.ids)  # type: ignore[call-overload]
-        cid = f"chatcmpl-scripted{n}"
+        cid = f"chatcmpl-scripted{self._begin(reply)}"
         if not body.get("stream"):
             if reply.cut_after is not None:  # an empty (cut) body where the JSON should be
                 self.send_response(200)
@@ -505,14 +494,41 @@ class _Handler(BaseHTTPRequestHandler):
                     time.sleep(reply.delay)
             self.close_connection = True
             return
+        self._send_events([b"data: " + e.encode() + b"\n\n" for e in events], reply)
+
+    # -- what the Chat and Responses routes share ---------------------------------------------
+
+    def _refused(self, reply: Reply, body: dict[str, Any], unsupported: str) -> bool:
+        """Answer with the reply's scripted error, if it has one: 400 naming a parameter it
+        rejects (``unsupported`` is the server's wording, ``{}`` the name), or its status."""
+        rejected = [p for p in reply.reject_params if p in _param_names(body)]
+        if rejected:
+            self._json(400, _error_body(unsupported.format(rejected[0]), "invalid_request_error",
+                                        param=rejected[0]))
+            return True
+        if reply.status != 200:
+            kind = {429: "rate_limit_exceeded", 401: "invalid_api_key"}.get(reply.status, "server_error")
+            self._json(reply.status, _error_body(reply.error, kind), reply.headers)
+            return True
+        return False
+
+    def _begin(self, reply: Reply) -> int:
+        """Wait the reply's first delay; the reply's number, for its ids."""
+        if reply.first_delay:
+            time.sleep(reply.first_delay)
+        with self.state.lock:
+            return next(self.state.ids)  # type: ignore[call-overload]
+
+    def _send_events(self, events: list[bytes], reply: Reply) -> None:
+        """A chunked event stream: every event at once, or ``reply.delay`` apart; with
+        ``reply.drop_after``, the connection dies after that many (no final chunk)."""
         self._sse_head(reply.headers)
-        wire = [_http_chunk(b"data: " + e.encode() + b"\n\n") for e in events]
+        wire = [_http_chunk(e) for e in events]
         if reply.drop_after is not None:
             for piece in wire[: reply.drop_after]:
                 self._write(piece)
                 if reply.delay:
                     time.sleep(reply.delay)
-            # A connection that dies mid-stream: no final chunk, no [DONE].
             self.close_connection = True
             try:
                 self.connection.shutdown(socket.SHUT_RDWR)
@@ -693,61 +709,24 @@ def _completion(cid: str, model: str, reply: Reply, body: dict[str, Any],
 # -- the Responses API (``POST /v1/responses``, ``/openai/v1/responses``) ---------------------
 
 
-def _carries(body: dict[str, Any], name: str) -> bool:
-    outer, _, inner = name.partition(".")
-    if not inner:
-        return outer in body
-    value = body.get(outer)
-    return isinstance(value, dict) and inner in value
+def _param_names(body: dict[str, Any]) -> set[str]:
+    """The request's parameters, with nested ones dotted ("reasoning.summary")."""
+    return {*body, *(f"{k}.{inner}" for k, v in body.items() if isinstance(v, dict) for inner in v)}
 
 
 def _responses(handler: _Handler, req: RecordedRequest) -> None:
     """One Responses request: the next scripted reply as Responses SSE (or JSON, unstreamed)."""
     reply = handler._next_reply(req)
     body = req.body
-    rejected = [p for p in reply.reject_params if _carries(body, p)]
-    if rejected:
-        handler._json(400, _error_body(f"Unsupported parameter: '{rejected[0]}' is not supported with this model.",
-                                       "invalid_request_error", param=rejected[0]))
+    if handler._refused(reply, body, "Unsupported parameter: '{}' is not supported with this model."):
         return
-    if reply.status != 200:
-        kind = {429: "rate_limit_exceeded", 401: "invalid_api_key"}.get(reply.status, "server_error")
-        handler._json(reply.status, _error_body(reply.error, kind), reply.headers)
-        return
-    if reply.first_delay:
-        time.sleep(reply.first_delay)
-    with handler.state.lock:
-        n = next(handler.state.ids)  # type: ignore[call-overload]
+    n = handler._begin(reply)
     events = _ResponsesEvents(f"resp_scripted{n}", body.get("model") or "scripted", reply, body).all()
     if not body.get("stream"):
         handler._json(200, events[-1][1]["response"])
         return
-    handler.send_response(200)
-    handler.send_header("content-type", "text/event-stream")
-    handler.send_header("cache-control", "no-cache")
-    handler.send_header("transfer-encoding", "chunked")
-    for k, v in reply.headers:
-        handler.send_header(k, v)
-    handler.end_headers()
-    wire = [_http_chunk(f"event: {kind}\ndata: {json.dumps(data)}\n\n".encode()) for kind, data in events]
-    if reply.drop_after is not None:
-        for piece in wire[: reply.drop_after]:
-            handler._write(piece)
-            if reply.delay:
-                time.sleep(reply.delay)
-        handler.close_connection = True  # no terminal event: the connection just dies
-        try:
-            handler.connection.shutdown(socket.SHUT_RDWR)
-        except OSError:
-            pass
-        return
-    if reply.delay:
-        for piece in wire:
-            handler._write(piece)
-            time.sleep(reply.delay)
-    else:
-        handler._write(b"".join(wire))
-    handler._write(b"0\r\n\r\n")
+    handler._send_events([f"event: {kind}\ndata: {json.dumps(data)}\n\n".encode() for kind, data in events],
+                         reply)
 
 
 class _ResponsesEvents:

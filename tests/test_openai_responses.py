@@ -18,70 +18,28 @@ from fourhosts_jupyter.errors import (
     ConfigError,
     ProviderBadRequest,
     ProviderConnectionError,
-    ProviderError,
     ProviderIncomplete,
     ProviderServerError,
     RunError,
 )
 from fourhosts_jupyter.events import Notice, ReasoningDelta, RunFailed, TextDelta
 from fourhosts_jupyter.jupyter.view import RunState
-from fourhosts_jupyter.llm.base import ModelRequest, ProviderFinish, ProviderText, ProviderToolCallDelta, ProviderUsage
+from fourhosts_jupyter.llm.base import ModelRequest, ProviderFinish, ProviderUsage
 from fourhosts_jupyter.llm.openai_responses import OpenAIResponsesProvider
 from fourhosts_jupyter.llm.registry import resolve_provider
 from fourhosts_jupyter.loop import LoopOutcome, model_loop
 from fourhosts_jupyter.tools.registry import ToolRegistry
 
-from openai_server import Call, Reply
+from openai_server import MESSAGES, TOOL, Call, Reply, Sleeps, assembled_calls
+from openai_server import collect, collect_until_error, text_of
 
-MESSAGES = [{"role": "system", "content": "be brief"}, {"role": "user", "content": "hello?"}]
-TOOL = {"type": "function", "function": {"name": "lookup", "description": "look", "parameters": {"type": "object", "properties": {}}}}
 QUESTION = "How should a mid-size city cut traffic deaths in half within five years?"
-
-
-class Sleeps:
-    def __init__(self) -> None:
-        self.calls: list[float] = []
-
-    async def __call__(self, seconds: float) -> None:
-        self.calls.append(seconds)
 
 
 def provider(server, **kw) -> OpenAIResponsesProvider:
     kw.setdefault("model", "demo")
     kw.setdefault("sleep", Sleeps())
     return OpenAIResponsesProvider("compatible", base_url=server.base_url, **kw)
-
-
-def collect(p, request: ModelRequest | None = None) -> list:
-    async def go() -> list:
-        out = []
-        try:
-            async for ev in p.stream(request or ModelRequest(messages=MESSAGES)):
-                out.append(ev)
-        finally:
-            await p.aclose()
-        return out
-
-    return asyncio.run(go())
-
-
-def collect_until_error(p, request: ModelRequest | None = None) -> tuple[list, BaseException]:
-    seen: list = []
-
-    async def go() -> None:
-        try:
-            async for ev in p.stream(request or ModelRequest(messages=MESSAGES)):
-                seen.append(ev)
-        finally:
-            await p.aclose()
-
-    with pytest.raises(ProviderError) as info:
-        asyncio.run(go())
-    return seen, info.value
-
-
-def text_of(events) -> str:
-    return "".join(e.text for e in events if isinstance(e, ProviderText))
 
 
 def registry_with_lookup(seen: list[str]) -> ToolRegistry:
@@ -131,14 +89,7 @@ def test_tool_calls_are_keyed_by_item_not_by_name(openai_server):
                                         Call("lookup", {"city": "Lyon"}, id="call_b"),
                                         args_chunk=3, interleave=True))
     events = collect(provider(openai_server), ModelRequest(messages=MESSAGES, tools=[TOOL]))
-    calls: dict[int, dict[str, str]] = {}
-    for e in events:
-        if isinstance(e, ProviderToolCallDelta):
-            c = calls.setdefault(e.index, {"id": "", "name": "", "arguments": ""})
-            c["id"] = c["id"] or (e.id or "")
-            c["name"] = c["name"] or (e.name or "")
-            c["arguments"] += e.arguments
-    assert calls == {0: {"id": "call_a", "name": "lookup", "arguments": '{"city": "Oslo"}'},
+    assert assembled_calls(events) == {0: {"id": "call_a", "name": "lookup", "arguments": '{"city": "Oslo"}'},
                      1: {"id": "call_b", "name": "lookup", "arguments": '{"city": "Lyon"}'}}
     assert events[-1] == ProviderFinish("tool_calls")
     tools = openai_server.requests[0].body["tools"]
