@@ -98,8 +98,9 @@ def cmd_show(args: argparse.Namespace) -> int:
         print(json.dumps(run, default=str, ensure_ascii=False, indent=2))
         return 0
     status = _status(run["status"], run.get("error_kind"))
+    api = (run.get("options") or {}).get("api")
     print(f"{run['id']}  {run['started_at']}  {status}  {run['paradigm']}  "
-          f"{run['provider']}/{run['model']}")
+          f"{run['provider']}/{run['model']}" + (f" ({api} API)" if api else ""))
     print(f"Q: {run['question']}\n")
     print(run["answer"] or "")
     for s in run.get("sources") or []:

@@ -25,8 +25,9 @@ from fourhosts_jupyter.errors import (
 from fourhosts_jupyter.events import Notice, ReasoningDelta, RunFailed, TextDelta
 from fourhosts_jupyter.jupyter.view import RunState
 from fourhosts_jupyter.llm.base import ModelRequest, ProviderFinish, ProviderUsage
+from fourhosts_jupyter.llm.openai_chat import OpenAIChatProvider
 from fourhosts_jupyter.llm.openai_responses import OpenAIResponsesProvider
-from fourhosts_jupyter.llm.registry import resolve_provider
+from fourhosts_jupyter.llm.registry import FallbackProvider, resolve_provider
 from fourhosts_jupyter.loop import LoopOutcome, model_loop
 from fourhosts_jupyter.tools.registry import ToolRegistry
 
@@ -214,6 +215,14 @@ def test_429_and_500_are_retried_with_backoff(openai_server):
     assert len(openai_server.responses_requests) == 3
 
 
+def test_an_empty_stream_with_tools_is_incomplete_and_not_sent_again_unstreamed(openai_server):
+    # The Chat provider's unstreamed fallback lives in the shared retry loop; Responses opts out.
+    openai_server.script(Reply.say("", no_terminal=True), Reply.say("never"))
+    seen, err = collect_until_error(provider(openai_server), ModelRequest(messages=MESSAGES, tools=[TOOL]))
+    assert seen == [] and isinstance(err, ProviderIncomplete)
+    assert [r.body["stream"] for r in openai_server.responses_requests] == [True]
+
+
 # -- parameters a deployment refuses ---------------------------------------------------------
 
 
@@ -290,6 +299,45 @@ def test_engine_run_keeps_partial_text_and_fails_on_incomplete(openai_server, se
     with pytest.raises(RunError, match=r"incomplete: content_filter\); the content filter stopped it") as info:
         engine.research(QUESTION, paradigm="bernard")
     assert info.value.partial_text == "Cut again"
+
+
+def test_engine_run_fails_on_response_failed_with_its_code_and_message(openai_server, seeded_store):
+    openai_server.script(Reply.failing("server_error", "The model crashed mid-answer.",
+                                       text="Speed cameras cut"))
+    engine = Engine(Settings(base_url=openai_server.base_url, model="demo", api="responses"),
+                    store=seeded_store, tools=False)
+    events = list(engine.stream(QUESTION, paradigm="bernard"))
+    failed = events[-1]
+    assert isinstance(failed, RunFailed) and failed.partial_text == "Speed cameras cut"
+    assert "server_error: The model crashed mid-answer." in failed.error
+    state = RunState()
+    for e in events:
+        state.apply(e)
+    assert "The model crashed mid-answer." in state.to_text() and "Speed cameras cut" in state.to_text()
+    run = seeded_store.get_run(events[0].run_id)
+    assert run["status"] == "failed" and run["answer"] == "Speed cameras cut"
+    assert "server_error: The model crashed mid-answer." in run["error"]
+    assert len(openai_server.responses_requests) == 1  # text was shown: not retried
+
+
+def test_the_run_log_records_which_api_a_run_used(openai_server, seeded_store, capsys):
+    from fourhosts_jupyter import cli
+
+    openai_server.script(Reply.say("Through Responses."), Reply.say("Through Chat."))
+    runs = {}
+    for api in ("responses", "chat"):
+        engine = Engine(Settings(base_url=openai_server.base_url, model="demo", api=api),
+                        store=seeded_store, tools=False)
+        runs[api] = engine.research(QUESTION, paradigm="bernard").run_id
+    for api, run_id in runs.items():
+        assert seeded_store.get_run(run_id)["options"]["api"] == api
+        assert cli.main(["show", run_id, "--store", str(seeded_store.path)]) == 0
+        first = capsys.readouterr().out.splitlines()[0]
+        assert first.endswith(f"compatible/demo ({api} API)")
+    # A fallback chain records the API of the provider it starts with.
+    chat = OpenAIChatProvider("compatible", base_url=openai_server.base_url, model="m")
+    assert FallbackProvider([provider(openai_server), chat]).api == "responses"
+    assert FallbackProvider([chat, provider(openai_server)]).api == "chat"
 
 
 def test_engine_run_shows_thinking_apart_from_the_answer(openai_server, seeded_store):
