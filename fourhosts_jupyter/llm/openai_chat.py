@@ -52,9 +52,10 @@ _REASONING_MAX = {"low": 4096, "medium": 8192, "high": 16384}
 # Parameters some compatible servers reject; dropped and retried once each.
 _OPTIONAL = ("stream_options", "reasoning_effort", "max_completion_tokens", "parallel_tool_calls")
 
-# Parameters a server refused, per (kind, address, model), remembered for this process: the
-# engine builds a provider per run, and one refusal per server is enough.
-_REFUSED: dict[tuple[str, str, str], set[str]] = {}
+# Parameters a server refused, per (kind, API, address, model), remembered for this process:
+# the engine builds a provider per run, and one refusal per server is enough. Per API: the two
+# take different parameters.
+_REFUSED: dict[tuple[str, str, str, str], set[str]] = {}
 # Servers (kind, address, Azure deployment) that cannot stream a turn with tools, for this
 # process: their tool turns are sent with stream=false from the first one on.
 _UNSTREAMED_TOOLS: set[tuple[str, str, str]] = set()
@@ -156,7 +157,7 @@ class OpenAIChatProvider:
                                    PRICES_VARIABLE if prices is None else "prices")
         self._sleep = sleep
         where_key = (azure_endpoint if kind == "azure" else base_url) or ""
-        self._dropped = _REFUSED.setdefault((kind, where_key, self.model), set())
+        self._dropped = _REFUSED.setdefault((kind, self.api, where_key, self.model), set())
         self._server = (kind, where_key or "api.openai.com", self.model if kind == "azure" else "")
         # One client per event loop: the sync twins run each run on a fresh loop, and an httpx
         # pool must not outlive the loop its connections belong to.
@@ -184,11 +185,16 @@ class OpenAIChatProvider:
             self._clients[loop] = client
         return client
 
+    def _timeout(self) -> Any:
+        import openai
+
+        return openai.Timeout(self.request_timeout, connect=min(10.0, self.request_timeout),
+                              read=self.stream_idle_timeout)
+
     def _make_client(self) -> Any:
         import openai
 
-        timeout = openai.Timeout(self.request_timeout, connect=min(10.0, self.request_timeout),
-                                 read=self.stream_idle_timeout)
+        timeout = self._timeout()
         try:
             if self.name == "azure":
                 return openai.AsyncAzureOpenAI(

@@ -29,7 +29,7 @@ from __future__ import annotations
 from typing import Any, AsyncIterator, Iterator
 
 from ..errors import ConfigError, ProviderIncomplete
-from ..events import Notice, Usage
+from ..events import Usage
 from .base import (
     ModelRequest,
     ProviderEvent,
@@ -40,7 +40,7 @@ from .base import (
     ProviderUsage,
 )
 from .errors import stream_error
-from .openai_chat import _REFUSED, OpenAIChatProvider, effort_params, without
+from .openai_chat import OpenAIChatProvider, effort_params, without
 
 APIS = ("chat", "responses")
 # Parameters a deployment may refuse; dropped (and remembered) one at a time, as for Chat.
@@ -88,9 +88,6 @@ class OpenAIResponsesProvider(OpenAIChatProvider):
 
     def __init__(self, kind: str = "openai", **options: Any) -> None:
         super().__init__(kind, **options)
-        where_key = (self.azure_endpoint if kind == "azure" else self.base_url) or ""
-        # Not the Chat provider's set: the two APIs take different parameters.
-        self._dropped = _REFUSED.setdefault((f"{kind}/responses", where_key, self.model), set())
         # The item order of each tool turn that returned encrypted reasoning, by its call ids.
         self._turns: dict[str, list[tuple[str, Any]]] = {}
 
@@ -108,13 +105,12 @@ class OpenAIResponsesProvider(OpenAIChatProvider):
             return super()._make_client()
         import openai
 
-        timeout = openai.Timeout(self.request_timeout, connect=min(10.0, self.request_timeout),
-                                 read=self.stream_idle_timeout)
         if not self._api_key:
             raise ConfigError(f"cannot set up {self.where}: no key. Set AZURE_OPENAI_API_KEY")
         # The v1 surface takes the key as ``api-key`` (as Azure's own clients send it).
         return openai.AsyncOpenAI(base_url=azure_v1_url(self.azure_endpoint or ""), api_key=self._api_key,
-                                  default_headers={"api-key": self._api_key}, timeout=timeout, max_retries=0)
+                                  default_headers={"api-key": self._api_key}, timeout=self._timeout(),
+                                  max_retries=0)
 
     # -- the request -------------------------------------------------------------------------
 
@@ -176,10 +172,6 @@ class OpenAIResponsesProvider(OpenAIChatProvider):
         return [*out, *message, *calls.values()]
 
     # -- one call ----------------------------------------------------------------------------
-
-    async def stream(self, request: ModelRequest) -> AsyncIterator[ProviderEvent | Notice]:
-        async for ev in self._retried(request, self._attempt):
-            yield ev
 
     async def _attempt(self, params: dict[str, Any], request: ModelRequest) -> AsyncIterator[ProviderEvent]:
         """One request: its events; ProviderIncomplete / ProviderError when it did not complete."""
@@ -271,10 +263,14 @@ class _EventParser:
         self.order.append(("call", item.call_id))
         return [ProviderToolCallDelta(i, id=item.call_id or None, name=item.name or None)]
 
+    def _call_item(self, item: Any, output_index: int) -> list[ProviderEvent]:
+        """A function_call item (added or done): its head once, and any arguments not yet seen."""
+        i = self._index(item.id, output_index)
+        return self._head(i, item) + self._rest(i, item.arguments)
+
     def _added(self, item: Any, output_index: int) -> list[ProviderEvent]:
         if item.type == "function_call":
-            i = self._index(item.id, output_index)
-            return self._head(i, item) + self._rest(i, item.arguments)
+            return self._call_item(item, output_index)
         if item.type == "message" and ("message", None) not in self.order:
             self.order.append(("message", None))
         return []
@@ -289,8 +285,7 @@ class _EventParser:
 
     def _item_done(self, item: Any, output_index: int) -> list[ProviderEvent]:
         if item.type == "function_call":
-            i = self._index(item.id, output_index)
-            return self._head(i, item) + self._rest(i, item.arguments)
+            return self._call_item(item, output_index)
         if item.type != "reasoning":
             return []
         if item.encrypted_content:
