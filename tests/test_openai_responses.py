@@ -43,8 +43,9 @@ def provider(server, **kw) -> OpenAIResponsesProvider:
     return OpenAIResponsesProvider("compatible", base_url=server.base_url, **kw)
 
 
-def registry_with_lookup(seen: list[str]) -> ToolRegistry:
-    reg = ToolRegistry()
+def registry_with_lookup(seen: list[str], reg: ToolRegistry | None = None) -> ToolRegistry:
+    """``reg`` (or a new registry) with a ``lookup`` tool that notes each city it is called with."""
+    reg = reg if reg is not None else ToolRegistry()
 
     @reg.register
     def lookup(city: str) -> dict:
@@ -363,6 +364,47 @@ def test_engine_run_shows_thinking_apart_from_the_answer(openai_server, seeded_s
         answers = con.execute("SELECT count(*) FROM memories WHERE content LIKE '%speed limits save lives%'").fetchone()[0]
         leaked = con.execute("SELECT count(*) FROM memories WHERE content LIKE '%Ponder%'").fetchone()[0]
     assert answers == 1 and leaked == 0  # the answer was remembered, the reasoning was not
+
+
+@pytest.mark.parametrize("shape", ["openai-url", "azure-v1-url"])
+def test_engine_run_with_two_parallel_calls_of_real_tools_through_each_url_shape(
+        openai_server, store, monkeypatch, shape):
+    from fourhosts_jupyter.events import AnswerReady, ToolCallFinished
+    from fourhosts_jupyter.memory.embeddings import HashingEmbedder
+    from fourhosts_jupyter.tools.builtins import register_builtins
+
+    reg = ToolRegistry()
+    register_builtins(reg)
+    seen: list[str] = []
+    registry_with_lookup(seen, reg)
+    openai_server.script(
+        Reply.parallel(Call("lookup", {"city": "Oslo"}, id="call_oslo"),
+                       Call("search_memory", {"query": "speed limits", "k": 2}, id="call_mem"),
+                       text="Checking two things.", args_chunk=5, interleave=True),
+        Reply.say("Oslo lowered its limits [1]."),
+    )
+    settings = dict(base_url=openai_server.base_url, model="demo")
+    if shape == "azure-v1-url":
+        monkeypatch.setenv("AZURE_OPENAI_API_KEY", "az-key-for-test")
+        settings = dict(provider="azure", azure_endpoint=openai_server.azure_endpoint, model="my-o3")
+    engine = Engine(Settings(api="responses", max_retries=0, **settings), store=store,
+                    embedder=HashingEmbedder(), tools=reg)
+    events = list(engine.stream(QUESTION, paradigm="bernard"))
+    (ready,) = [e for e in events if isinstance(e, AnswerReady)]
+    assert ready.answer.text == "Checking two things.\n\nOslo lowered its limits [1]."
+    assert seen == ["Oslo"]
+    assert sorted(e.call_id for e in events if isinstance(e, ToolCallFinished)) == ["call_mem", "call_oslo"]
+    first, second = openai_server.responses_requests
+    assert {r.path for r in (first, second)} == (
+        {"/openai/v1/responses"} if shape == "azure-v1-url" else {"/v1/responses"})
+    if shape == "azure-v1-url":
+        assert second.headers["api-key"] == "az-key-for-test" and second.body["model"] == "my-o3"
+    calls = [i for i in second.body["input"] if i.get("type") == "function_call"]
+    outputs = [i for i in second.body["input"] if i.get("type") == "function_call_output"]
+    assert [c["call_id"] for c in calls] == [o["call_id"] for o in outputs] == ["call_oslo", "call_mem"]
+    assert json.loads(outputs[0]["output"])["city"] == "Oslo"
+    assert "speed" in outputs[1]["output"].lower()  # search_memory found the seeded corpus
+    assert store.get_run(events[0].run_id)["options"]["api"] == "responses"
 
 
 def fourhosts(*args: str, env: dict[str, str]) -> subprocess.CompletedProcess:
