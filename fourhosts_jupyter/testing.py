@@ -1,10 +1,12 @@
-"""A scripted Chat Completions server on loopback, for tests, demos and benchmarks.
+"""A scripted OpenAI server on loopback (Chat Completions and Responses), for tests, demos and
+benchmarks.
 
-It speaks the real wire protocol (JSON and Server-Sent Events) for both URL shapes the
+It speaks the real wire protocol (JSON and Server-Sent Events) for the URL shapes the
 ``openai`` client uses, so production code talks to it through the official client unchanged:
 
     POST /v1/chat/completions                                    (OpenAI, compatible servers)
     POST /openai/deployments/{deployment}/chat/completions?api-version=…   (Azure, ``api-key``)
+    POST /v1/responses, /openai/v1/responses                     (Responses; Azure's v1 surface)
     POST …/embeddings                                            (deterministic hashing vectors)
     GET  …/models
 
@@ -232,7 +234,7 @@ class _State:
 
 
 class ScriptedServer:
-    """A Chat Completions server on 127.0.0.1 with a queue of scripted replies."""
+    """An OpenAI-shaped server on 127.0.0.1 with a queue of scripted replies."""
 
     def __init__(self, replies: Iterable[Reply] = (), *, responder: Responder | None = None,
                  port: int = 0, embedding_dim: int = 64, quirks: Quirks | None = None) -> None:
@@ -608,8 +610,13 @@ def _usage(reply: Reply, body: dict[str, Any]) -> dict[str, int]:
         prompt, completion = reply.usage
     else:
         prompt = sum(len(str(m.get("content") or "").split()) for m in body.get("messages") or [])
-        completion = len(reply.text.split()) + sum(len(c.arguments_text) // 4 for c in reply.calls)
+        completion = _completion_tokens(reply)
     return {"prompt_tokens": prompt, "completion_tokens": completion, "total_tokens": prompt + completion}
+
+
+def _completion_tokens(reply: Reply) -> int:
+    """A rough count when none is scripted: words of text, a token per 4 characters of arguments."""
+    return len(reply.text.split()) + sum(len(c.arguments_text) // 4 for c in reply.calls)
 
 
 def _finish(reply: Reply) -> str:
@@ -781,7 +788,7 @@ class _ResponsesEvents:
             items = self.body.get("input")
             items = [{"content": items}] if isinstance(items, str) else items or []
             prompt = sum(len(str(i.get("content") or i.get("output") or "").split()) for i in items)
-            completion = len(r.text.split()) + sum(len(c.arguments_text) // 4 for c in r.calls)
+            completion = _completion_tokens(r)
         return {"input_tokens": prompt, "input_tokens_details": {"cached_tokens": 0},
                 "output_tokens": completion, "output_tokens_details": {"reasoning_tokens": 0},
                 "total_tokens": prompt + completion}

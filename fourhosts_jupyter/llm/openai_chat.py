@@ -251,9 +251,9 @@ class OpenAIChatProvider:
             p.pop("stream_options", None)
         return p
 
-    async def stream(self, request: ModelRequest) -> AsyncIterator[ProviderEvent | Notice]:
-        async for ev in self._retried(request, self._attempt):
-            yield ev
+    def stream(self, request: ModelRequest) -> AsyncIterator[ProviderEvent | Notice]:
+        # The loop's own generator, not one wrapped in another: every event passes each level.
+        return self._retried(request, self._attempt)
 
     async def _attempt(self, params: dict[str, Any], request: ModelRequest) -> AsyncIterator[ProviderEvent]:
         """One request: its events, or ProviderIncomplete when it ends without a finish reason."""
