@@ -207,6 +207,16 @@ def test_dropped_connection_after_text_is_a_connection_error(openai_server):
     assert text_of(seen) and "The answer rests on the evidence.".startswith(text_of(seen))
 
 
+def test_dropped_connection_before_any_text_is_retried(openai_server):
+    # response.created and response.in_progress only, then the connection dies
+    openai_server.script(Reply.drop("Lost.", after=2), Reply.say("Recovered."))
+    sleeps = Sleeps()
+    events = collect(provider(openai_server, sleep=sleeps))
+    assert text_of(events) == "Recovered."
+    assert [e.message[:16] for e in events if isinstance(e, Notice)] == ["ConnectionError "]
+    assert len(sleeps.calls) == 1 and len(openai_server.responses_requests) == 2
+
+
 def test_429_and_500_are_retried_with_backoff(openai_server):
     openai_server.script(Reply.fail(429, "slow down", retry_after=3), Reply.fail(500), Reply.say("ok"))
     sleeps = Sleeps()
