@@ -226,11 +226,16 @@ def test_429_and_500_are_retried_with_backoff(openai_server):
     assert len(openai_server.responses_requests) == 3
 
 
-def test_an_empty_stream_with_tools_is_incomplete_and_not_sent_again_unstreamed(openai_server):
+@pytest.mark.parametrize("reply, cls", [
+    (Reply.say("", no_terminal=True), ProviderIncomplete),
+    (Reply.fail(400, "Streaming is not supported with tools"), ProviderBadRequest),
+], ids=["empty-stream", "error-naming-streaming"])
+def test_a_refused_streamed_tool_turn_is_an_error_not_sent_again_unstreamed(openai_server, reply, cls):
     # The Chat provider's unstreamed fallback lives in the shared retry loop; Responses opts out.
-    openai_server.script(Reply.say("", no_terminal=True), Reply.say("never"))
-    seen, err = collect_until_error(provider(openai_server), ModelRequest(messages=MESSAGES, tools=[TOOL]))
-    assert seen == [] and isinstance(err, ProviderIncomplete)
+    openai_server.script(reply, Reply.say("never"))
+    request = ModelRequest(messages=MESSAGES, tools=[TOOL])
+    seen, err = collect_until_error(provider(openai_server, max_retries=0), request)
+    assert seen == [] and isinstance(err, cls)
     assert [r.body["stream"] for r in openai_server.responses_requests] == [True]
 
 
