@@ -582,6 +582,11 @@ def _error_body(message: str, kind: str, param: str | None = None) -> dict[str, 
     return {"error": {"message": message, "type": kind, "param": param, "code": kind}}
 
 
+def _param_names(body: dict[str, Any]) -> set[str]:
+    """The request's parameters, with nested ones dotted ("reasoning.summary")."""
+    return {*body, *(f"{k}.{inner}" for k, v in body.items() if isinstance(v, dict) for inner in v)}
+
+
 def _hash_vector(text: str, dim: int) -> list[float]:
     vec = [0.0] * dim
     for word in text.lower().split():
@@ -714,11 +719,6 @@ def _completion(cid: str, model: str, reply: Reply, body: dict[str, Any],
 
 
 # -- the Responses API (``POST /v1/responses``, ``/openai/v1/responses``) ---------------------
-
-
-def _param_names(body: dict[str, Any]) -> set[str]:
-    """The request's parameters, with nested ones dotted ("reasoning.summary")."""
-    return {*body, *(f"{k}.{inner}" for k, v in body.items() if isinstance(v, dict) for inner in v)}
 
 
 def _responses(handler: _Handler, req: RecordedRequest) -> None:
