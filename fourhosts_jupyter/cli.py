@@ -146,7 +146,9 @@ def cmd_show(args: argparse.Namespace) -> int:
         print(terminal_json(run, default=str, indent=2))
         return 0
     status = _status(run["status"], run.get("error_kind"))
-    head = (run["id"], run["started_at"], status, run["paradigm"], f"{run['provider']}/{run['model']}")
+    api = (run.get("options") or {}).get("api")
+    model = f"{run['provider']}/{run['model']}" + (f" ({api} API)" if api else "")
+    head = (run["id"], run["started_at"], status, run["paradigm"], model)
     print("  ".join(neutralise(str(x)) for x in head))
     print(f"Q: {neutralise(run['question'] or '')}\n")
     print(neutralise(run["answer"] or "", keep_lines=True))

@@ -117,6 +117,7 @@ class Engine:
             "effort": chosen_effort.value if chosen_effort else None,
             "model": model,
             "provider": provider.name,
+            "api": getattr(provider, "api", None),  # chat | responses (None: not an OpenAI API)
             "top_k": top_k,
         }
         rec = _Recorder()

@@ -1,10 +1,12 @@
-"""A scripted Chat Completions server on loopback, for tests, demos and benchmarks.
+"""A scripted OpenAI server on loopback (Chat Completions and Responses), for tests, demos and
+benchmarks.
 
-It speaks the real wire protocol (JSON and Server-Sent Events) for both URL shapes the
+It speaks the real wire protocol (JSON and Server-Sent Events) for the URL shapes the
 ``openai`` client uses, so production code talks to it through the official client unchanged:
 
     POST /v1/chat/completions                                    (OpenAI, compatible servers)
     POST /openai/deployments/{deployment}/chat/completions?api-version=…   (Azure, ``api-key``)
+    POST /v1/responses, /openai/v1/responses                     (Responses; Azure's v1 surface)
     POST …/embeddings                                            (deterministic hashing vectors)
     GET  …/models
 
@@ -232,7 +234,7 @@ class _State:
 
 
 class ScriptedServer:
-    """A Chat Completions server on 127.0.0.1 with a queue of scripted replies."""
+    """An OpenAI-shaped server on 127.0.0.1 with a queue of scripted replies."""
 
     def __init__(self, replies: Iterable[Reply] = (), *, responder: Responder | None = None,
                  port: int = 0, embedding_dim: int = 64, quirks: Quirks | None = None) -> None:
@@ -461,21 +463,10 @@ class _Handler(BaseHTTPRequestHandler):
                 self._close_soon(quirks.close_wait)
             return
         reply = self._next_reply(req)
-        rejected = [p for p in reply.reject_params if p in body]
-        if rejected:
-            self._json(400, _error_body(f"Unrecognized request argument supplied: {rejected[0]}",
-                                        "invalid_request_error", param=rejected[0]))
+        if self._refused(reply, body, "Unrecognized request argument supplied: {}"):
             return
-        if reply.status != 200:
-            kind = {429: "rate_limit_exceeded", 401: "invalid_api_key"}.get(reply.status, "server_error")
-            self._json(reply.status, _error_body(reply.error, kind), reply.headers)
-            return
-        if reply.first_delay:
-            time.sleep(reply.first_delay)
         model = req.deployment or body.get("model") or "scripted"
-        with self.state.lock:
-            n = next(self.state.ids)  # type: ignore[call-overload]
-        cid = f"chatcmpl-scripted{n}"
+        cid = f"chatcmpl-scripted{self._begin(reply)}"
         if not body.get("stream"):
             if reply.cut_after is not None:  # an empty (cut) body where the JSON should be
                 self.send_response(200)
@@ -505,14 +496,41 @@ class _Handler(BaseHTTPRequestHandler):
                     time.sleep(reply.delay)
             self.close_connection = True
             return
+        self._send_events([b"data: " + e.encode() + b"\n\n" for e in events], reply)
+
+    # -- what the Chat and Responses routes share ---------------------------------------------
+
+    def _refused(self, reply: Reply, body: dict[str, Any], unsupported: str) -> bool:
+        """Answer with the reply's scripted error, if it has one: 400 naming a parameter it
+        rejects (``unsupported`` is the server's wording, ``{}`` the name), or its status."""
+        rejected = [p for p in reply.reject_params if p in _param_names(body)]
+        if rejected:
+            self._json(400, _error_body(unsupported.format(rejected[0]), "invalid_request_error",
+                                        param=rejected[0]))
+            return True
+        if reply.status != 200:
+            kind = {429: "rate_limit_exceeded", 401: "invalid_api_key"}.get(reply.status, "server_error")
+            self._json(reply.status, _error_body(reply.error, kind), reply.headers)
+            return True
+        return False
+
+    def _begin(self, reply: Reply) -> int:
+        """Wait the reply's first delay; the reply's number, for its ids."""
+        if reply.first_delay:
+            time.sleep(reply.first_delay)
+        with self.state.lock:
+            return next(self.state.ids)  # type: ignore[call-overload]
+
+    def _send_events(self, events: list[bytes], reply: Reply) -> None:
+        """A chunked event stream: every event at once, or ``reply.delay`` apart; with
+        ``reply.drop_after``, the connection dies after that many (no final chunk)."""
         self._sse_head(reply.headers)
-        wire = [_http_chunk(b"data: " + e.encode() + b"\n\n") for e in events]
+        wire = [_http_chunk(e) for e in events]
         if reply.drop_after is not None:
             for piece in wire[: reply.drop_after]:
                 self._write(piece)
                 if reply.delay:
                     time.sleep(reply.delay)
-            # A connection that dies mid-stream: no final chunk, no [DONE].
             self.close_connection = True
             try:
                 self.connection.shutdown(socket.SHUT_RDWR)
@@ -564,6 +582,11 @@ def _error_body(message: str, kind: str, param: str | None = None) -> dict[str, 
     return {"error": {"message": message, "type": kind, "param": param, "code": kind}}
 
 
+def _param_names(body: dict[str, Any]) -> set[str]:
+    """The request's parameters, with nested ones dotted ("reasoning.summary")."""
+    return {*body, *(f"{k}.{inner}" for k, v in body.items() if isinstance(v, dict) for inner in v)}
+
+
 def _hash_vector(text: str, dim: int) -> list[float]:
     vec = [0.0] * dim
     for word in text.lower().split():
@@ -592,8 +615,13 @@ def _usage(reply: Reply, body: dict[str, Any]) -> dict[str, int]:
         prompt, completion = reply.usage
     else:
         prompt = sum(len(str(m.get("content") or "").split()) for m in body.get("messages") or [])
-        completion = len(reply.text.split()) + sum(len(c.arguments_text) // 4 for c in reply.calls)
+        completion = _completion_tokens(reply)
     return {"prompt_tokens": prompt, "completion_tokens": completion, "total_tokens": prompt + completion}
+
+
+def _completion_tokens(reply: Reply) -> int:
+    """A rough count when none is scripted: words of text, a token per 4 characters of arguments."""
+    return len(reply.text.split()) + sum(len(c.arguments_text) // 4 for c in reply.calls)
 
 
 def _finish(reply: Reply) -> str:
@@ -693,61 +721,19 @@ def _completion(cid: str, model: str, reply: Reply, body: dict[str, Any],
 # -- the Responses API (``POST /v1/responses``, ``/openai/v1/responses``) ---------------------
 
 
-def _carries(body: dict[str, Any], name: str) -> bool:
-    outer, _, inner = name.partition(".")
-    if not inner:
-        return outer in body
-    value = body.get(outer)
-    return isinstance(value, dict) and inner in value
-
-
 def _responses(handler: _Handler, req: RecordedRequest) -> None:
     """One Responses request: the next scripted reply as Responses SSE (or JSON, unstreamed)."""
     reply = handler._next_reply(req)
     body = req.body
-    rejected = [p for p in reply.reject_params if _carries(body, p)]
-    if rejected:
-        handler._json(400, _error_body(f"Unsupported parameter: '{rejected[0]}' is not supported with this model.",
-                                       "invalid_request_error", param=rejected[0]))
+    if handler._refused(reply, body, "Unsupported parameter: '{}' is not supported with this model."):
         return
-    if reply.status != 200:
-        kind = {429: "rate_limit_exceeded", 401: "invalid_api_key"}.get(reply.status, "server_error")
-        handler._json(reply.status, _error_body(reply.error, kind), reply.headers)
-        return
-    if reply.first_delay:
-        time.sleep(reply.first_delay)
-    with handler.state.lock:
-        n = next(handler.state.ids)  # type: ignore[call-overload]
+    n = handler._begin(reply)
     events = _ResponsesEvents(f"resp_scripted{n}", body.get("model") or "scripted", reply, body).all()
     if not body.get("stream"):
         handler._json(200, events[-1][1]["response"])
         return
-    handler.send_response(200)
-    handler.send_header("content-type", "text/event-stream")
-    handler.send_header("cache-control", "no-cache")
-    handler.send_header("transfer-encoding", "chunked")
-    for k, v in reply.headers:
-        handler.send_header(k, v)
-    handler.end_headers()
-    wire = [_http_chunk(f"event: {kind}\ndata: {json.dumps(data)}\n\n".encode()) for kind, data in events]
-    if reply.drop_after is not None:
-        for piece in wire[: reply.drop_after]:
-            handler._write(piece)
-            if reply.delay:
-                time.sleep(reply.delay)
-        handler.close_connection = True  # no terminal event: the connection just dies
-        try:
-            handler.connection.shutdown(socket.SHUT_RDWR)
-        except OSError:
-            pass
-        return
-    if reply.delay:
-        for piece in wire:
-            handler._write(piece)
-            time.sleep(reply.delay)
-    else:
-        handler._write(b"".join(wire))
-    handler._write(b"0\r\n\r\n")
+    handler._send_events([f"event: {kind}\ndata: {json.dumps(data)}\n\n".encode() for kind, data in events],
+                         reply)
 
 
 class _ResponsesEvents:
@@ -802,7 +788,7 @@ class _ResponsesEvents:
             items = self.body.get("input")
             items = [{"content": items}] if isinstance(items, str) else items or []
             prompt = sum(len(str(i.get("content") or i.get("output") or "").split()) for i in items)
-            completion = len(r.text.split()) + sum(len(c.arguments_text) // 4 for c in r.calls)
+            completion = _completion_tokens(r)
         return {"input_tokens": prompt, "input_tokens_details": {"cached_tokens": 0},
                 "output_tokens": completion, "output_tokens_details": {"reasoning_tokens": 0},
                 "total_tokens": prompt + completion}

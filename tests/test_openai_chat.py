@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import json
 
 import openai
@@ -28,67 +27,13 @@ from fourhosts_jupyter.llm.registry import (
     resolve_provider,
 )
 
-from openai_server import Call, Quirks, Reply
-
-MESSAGES = [{"role": "system", "content": "be brief"}, {"role": "user", "content": "hello?"}]
-TOOL = {"type": "function", "function": {"name": "lookup", "description": "look", "parameters": {"type": "object", "properties": {}}}}
-
-
-class Sleeps:
-    """Records the backoff the provider asks for instead of sleeping it."""
-
-    def __init__(self) -> None:
-        self.calls: list[float] = []
-
-    async def __call__(self, seconds: float) -> None:
-        self.calls.append(seconds)
+from openai_server import MESSAGES, TOOL, Call, Quirks, Reply, Sleeps, assembled_calls
+from openai_server import collect, collect_until_error, text_of
 
 
 def compatible(server, **kw) -> OpenAIChatProvider:
     kw.setdefault("model", "demo")
     return OpenAIChatProvider("compatible", base_url=server.base_url, **kw)
-
-
-def collect(provider, request: ModelRequest | None = None) -> list:
-    request = request or ModelRequest(messages=MESSAGES)
-
-    async def go() -> list:
-        out = []
-        try:
-            async for ev in provider.stream(request):
-                out.append(ev)
-        finally:
-            await provider.aclose()
-        return out
-
-    return asyncio.run(go())
-
-
-def collect_until_error(provider, request: ModelRequest | None = None) -> tuple[list, BaseException]:
-    seen: list = []
-
-    async def go() -> None:
-        async for ev in provider.stream(request or ModelRequest(messages=MESSAGES)):
-            seen.append(ev)
-
-    with pytest.raises(Exception) as info:
-        asyncio.run(go())
-    return seen, info.value
-
-
-def text_of(events) -> str:
-    return "".join(e.text for e in events if isinstance(e, ProviderText))
-
-
-def assembled_calls(events) -> dict[int, dict[str, str]]:
-    calls: dict[int, dict[str, str]] = {}
-    for e in events:
-        if isinstance(e, ProviderToolCallDelta):
-            c = calls.setdefault(e.index, {"id": "", "name": "", "arguments": ""})
-            c["id"] = c["id"] or (e.id or "")
-            c["name"] = c["name"] or (e.name or "")
-            c["arguments"] += e.arguments
-    return calls
 
 
 def test_streams_text_usage_and_finish(openai_server):

@@ -18,32 +18,23 @@ from fourhosts_jupyter.errors import (
     ConfigError,
     ProviderBadRequest,
     ProviderConnectionError,
-    ProviderError,
     ProviderIncomplete,
     ProviderServerError,
     RunError,
 )
 from fourhosts_jupyter.events import Notice, ReasoningDelta, RunFailed, TextDelta
 from fourhosts_jupyter.jupyter.view import RunState
-from fourhosts_jupyter.llm.base import ModelRequest, ProviderFinish, ProviderText, ProviderToolCallDelta, ProviderUsage
+from fourhosts_jupyter.llm.base import ModelRequest, ProviderFinish, ProviderUsage
+from fourhosts_jupyter.llm.openai_chat import OpenAIChatProvider
 from fourhosts_jupyter.llm.openai_responses import OpenAIResponsesProvider
-from fourhosts_jupyter.llm.registry import resolve_provider
+from fourhosts_jupyter.llm.registry import FallbackProvider, resolve_provider
 from fourhosts_jupyter.loop import LoopOutcome, model_loop
 from fourhosts_jupyter.tools.registry import ToolRegistry
 
-from openai_server import Call, Reply
+from openai_server import MESSAGES, TOOL, Call, Reply, Sleeps, assembled_calls
+from openai_server import collect, collect_until_error, text_of
 
-MESSAGES = [{"role": "system", "content": "be brief"}, {"role": "user", "content": "hello?"}]
-TOOL = {"type": "function", "function": {"name": "lookup", "description": "look", "parameters": {"type": "object", "properties": {}}}}
 QUESTION = "How should a mid-size city cut traffic deaths in half within five years?"
-
-
-class Sleeps:
-    def __init__(self) -> None:
-        self.calls: list[float] = []
-
-    async def __call__(self, seconds: float) -> None:
-        self.calls.append(seconds)
 
 
 def provider(server, **kw) -> OpenAIResponsesProvider:
@@ -52,40 +43,9 @@ def provider(server, **kw) -> OpenAIResponsesProvider:
     return OpenAIResponsesProvider("compatible", base_url=server.base_url, **kw)
 
 
-def collect(p, request: ModelRequest | None = None) -> list:
-    async def go() -> list:
-        out = []
-        try:
-            async for ev in p.stream(request or ModelRequest(messages=MESSAGES)):
-                out.append(ev)
-        finally:
-            await p.aclose()
-        return out
-
-    return asyncio.run(go())
-
-
-def collect_until_error(p, request: ModelRequest | None = None) -> tuple[list, BaseException]:
-    seen: list = []
-
-    async def go() -> None:
-        try:
-            async for ev in p.stream(request or ModelRequest(messages=MESSAGES)):
-                seen.append(ev)
-        finally:
-            await p.aclose()
-
-    with pytest.raises(ProviderError) as info:
-        asyncio.run(go())
-    return seen, info.value
-
-
-def text_of(events) -> str:
-    return "".join(e.text for e in events if isinstance(e, ProviderText))
-
-
-def registry_with_lookup(seen: list[str]) -> ToolRegistry:
-    reg = ToolRegistry()
+def registry_with_lookup(seen: list[str], reg: ToolRegistry | None = None) -> ToolRegistry:
+    """``reg`` (or a new registry) with a ``lookup`` tool that notes each city it is called with."""
+    reg = reg if reg is not None else ToolRegistry()
 
     @reg.register
     def lookup(city: str) -> dict:
@@ -131,14 +91,7 @@ def test_tool_calls_are_keyed_by_item_not_by_name(openai_server):
                                         Call("lookup", {"city": "Lyon"}, id="call_b"),
                                         args_chunk=3, interleave=True))
     events = collect(provider(openai_server), ModelRequest(messages=MESSAGES, tools=[TOOL]))
-    calls: dict[int, dict[str, str]] = {}
-    for e in events:
-        if isinstance(e, ProviderToolCallDelta):
-            c = calls.setdefault(e.index, {"id": "", "name": "", "arguments": ""})
-            c["id"] = c["id"] or (e.id or "")
-            c["name"] = c["name"] or (e.name or "")
-            c["arguments"] += e.arguments
-    assert calls == {0: {"id": "call_a", "name": "lookup", "arguments": '{"city": "Oslo"}'},
+    assert assembled_calls(events) == {0: {"id": "call_a", "name": "lookup", "arguments": '{"city": "Oslo"}'},
                      1: {"id": "call_b", "name": "lookup", "arguments": '{"city": "Lyon"}'}}
     assert events[-1] == ProviderFinish("tool_calls")
     tools = openai_server.requests[0].body["tools"]
@@ -254,6 +207,16 @@ def test_dropped_connection_after_text_is_a_connection_error(openai_server):
     assert text_of(seen) and "The answer rests on the evidence.".startswith(text_of(seen))
 
 
+def test_dropped_connection_before_any_text_is_retried(openai_server):
+    # response.created and response.in_progress only, then the connection dies
+    openai_server.script(Reply.drop("Lost.", after=2), Reply.say("Recovered."))
+    sleeps = Sleeps()
+    events = collect(provider(openai_server, sleep=sleeps))
+    assert text_of(events) == "Recovered."
+    assert [e.message[:16] for e in events if isinstance(e, Notice)] == ["ConnectionError "]
+    assert len(sleeps.calls) == 1 and len(openai_server.responses_requests) == 2
+
+
 def test_429_and_500_are_retried_with_backoff(openai_server):
     openai_server.script(Reply.fail(429, "slow down", retry_after=3), Reply.fail(500), Reply.say("ok"))
     sleeps = Sleeps()
@@ -261,6 +224,19 @@ def test_429_and_500_are_retried_with_backoff(openai_server):
     assert text_of(events) == "ok"
     assert sleeps.calls[0] == 3.0 and len(sleeps.calls) == 2
     assert len(openai_server.responses_requests) == 3
+
+
+@pytest.mark.parametrize("reply, cls", [
+    (Reply.say("", no_terminal=True), ProviderIncomplete),
+    (Reply.fail(400, "Streaming is not supported with tools"), ProviderBadRequest),
+], ids=["empty-stream", "error-naming-streaming"])
+def test_a_refused_streamed_tool_turn_is_an_error_not_sent_again_unstreamed(openai_server, reply, cls):
+    # The Chat provider's unstreamed fallback lives in the shared retry loop; Responses opts out.
+    openai_server.script(reply, Reply.say("never"))
+    request = ModelRequest(messages=MESSAGES, tools=[TOOL])
+    seen, err = collect_until_error(provider(openai_server, max_retries=0), request)
+    assert seen == [] and isinstance(err, cls)
+    assert [r.body["stream"] for r in openai_server.responses_requests] == [True]
 
 
 # -- parameters a deployment refuses ---------------------------------------------------------
@@ -341,6 +317,45 @@ def test_engine_run_keeps_partial_text_and_fails_on_incomplete(openai_server, se
     assert info.value.partial_text == "Cut again"
 
 
+def test_engine_run_fails_on_response_failed_with_its_code_and_message(openai_server, seeded_store):
+    openai_server.script(Reply.failing("server_error", "The model crashed mid-answer.",
+                                       text="Speed cameras cut"))
+    engine = Engine(Settings(base_url=openai_server.base_url, model="demo", api="responses"),
+                    store=seeded_store, tools=False)
+    events = list(engine.stream(QUESTION, paradigm="bernard"))
+    failed = events[-1]
+    assert isinstance(failed, RunFailed) and failed.partial_text == "Speed cameras cut"
+    assert "server_error: The model crashed mid-answer." in failed.error
+    state = RunState()
+    for e in events:
+        state.apply(e)
+    assert "The model crashed mid-answer." in state.to_text() and "Speed cameras cut" in state.to_text()
+    run = seeded_store.get_run(events[0].run_id)
+    assert run["status"] == "failed" and run["answer"] == "Speed cameras cut"
+    assert "server_error: The model crashed mid-answer." in run["error"]
+    assert len(openai_server.responses_requests) == 1  # text was shown: not retried
+
+
+def test_the_run_log_records_which_api_a_run_used(openai_server, seeded_store, capsys):
+    from fourhosts_jupyter import cli
+
+    openai_server.script(Reply.say("Through Responses."), Reply.say("Through Chat."))
+    runs = {}
+    for api in ("responses", "chat"):
+        engine = Engine(Settings(base_url=openai_server.base_url, model="demo", api=api),
+                        store=seeded_store, tools=False)
+        runs[api] = engine.research(QUESTION, paradigm="bernard").run_id
+    for api, run_id in runs.items():
+        assert seeded_store.get_run(run_id)["options"]["api"] == api
+        assert cli.main(["show", run_id, "--store", str(seeded_store.path)]) == 0
+        first = capsys.readouterr().out.splitlines()[0]
+        assert first.endswith(f"compatible/demo ({api} API)")
+    # A fallback chain records the API of the provider it starts with.
+    chat = OpenAIChatProvider("compatible", base_url=openai_server.base_url, model="m")
+    assert FallbackProvider([provider(openai_server), chat]).api == "responses"
+    assert FallbackProvider([chat, provider(openai_server)]).api == "chat"
+
+
 def test_engine_run_shows_thinking_apart_from_the_answer(openai_server, seeded_store):
     openai_server.script(Reply.say("Lower speed limits save lives [1].",
                                    reasoning="Ponder <b>speed</b> evidence & design."))
@@ -364,6 +379,47 @@ def test_engine_run_shows_thinking_apart_from_the_answer(openai_server, seeded_s
         answers = con.execute("SELECT count(*) FROM memories WHERE content LIKE '%speed limits save lives%'").fetchone()[0]
         leaked = con.execute("SELECT count(*) FROM memories WHERE content LIKE '%Ponder%'").fetchone()[0]
     assert answers == 1 and leaked == 0  # the answer was remembered, the reasoning was not
+
+
+@pytest.mark.parametrize("shape", ["openai-url", "azure-v1-url"])
+def test_engine_run_with_two_parallel_calls_of_real_tools_through_each_url_shape(
+        openai_server, store, monkeypatch, shape):
+    from fourhosts_jupyter.events import AnswerReady, ToolCallFinished
+    from fourhosts_jupyter.memory.embeddings import HashingEmbedder
+    from fourhosts_jupyter.tools.builtins import register_builtins
+
+    reg = ToolRegistry()
+    register_builtins(reg)
+    seen: list[str] = []
+    registry_with_lookup(seen, reg)
+    openai_server.script(
+        Reply.parallel(Call("lookup", {"city": "Oslo"}, id="call_oslo"),
+                       Call("search_memory", {"query": "speed limits", "k": 2}, id="call_mem"),
+                       text="Checking two things.", args_chunk=5, interleave=True),
+        Reply.say("Oslo lowered its limits [1]."),
+    )
+    settings = dict(base_url=openai_server.base_url, model="demo")
+    if shape == "azure-v1-url":
+        monkeypatch.setenv("AZURE_OPENAI_API_KEY", "az-key-for-test")
+        settings = dict(provider="azure", azure_endpoint=openai_server.azure_endpoint, model="my-o3")
+    engine = Engine(Settings(api="responses", max_retries=0, **settings), store=store,
+                    embedder=HashingEmbedder(), tools=reg)
+    events = list(engine.stream(QUESTION, paradigm="bernard"))
+    (ready,) = [e for e in events if isinstance(e, AnswerReady)]
+    assert ready.answer.text == "Checking two things.\n\nOslo lowered its limits [1]."
+    assert seen == ["Oslo"]
+    assert sorted(e.call_id for e in events if isinstance(e, ToolCallFinished)) == ["call_mem", "call_oslo"]
+    first, second = openai_server.responses_requests
+    assert {r.path for r in (first, second)} == (
+        {"/openai/v1/responses"} if shape == "azure-v1-url" else {"/v1/responses"})
+    if shape == "azure-v1-url":
+        assert second.headers["api-key"] == "az-key-for-test" and second.body["model"] == "my-o3"
+    calls = [i for i in second.body["input"] if i.get("type") == "function_call"]
+    outputs = [i for i in second.body["input"] if i.get("type") == "function_call_output"]
+    assert [c["call_id"] for c in calls] == [o["call_id"] for o in outputs] == ["call_oslo", "call_mem"]
+    assert json.loads(outputs[0]["output"])["city"] == "Oslo"
+    assert "speed" in outputs[1]["output"].lower()  # search_memory found the seeded corpus
+    assert store.get_run(events[0].run_id)["options"]["api"] == "responses"
 
 
 def fourhosts(*args: str, env: dict[str, str]) -> subprocess.CompletedProcess:

@@ -15,8 +15,7 @@ from typing import Any
 
 import openai
 import pytest
-from openai_server import Call, Reply
-from test_openai_chat import assembled_calls
+from openai_server import Call, Reply, assembled_calls
 
 from fourhosts_jupyter.config import Settings
 from fourhosts_jupyter.engine import Engine

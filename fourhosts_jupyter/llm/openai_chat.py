@@ -32,7 +32,7 @@ import random
 import re
 import weakref
 from dataclasses import replace
-from typing import Any, AsyncIterator, Mapping
+from typing import Any, AsyncIterator, Callable, Iterable, Mapping
 
 from ..errors import ConfigError, ProviderConnectionError, ProviderError, ProviderIncomplete
 from ..events import Notice, Usage
@@ -53,12 +53,16 @@ _REASONING_MAX = {"low": 4096, "medium": 8192, "high": 16384}
 # Parameters some compatible servers reject; dropped and retried once each.
 _OPTIONAL = ("stream_options", "reasoning_effort", "max_completion_tokens", "parallel_tool_calls")
 
-# Parameters a server refused, per (kind, address, model), remembered for this process: the
-# engine builds a provider per run, and one refusal per server is enough.
-_REFUSED: dict[tuple[str, str, str], set[str]] = {}
+# Parameters a server refused, per (kind, API, address, model), remembered for this process:
+# the engine builds a provider per run, and one refusal per server is enough. Per API: the two
+# take different parameters.
+_REFUSED: dict[tuple[str, str, str, str], set[str]] = {}
 # Servers (kind, address, Azure deployment) that cannot stream a turn with tools, for this
 # process: their tool turns are sent with stream=false from the first one on.
 _UNSTREAMED_TOOLS: set[tuple[str, str, str]] = set()
+
+# One request of a provider's retry loop: its events for these parameters (see ``_retried``).
+Attempt = Callable[[dict[str, Any], ModelRequest], AsyncIterator[ProviderEvent]]
 
 BACKOFF_BASE = 0.5
 BACKOFF_CAP = 8.0
@@ -81,6 +85,25 @@ def effort_params(model: str, effort: str, *, tools: bool, reasoning: bool | Non
     return {"temperature": 0.7, "max_tokens": max_tokens or cap}
 
 
+def has_param(params: dict[str, Any], name: str) -> bool:
+    """Whether ``params`` carries ``name``; a dotted name ("reasoning.summary") is a nested key."""
+    outer, _, inner = name.partition(".")
+    if not inner:
+        return outer in params
+    value = params.get(outer)
+    return isinstance(value, dict) and inner in value
+
+
+def without(params: dict[str, Any], names: Iterable[str]) -> None:
+    """Drop ``names`` (dotted for nested keys) from ``params``, in place."""
+    for name in names:
+        outer, _, inner = name.partition(".")
+        if not inner:
+            params.pop(name, None)
+        elif isinstance(params.get(outer), dict):
+            params[outer] = {k: v for k, v in params[outer].items() if k != inner}
+
+
 class OpenAIChatProvider:
     """Chat Completions with streaming and tools through ``openai.AsyncOpenAI`` / ``AsyncAzureOpenAI``.
 
@@ -88,6 +111,9 @@ class OpenAIChatProvider:
     """
 
     offline = False
+    api = "chat"
+    _optional = _OPTIONAL  # what may be dropped when refused
+    _falls_back_unstreamed = True  # a refused streamed tool turn is sent again unstreamed
 
     def __init__(
         self,
@@ -132,7 +158,7 @@ class OpenAIChatProvider:
                                    PRICES_VARIABLE if prices is None else "prices")
         self._sleep = sleep
         where_key = (azure_endpoint if kind == "azure" else base_url) or ""
-        self._dropped = _REFUSED.setdefault((kind, where_key, self.model), set())
+        self._dropped = _REFUSED.setdefault((kind, self.api, where_key, self.model), set())
         self._server = (kind, where_key or "api.openai.com", self.model if kind == "azure" else "")
         # One client per event loop: the sync twins run each run on a fresh loop, and an httpx
         # pool must not outlive the loop its connections belong to.
@@ -160,11 +186,16 @@ class OpenAIChatProvider:
             self._clients[loop] = client
         return client
 
+    def _timeout(self) -> Any:
+        import openai
+
+        return openai.Timeout(self.request_timeout, connect=min(10.0, self.request_timeout),
+                              read=self.stream_idle_timeout)
+
     def _make_client(self) -> Any:
         import openai
 
-        timeout = openai.Timeout(self.request_timeout, connect=min(10.0, self.request_timeout),
-                                 read=self.stream_idle_timeout)
+        timeout = self._timeout()
         try:
             if self.name == "azure":
                 return openai.AsyncAzureOpenAI(
@@ -215,45 +246,61 @@ class OpenAIChatProvider:
         p.update(effort_params(self.model, request.effort, tools=bool(request.tools),
                                reasoning=self.reasoning, max_tokens=request.max_tokens))
         p.update(request.extra.get("openai_params", {}))
-        for name in self._dropped:
-            p.pop(name, None)
+        without(p, self._dropped)
         if request.tools and self._server in _UNSTREAMED_TOOLS:
             p["stream"] = False
             p.pop("stream_options", None)
         return p
 
-    async def stream(self, request: ModelRequest) -> AsyncIterator[ProviderEvent | Notice]:
+    def stream(self, request: ModelRequest) -> AsyncIterator[ProviderEvent | Notice]:
+        # The loop's own generator, not one wrapped in another: every event passes each level.
+        return self._retried(request, self._attempt)
+
+    async def _attempt(self, params: dict[str, Any], request: ModelRequest) -> AsyncIterator[ProviderEvent]:
+        """One request: its events, or ProviderIncomplete when it ends without a finish reason."""
+        if not params["stream"]:
+            for ev in await self._unstreamed(params):
+                yield ev
+            return
+        stream = await self._client().chat.completions.create(**params)
+        parser = _ChunkParser()
+        chunk = None
+        fed = False
+        try:
+            async for chunk in stream:
+                for ev in parser.feed(chunk):
+                    fed = True
+                    yield ev
+        finally:
+            await stream.close()
+        if parser.finish is None:
+            raise _incomplete(self.where, empty=not fed)
+        # The last chunk (the usage one) names the model that answered.
+        served = getattr(chunk, "model", None) or None
+        for ev in parser.end():
+            if isinstance(ev, ProviderUsage):
+                ev = ProviderUsage(self._priced(ev.usage, served))
+            yield ev
+
+    async def _retried(self, request: ModelRequest, attempt: Attempt) -> AsyncIterator[ProviderEvent | Notice]:
+        """``attempt(params, request)`` until one goes through: the one retry loop of both APIs.
+
+        Nothing is retried once an attempt yielded an event (the engine keeps the partial
+        answer). Before that: a parameter the server refuses is dropped (remembered per server)
+        and the request sent again; a server that cannot stream a turn with tools gets it once
+        unstreamed (``_falls_back_unstreamed``); a retryable error is retried ``max_retries``
+        times after a backoff that honours Retry-After."""
         if not self.model:
             await self._discover_model()
-        attempt = 0
+        retries = 0
         refused: ProviderError | None = None  # why this turn's streamed attempt was refused
         reconnected = False
         while True:
             params = self.params(request)
             yielded = False
             try:
-                if not params["stream"]:
-                    for ev in await self._unstreamed(params):
-                        yielded = True
-                        yield ev
-                    return
-                stream = await self._client().chat.completions.create(**params)
-                parser = _ChunkParser()
-                chunk = None
-                try:
-                    async for chunk in stream:
-                        for ev in parser.feed(chunk):
-                            yielded = True
-                            yield ev
-                finally:
-                    await stream.close()
-                if parser.finish is None:
-                    raise _incomplete(self.where, empty=not yielded)
-                # The last chunk (the usage one) names the model that answered.
-                served = getattr(chunk, "model", None) or None
-                for ev in parser.end():
-                    if isinstance(ev, ProviderUsage):
-                        ev = ProviderUsage(self._priced(ev.usage, served))
+                async for ev in attempt(params, request):
+                    yielded = True
                     yield ev
                 return
             except ConfigError:
@@ -262,12 +309,12 @@ class OpenAIChatProvider:
                 err = to_provider_error(exc, where=self.where)
                 if yielded:
                     raise err from exc
-                dropped = rejected_parameter(err, tuple(n for n in _OPTIONAL if n in params))
+                dropped = rejected_parameter(err, tuple(n for n in self._optional if has_param(params, n)))
                 if dropped:
                     self._dropped.add(dropped)
                     yield Notice(f"{self.where} does not accept `{dropped}`; retried without it.")
                     continue
-                if (params["stream"] and request.tools and refused is None
+                if (self._falls_back_unstreamed and params["stream"] and request.tools and refused is None
                         and _refuses_streamed_tools(err, exc)):
                     refused = err
                     _UNSTREAMED_TOOLS.add(self._server)
@@ -281,13 +328,13 @@ class OpenAIChatProvider:
                     # sent on that pooled connection: once more, at once, on a fresh one.
                     reconnected = True
                     continue
-                if not err.retryable or attempt >= self.max_retries:
+                if not err.retryable or retries >= self.max_retries:
                     raise (_both_ways(err, refused) if refused is not None else err) from exc
-                attempt += 1
-                delay = self._delay(err, attempt)
+                retries += 1
+                delay = self._delay(err, retries)
                 yield Notice(
                     f"{type(err).__name__.removeprefix('Provider')} from {self.where}; retry "
-                    f"{attempt}/{self.max_retries} in {delay:.1f} s",
+                    f"{retries}/{self.max_retries} in {delay:.1f} s",
                     "warning",
                 )
                 await self._sleep(delay)

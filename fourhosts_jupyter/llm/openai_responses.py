@@ -20,7 +20,8 @@ events, the same tool loop — and differs only on the wire:
 - reasoning models return encrypted reasoning items (``include=["reasoning.encrypted_content"]``);
   they are carried into the next tool round, in the order the model produced them.
 
-Retries, dropped parameters and prices are the Chat provider's (this class extends it).
+Retries, dropped parameters and prices are the Chat provider's (this class extends it): its
+``_retried`` loop runs this provider's ``_attempt``.
 """
 
 from __future__ import annotations
@@ -28,7 +29,7 @@ from __future__ import annotations
 from typing import Any, AsyncIterator, Iterator
 
 from ..errors import ConfigError, ProviderIncomplete
-from ..events import Notice, Usage
+from ..events import Usage
 from .base import (
     ModelRequest,
     ProviderEvent,
@@ -38,8 +39,8 @@ from .base import (
     ProviderToolCallDelta,
     ProviderUsage,
 )
-from .errors import rejected_parameter, stream_error, to_provider_error
-from .openai_chat import _REFUSED, OpenAIChatProvider, effort_params
+from .errors import stream_error
+from .openai_chat import OpenAIChatProvider, effort_params, without
 
 APIS = ("chat", "responses")
 # Parameters a deployment may refuse; dropped (and remembered) one at a time, as for Chat.
@@ -82,12 +83,11 @@ class OpenAIResponsesProvider(OpenAIChatProvider):
     ``kind`` "azure" talks to ``{azure_endpoint}/openai/v1/`` with the deployment as model."""
 
     api = "responses"
+    _optional = _OPTIONAL
+    _falls_back_unstreamed = False  # the Chat fallback; not seen on Responses servers
 
     def __init__(self, kind: str = "openai", **options: Any) -> None:
         super().__init__(kind, **options)
-        where_key = (self.azure_endpoint if kind == "azure" else self.base_url) or ""
-        # Not the Chat provider's set: the two APIs take different parameters.
-        self._dropped = _REFUSED.setdefault((f"{kind}/responses", where_key, self.model), set())
         # The item order of each tool turn that returned encrypted reasoning, by its call ids.
         self._turns: dict[str, list[tuple[str, Any]]] = {}
 
@@ -105,13 +105,12 @@ class OpenAIResponsesProvider(OpenAIChatProvider):
             return super()._make_client()
         import openai
 
-        timeout = openai.Timeout(self.request_timeout, connect=min(10.0, self.request_timeout),
-                                 read=self.stream_idle_timeout)
         if not self._api_key:
             raise ConfigError(f"cannot set up {self.where}: no key. Set AZURE_OPENAI_API_KEY")
         # The v1 surface takes the key as ``api-key`` (as Azure's own clients send it).
         return openai.AsyncOpenAI(base_url=azure_v1_url(self.azure_endpoint or ""), api_key=self._api_key,
-                                  default_headers={"api-key": self._api_key}, timeout=timeout, max_retries=0)
+                                  default_headers={"api-key": self._api_key}, timeout=self._timeout(),
+                                  max_retries=0)
 
     # -- the request -------------------------------------------------------------------------
 
@@ -132,12 +131,7 @@ class OpenAIResponsesProvider(OpenAIChatProvider):
             p["temperature"] = chat["temperature"]
             p["max_output_tokens"] = chat["max_tokens"]
         p.update(request.extra.get("responses_params", {}))
-        for name in self._dropped:
-            outer, _, inner = name.partition(".")
-            if not inner:
-                p.pop(name, None)
-            elif isinstance(p.get(outer), dict):
-                p[outer] = {k: v for k, v in p[outer].items() if k != inner}
+        without(p, self._dropped)
         return p
 
     def input_items(self, messages: list[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -179,52 +173,22 @@ class OpenAIResponsesProvider(OpenAIChatProvider):
 
     # -- one call ----------------------------------------------------------------------------
 
-    async def stream(self, request: ModelRequest) -> AsyncIterator[ProviderEvent | Notice]:
-        if not self.model:
-            await self._discover_model()
-        attempt = 0
-        while True:
-            params = self.params(request)
-            yielded = False
-            try:
-                stream = await self._client().responses.create(**params)
-                parser = _EventParser(self.where)
-                try:
-                    async for event in stream:
-                        for ev in parser.feed(event):
-                            yielded = True
-                            yield ev
-                finally:
-                    await stream.close()
-                for ev in parser.end():  # raises when the response did not complete
-                    if isinstance(ev, ProviderUsage):
-                        ev = ProviderUsage(self._priced(ev.usage, parser.served))
+    async def _attempt(self, params: dict[str, Any], request: ModelRequest) -> AsyncIterator[ProviderEvent]:
+        """One request: its events; ProviderIncomplete / ProviderError when it did not complete."""
+        stream = await self._client().responses.create(**params)
+        parser = _EventParser(self.where)
+        try:
+            async for event in stream:
+                for ev in parser.feed(event):
                     yield ev
-                for call_id in parser.call_ids if parser.carries_reasoning else ():
-                    self._turns[call_id] = parser.order
-                return
-            except ConfigError:
-                raise
-            except Exception as exc:  # noqa: BLE001 - converted right here
-                err = to_provider_error(exc, where=self.where)
-                if yielded or isinstance(err, ProviderIncomplete):
-                    raise err from exc
-                candidates = tuple(n for n in _OPTIONAL if _has(params, n))
-                dropped = rejected_parameter(err, candidates)
-                if dropped:
-                    self._dropped.add(dropped)
-                    yield Notice(f"{self.where} does not accept `{dropped}`; retried without it.")
-                    continue
-                if not err.retryable or attempt >= self.max_retries:
-                    raise err from exc
-                attempt += 1
-                delay = self._delay(err, attempt)
-                yield Notice(
-                    f"{type(err).__name__.removeprefix('Provider')} from {self.where}; retry "
-                    f"{attempt}/{self.max_retries} in {delay:.1f} s",
-                    "warning",
-                )
-                await self._sleep(delay)
+        finally:
+            await stream.close()
+        for ev in parser.end():  # raises when the response did not complete
+            if isinstance(ev, ProviderUsage):
+                ev = ProviderUsage(self._priced(ev.usage, parser.served))
+            yield ev
+        for call_id in parser.call_ids if parser.carries_reasoning else ():
+            self._turns[call_id] = parser.order
 
 
 class _EventParser:
@@ -299,10 +263,14 @@ class _EventParser:
         self.order.append(("call", item.call_id))
         return [ProviderToolCallDelta(i, id=item.call_id or None, name=item.name or None)]
 
+    def _call_item(self, item: Any, output_index: int) -> list[ProviderEvent]:
+        """A function_call item (added or done): its head once, and any arguments not yet seen."""
+        i = self._index(item.id, output_index)
+        return self._head(i, item) + self._rest(i, item.arguments)
+
     def _added(self, item: Any, output_index: int) -> list[ProviderEvent]:
         if item.type == "function_call":
-            i = self._index(item.id, output_index)
-            return self._head(i, item) + self._rest(i, item.arguments)
+            return self._call_item(item, output_index)
         if item.type == "message" and ("message", None) not in self.order:
             self.order.append(("message", None))
         return []
@@ -317,8 +285,7 @@ class _EventParser:
 
     def _item_done(self, item: Any, output_index: int) -> list[ProviderEvent]:
         if item.type == "function_call":
-            i = self._index(item.id, output_index)
-            return self._head(i, item) + self._rest(i, item.arguments)
+            return self._call_item(item, output_index)
         if item.type != "reasoning":
             return []
         if item.encrypted_content:
@@ -370,14 +337,6 @@ class _EventParser:
             f"{self.where} ended the stream before the response completed (no response.completed "
             "event): the connection was cut or the server stopped; retry the question",
         )
-
-
-def _has(params: dict[str, Any], name: str) -> bool:
-    outer, _, inner = name.partition(".")
-    if not inner:
-        return outer in params
-    value = params.get(outer)
-    return isinstance(value, dict) and inner in value
 
 
 def _plain(content: Any) -> str:

@@ -241,6 +241,10 @@ class FallbackProvider:
         return self.active.offline
 
     @property
+    def api(self) -> str | None:
+        return getattr(self.active, "api", None)
+
+    @property
     def chain(self) -> str:
         return " → ".join(p.name for p in self.providers)
 
