@@ -25,14 +25,17 @@ PAGE_SIZES = (10, 25, 50, 100)
 
 def memory_search_df(store: Store, query: str, k: int = 10, host: str | None = None,
                      *, embedder: Any = None, namespaces: Sequence[str] | None = None,
-                     mode: str = "hybrid") -> Any:
-    """The top ``k`` memories for ``query`` as a DataFrame (rank, score, title, …, reasons)."""
+                     mode: str = "hybrid", weights: tuple[float, float] | None = None) -> Any:
+    """The top ``k`` memories for ``query`` as a DataFrame (rank, score, title, …, reasons);
+    ``weights`` = (dense, keyword) for the hybrid mode (default: select's)."""
     import pandas as pd
 
     from ..context.select import _reasons, search
     from ..memory.keyword import tokenize
 
-    hits = search(store, query, k=k, host=host, embedder=embedder, namespaces=namespaces, mode=mode)
+    extra = {"weights": weights} if weights is not None else {}
+    hits = search(store, query, k=k, host=host, embedder=embedder, namespaces=namespaces, mode=mode,
+                  **extra)
     terms = set(tokenize(query))
     rows = [
         {
