@@ -224,3 +224,10 @@ def test_openai_tier_from_the_environment_stores_and_searches(server, monkeypatc
     assert server.headers[0]["authorization"] == "Bearer sk-test-not-real-123456"
     stored = store.path.read_bytes()
     assert b"sk-test-not-real" not in stored  # the key is never written to the store
+
+
+def test_asking_for_the_hashing_embedder_by_name_leaves_the_sessions_report_alone():
+    session = E.get_embedder()
+    assert E.embedder_status()["tier"] == "local"
+    assert isinstance(E.get_embedder("hashing"), E.HashingEmbedder)  # a one-off, by name
+    assert E.get_embedder() is session and E.embedder_status()["tier"] == "local"

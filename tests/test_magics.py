@@ -62,16 +62,22 @@ def home(tmp_path_factory):
     return tmp_path_factory.mktemp("magics-home")
 
 
+def _reset(m):  # noqa: ANN001, ANN202 - the shell is shared by every test file
+    for name in ("live", "paradigm", "effort", "model", "base_url", "lock_timeout", "max_rate", "api"):
+        if name in m.traits():
+            m.traits()[name].set(m, m.traits()[name].default_value)
+    m.prices = {}
+    m.provider = None
+
+
 @pytest.fixture
 def magics(ip, home, monkeypatch):
     m = ip.magics_manager.registry["ResearchMagics"]
-    for name in ("live", "paradigm", "effort", "model", "base_url", "lock_timeout", "max_rate"):
-        m.traits()[name].set(m, m.traits()[name].default_value)
-    m.prices = {}
+    _reset(m)
     m.store_path = str(home / "store.duckdb")
-    m.provider = None
     monkeypatch.setenv("FOURHOSTS_LIVE", "0")
-    return m
+    yield m
+    _reset(m)  # what a test set with %config must not reach the next file's tests
 
 
 @pytest.fixture(scope="module")

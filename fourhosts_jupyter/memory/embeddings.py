@@ -394,6 +394,7 @@ def local_model_available() -> bool:
 
 
 _status: dict[str, str] = {"tier": "not chosen yet", "name": "", "reason": ""}
+_default_status: dict[str, str] = {}  # what _status said when the automatic choice was made
 
 
 def embedder_status() -> dict[str, str]:
@@ -409,9 +410,13 @@ def get_embedder(prefer: str | None = None) -> Embedder:
     the hashing embedder is used and the reason is logged (it is reported by ``%research config``).
     """
     global _default
+    # Only the session's choice (automatic, or FOURHOSTS_EMBEDDER) is reported by
+    # embedder_status(); code asking for one embedder by name leaves that report alone.
+    session = prefer is None
     prefer = prefer or os.environ.get("FOURHOSTS_EMBEDDER") or None
     if prefer == "hashing":
-        _status.update(tier="hashing", name=HASH_MODEL_NAME, reason="asked for")
+        if session:
+            _status.update(tier="hashing", name=HASH_MODEL_NAME, reason="asked for")
         return HashingEmbedder()
     if prefer in ("openai", "azure"):
         from ..errors import ConfigError
@@ -423,7 +428,8 @@ def get_embedder(prefer: str | None = None) -> Embedder:
                 "to use the local model"
             )
         emb = OpenAIEmbedder(azure=(prefer == "azure") or None)
-        _status.update(tier=prefer, name=emb.name, reason="asked for; texts are sent to the service")
+        if session:
+            _status.update(tier=prefer, name=emb.name, reason="asked for; texts are sent to the service")
         return emb
     if prefer not in (None, "local", "auto"):
         from ..errors import ConfigError
@@ -435,9 +441,11 @@ def get_embedder(prefer: str | None = None) -> Embedder:
     if prefer in ("auto", "local"):
         prefer = None  # the local model is the automatic choice: share one loaded copy
     if prefer is None and _default is not None:
+        _status.update(_default_status)  # the session is back on its automatic choice
         return _default
     with _default_lock:
         if prefer is None and _default is not None:
+            _status.update(_default_status)
             return _default
         emb: Embedder
         if local_model_available():
@@ -457,4 +465,5 @@ def get_embedder(prefer: str | None = None) -> Embedder:
             )
         if prefer is None:
             _default = emb
+            _default_status.update(_status)
         return emb
