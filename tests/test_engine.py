@@ -20,12 +20,19 @@ from fourhosts_jupyter.events import (
     LayerFinished,
     LayerStarted,
     RunFailed,
+    ReasoningDelta,
     RunStarted,
     SourcesSelected,
     TextDelta,
     Usage,
 )
-from fourhosts_jupyter.llm.base import ModelRequest, ProviderFinish, ProviderText, ProviderUsage
+from fourhosts_jupyter.llm.base import (
+    ModelRequest,
+    ProviderFinish,
+    ProviderReasoning,
+    ProviderText,
+    ProviderUsage,
+)
 from fourhosts_jupyter.paradigms import PROFILES, HostParadigm
 
 QUESTION = "How should a mid-size city cut traffic deaths in half within five years?"
@@ -103,6 +110,40 @@ def test_the_sync_twin_hands_a_fast_stream_over_in_batches(seeded_store):
     i_start = next(i for i, e in enumerate(events) if isinstance(e, LayerStarted) and e.layer == "model")
     i_end = next(i for i, e in enumerate(events) if isinstance(e, LayerFinished) and e.layer == "model")
     assert all(i_start < events.index(d) < i_end for d in deltas)
+
+
+class _Mixed(Scripted):
+    """Text with reasoning pieces between its runs (both travel in the same batches)."""
+
+    async def stream(self, request: ModelRequest) -> AsyncIterator:
+        for i, piece in enumerate(self.pieces):
+            yield ProviderReasoning(f"r{i}") if i % 500 == 250 else ProviderText(piece)
+        yield ProviderFinish("stop")
+
+
+def test_the_sync_twin_joins_text_only_between_other_events(seeded_store):
+    pieces = [f"w{i} " for i in range(2000)]
+    engine = Engine(Settings.from_env(), store=seeded_store, provider=_Mixed(pieces), tools=False)
+    events = list(engine.stream(QUESTION))
+    model = [e for e in events if isinstance(e, (TextDelta, ReasoningDelta))]
+    # the order of text and reasoning is kept: no text joined across a reasoning piece
+    flat = [("r", e.text) if isinstance(e, ReasoningDelta) else ("t", e.text) for e in model]
+    want = [("r", f"r{i}") if i % 500 == 250 else ("t", p) for i, p in enumerate(pieces)]
+    joined: list[tuple[str, str]] = []
+    for kind, text in want:
+        if joined and kind == "t" == joined[-1][0]:
+            joined[-1] = ("t", joined[-1][1] + text)
+        else:
+            joined.append((kind, text))
+    merged: list[tuple[str, str]] = []
+    for kind, text in flat:  # batches may split a text run: join what the stream split
+        if merged and kind == "t" == merged[-1][0]:
+            merged[-1] = ("t", merged[-1][1] + text)
+        else:
+            merged.append((kind, text))
+    assert merged == joined
+    assert all(type(e) is TextDelta for e in model if not isinstance(e, ReasoningDelta))
+    assert events[-1].answer.text == "".join(p for i, p in enumerate(pieces) if i % 500 != 250)
 
 
 def test_an_empty_store_is_seeded_with_the_bundled_corpus(store):
