@@ -52,6 +52,9 @@ _UNLOGGED = (TextDelta, ToolCallArgumentsDelta, ReasoningDelta)
 # The sync twins hand text to the calling thread at most this often (see Engine.stream): as
 # often as the cell view redraws; each hand-over costs both threads a GIL switch.
 STREAM_BATCH_SECONDS = 0.1
+# The worker waits at most this long for the consumer to take an event that is handed over at
+# once (a stage starting or ending, a tool card), so the consumer gets the GIL at once.
+HAND_OVER_SECONDS = 0.002
 
 
 class StageTimeout(FourHostsError):
@@ -496,6 +499,7 @@ def _iterate_in_thread(
     buf: collections.deque[Any] = collections.deque()
     ready = threading.Event()
     urgent = threading.Event()
+    taken = threading.Event()  # the consumer drained the deque (see HAND_OVER_SECONDS)
     state: dict[str, Any] = {}
 
     async def main() -> None:
@@ -506,10 +510,18 @@ def _iterate_in_thread(
                 kind = type(item)
                 if kind is text:
                     buf.append(item.text)  # type: ignore[attr-defined]
-                else:
+                elif kind in routine:
                     buf.append(item)
-                    if kind not in routine and not urgent.is_set():
-                        urgent.set()
+                else:
+                    # Wait (briefly, GIL released) until the consumer took it: else a busy
+                    # thread (this loop, a stage's worker) keeps the GIL for a whole switch
+                    # interval (5 ms) before the consumer can show a stage ending.
+                    taken.clear()
+                    buf.append(item)
+                    urgent.set()
+                    ready.set()
+                    taken.wait(HAND_OVER_SECONDS)
+                    continue
                 if not ready.is_set():
                     ready.set()
         except BaseException as exc:  # noqa: BLE001 - handed to the consuming thread
@@ -537,6 +549,7 @@ def _iterate_in_thread(
                 woke = time.monotonic()
             urgent.clear()  # before draining: an urgent item appended after this is not missed
             batch = [buf.popleft() for _ in range(len(buf))]  # only this thread pops
+            taken.set()
             for item in _joined(batch, text) if text is not None else batch:
                 if item is _DONE:
                     return
