@@ -10,6 +10,12 @@
    (see _ModelStageClock). Ratio goal ≤ 1.05. The answer has paragraphs, a list and citations,
    as real answers do.
 
+   Not the same work on both sides, on purpose (the engine must do it): the raw client sends a
+   one-line prompt, the engine its real one (system prompt and sources, ~19 KB of messages;
+   the client's request transform and JSON cost ~1.5 ms a run, ~1 % of the ratio). Both build
+   their client inside the timing, and ~17 ms of that (≈ 11 % of a run) is httpx loading the
+   CA bundle into a fresh SSL context, even for an http:// server.
+
    This machine is noisy (the same raw run varies by ±25 % in CPU time), so the runs are
    interleaved, order rotated, and many (61 rounds by default, enough to quote); every figure
    is a median (of the per-round ratios for ratios), never a minimum. The package's own CPU per
