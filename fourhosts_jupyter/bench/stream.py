@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import gc
 import multiprocessing
 import os
 import statistics
@@ -358,6 +359,10 @@ def _measure(api: str, base_url: str, a: argparse.Namespace, home: str) -> None:
     ]
     for i in range(a.repeat):  # interleaved, order rotated, so machine load hits all alike
         for k in range(len(steps)):
+            # Each side's clients (openai's client and its resources form reference cycles)
+            # are freed by the cyclic collector, ~4 ms a time (their SSL contexts): collected
+            # here, untimed, so no run pays for garbage an earlier run of the other side left.
+            gc.collect()
             steps[(i + k) % len(steps)]()
     recorded = list(engine.stream("How do lower speed limits reduce deaths?", paradigm="bernard"))
     view_alone = statistics.median(_view_seconds(recorded) for _ in range(a.repeat))
