@@ -135,7 +135,7 @@ def cmd_runs(args: argparse.Namespace) -> int:
 
 
 def cmd_show(args: argparse.Namespace) -> int:
-    from .memory.origins import display_origin
+    from .memory.origins import source_line
 
     store = _existing_store(args)
     run = store.get_run(args.run_id) if store is not None else None
@@ -153,7 +153,7 @@ def cmd_show(args: argparse.Namespace) -> int:
     print(f"Q: {neutralise(run['question'] or '')}\n")
     print(neutralise(run["answer"] or "", keep_lines=True))
     for s in run.get("sources") or []:
-        print(f"[{s['n']}] {neutralise(str(s['title']))} — {neutralise(display_origin(str(s['origin'])))}")
+        print(source_line(s["n"], s["title"], s["origin"]))
     if run.get("error"):
         print(f"\nerror: {neutralise(run['error'])}")
     return 0

@@ -25,7 +25,7 @@ from .events import (
     ToolCallFinished,
     ToolCallRunning,
 )
-from .memory.origins import display_origin
+from .memory.origins import source_line
 from .paradigms import HOSTS, PROFILES
 from .redact import neutralise, redact
 from .render import plain
@@ -92,7 +92,7 @@ def render(events: Iterable[Event], out: IO[str] = sys.stdout, err: IO[str] = sy
             if ev.answer.sources:
                 out.write("\nSources\n")
                 for s in ev.answer.sources:
-                    out.write(f"[{s.n}] {neutralise(s.title)} — {neutralise(display_origin(s.origin))}\n")
+                    out.write(source_line(s.n, s.title, s.origin) + "\n")
         elif isinstance(ev, RunFailed):
             last = ev
             if wrote_text:

@@ -309,15 +309,21 @@ def test_a_tool_registered_with_fh_tool_is_offered_to_the_next_run(openai_server
         default_registry().unregister("analyst_lookup")
 
 
+def _cli(tmp_path, *args: str, embedder: str | None = "hashing", timeout: int = 180) -> subprocess.CompletedProcess:
+    """``fourhosts ARGS`` in a fresh process with a private home and no key; ``embedder=None``
+    leaves the default (the local model)."""
+    env = {k: v for k, v in os.environ.items()
+           if k not in ("OPENAI_API_KEY", "OPENAI_BASE_URL", "FOURHOSTS_EMBEDDER")}
+    env["FOURHOSTS_HOME"] = str(tmp_path / "home")
+    if embedder:
+        env["FOURHOSTS_EMBEDDER"] = embedder
+    return subprocess.run([sys.executable, "-m", "fourhosts_jupyter.cli", *args],
+                          capture_output=True, text=True, timeout=timeout, env=env)
+
+
 def test_cli_research_against_a_compatible_server(openai_server, tmp_path):
     openai_server.script(Reply.say("Lower speeds save lives [1]."))
-    env = {k: v for k, v in os.environ.items() if k not in ("OPENAI_API_KEY", "OPENAI_BASE_URL")}
-    env.update(FOURHOSTS_HOME=str(tmp_path / "home"), FOURHOSTS_EMBEDDER="hashing")
-    out = subprocess.run(
-        [sys.executable, "-m", "fourhosts_jupyter.cli", "research", "--base-url", openai_server.base_url,
-         "--model", "llama3.1:8b", QUESTION],
-        capture_output=True, text=True, timeout=180, env=env,
-    )
+    out = _cli(tmp_path, "research", "--base-url", openai_server.base_url, "--model", "llama3.1:8b", QUESTION)
     assert out.returncode == 0, out.stderr
     assert "Lower speeds save lives [1]." in out.stdout
     req = openai_server.chat_requests[0]
@@ -395,23 +401,16 @@ def test_an_assistant_turn_with_tool_calls_sends_empty_content_not_null(openai_s
 
 def test_cli_research_exits_non_zero_on_an_early_end_and_runs_show_it(openai_server, tmp_path):
     openai_server.script(CUT)
-    env = {k: v for k, v in os.environ.items() if k not in ("OPENAI_API_KEY", "OPENAI_BASE_URL")}
-    env.update(FOURHOSTS_HOME=str(tmp_path / "home"), FOURHOSTS_EMBEDDER="hashing")
-
-    def cli(*args: str) -> subprocess.CompletedProcess:
-        return subprocess.run([sys.executable, "-m", "fourhosts_jupyter.cli", *args],
-                              capture_output=True, text=True, timeout=180, env=env)
-
-    out = cli("research", "--base-url", openai_server.base_url, "--model", "llama3.1:8b", QUESTION)
+    out = _cli(tmp_path, "research", "--base-url", openai_server.base_url, "--model", "llama3.1:8b", QUESTION)
     assert out.returncode == 1
     assert "The answer rests on t [cut off]\n" in out.stdout
     last = out.stderr.strip().splitlines()[-1]
     assert last.startswith("fourhosts: error:") and "cut off" in last and "incomplete" in last
-    runs = cli("runs")
+    runs = _cli(tmp_path, "runs")
     assert runs.returncode == 0 and "failed (incomplete)" in runs.stdout
-    (row,) = json.loads(cli("runs", "--json").stdout)
+    (row,) = json.loads(_cli(tmp_path, "runs", "--json").stdout)
     assert (row["status"], row["error_kind"]) == ("failed", "incomplete")
-    shown = cli("show", row["id"])
+    shown = _cli(tmp_path, "show", row["id"])
     assert shown.returncode == 0 and "failed (incomplete)" in shown.stdout
     assert "The answer rests on t" in shown.stdout and "cut off" in shown.stdout
 
@@ -447,14 +446,8 @@ def test_the_cli_end_to_end_with_the_local_model(openai_server, tmp_path):
     import duckdb
 
     openai_server.script(Reply.say("Lower speeds save lives [1]."))
-    env = {k: v for k, v in os.environ.items()
-           if k not in ("OPENAI_API_KEY", "OPENAI_BASE_URL", "FOURHOSTS_EMBEDDER")}
-    env.update(FOURHOSTS_HOME=str(tmp_path / "home"))
-    out = subprocess.run(
-        [sys.executable, "-m", "fourhosts_jupyter.cli", "research", "--base-url", openai_server.base_url,
-         "--model", "llama3.1:8b", QUESTION],
-        capture_output=True, text=True, timeout=300, env=env,
-    )
+    out = _cli(tmp_path, "research", "--base-url", openai_server.base_url, "--model", "llama3.1:8b", QUESTION,
+               embedder=None, timeout=300)
     assert out.returncode == 0, out.stderr
     assert "Lower speeds save lives [1]." in out.stdout
     con = duckdb.connect(str(tmp_path / "home" / "store.duckdb"), read_only=True)

@@ -21,3 +21,10 @@ def display_origin(origin: str) -> str:
         return origin
     m = _BUNDLED.search(origin)
     return f"{DEMO_CORPUS}: {m.group(1)}" if m else origin
+
+
+def source_line(n: object, title: object, origin: object) -> str:
+    """``[n] title — origin`` for a terminal: the origin labelled, both neutralised (untrusted)."""
+    from ..redact import neutralise
+
+    return f"[{n}] {neutralise(str(title))} — {neutralise(display_origin(str(origin)))}"
