@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import collections
 import contextlib
+import contextvars
 import math
 import threading
 import time
@@ -43,6 +44,7 @@ from .loop import LoopOutcome, model_loop
 from .memory.embeddings import Embedder, get_embedder
 from .memory.store import Store, new_id
 from .paradigms import LAYER_LABELS, HostParadigm, Layer, density
+from .telemetry import record_error
 
 T = TypeVar("T")
 
@@ -97,7 +99,22 @@ class Engine:
 
     # -- the async core ----------------------------------------------------------------------
 
-    async def astream(
+    def astream(
+        self,
+        question: str,
+        *,
+        paradigm: str | HostParadigm | None = None,
+        effort: str | Effort | None = None,
+        model: str | None = None,
+        base_url: str | None = None,
+        top_k: int | None = None,
+    ) -> AsyncIterator[Event]:
+        from .telemetry import traced_run  # a run span and stage spans, if an SDK is configured
+
+        return traced_run(self._pipeline(question, paradigm=paradigm, effort=effort, model=model,
+                                         base_url=base_url, top_k=top_k), self.settings)
+
+    async def _pipeline(
         self,
         question: str,
         *,
@@ -232,9 +249,11 @@ class Engine:
             raise
         except FourHostsError as exc:
             failure = RunFailed(_failure_message(exc), _kind(exc), outcome.text)
+            record_error(exc, failure.kind)
             yield rec(failure)
         except Exception as exc:  # noqa: BLE001 - an unexpected bug still ends the run cleanly
             failure = RunFailed(f"{type(exc).__name__}: {exc}", "internal", outcome.text)
+            record_error(exc, failure.kind)
             yield rec(failure)
         finally:
             await asyncio.shield(
@@ -531,7 +550,10 @@ def _iterate_in_thread(
             ready.set()
             urgent.set()
 
-    worker = threading.Thread(target=lambda: asyncio.run(main()), name="fourhosts-run", daemon=True)
+    # The caller's context goes with the run (its current span is the run span's parent).
+    caller = contextvars.copy_context()
+    worker = threading.Thread(target=lambda: caller.run(asyncio.run, main()), name="fourhosts-run",
+                              daemon=True)
     worker.start()
     woke = float("-inf")
     try:

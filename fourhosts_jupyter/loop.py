@@ -51,6 +51,7 @@ from .llm.base import (
     ProviderToolCallDelta,
     ProviderUsage,
 )
+from .telemetry import ModelCallSpan, model_call
 
 FINAL_NUDGE = (
     "The tool budget for this question is used up. Answer now from the sources and tool results "
@@ -118,7 +119,8 @@ async def model_loop(
                 tools=tool_params,
                 tool_choice="none" if final and tool_params else request.tool_choice,
             )
-            turn = _Turn(rnd, runner, ctx, separate=bool(outcome.text) and not outcome.text[-1:].isspace())
+            turn = _Turn(rnd, runner, ctx, separate=bool(outcome.text) and not outcome.text[-1:].isspace(),
+                         settings=settings)
             try:
                 async with contextlib.aclosing(turn.stream(provider, req, outcome)) as events:
                     async for ev in events:
@@ -216,8 +218,11 @@ class _Call:
 class _Turn:
     """One model turn: its text, its tool calls and their tasks, its usage and finish reason."""
 
-    def __init__(self, rnd: int, runner: Any, ctx: Any, *, separate: bool) -> None:
+    def __init__(self, rnd: int, runner: Any, ctx: Any, *, separate: bool,
+                 settings: Settings | None = None) -> None:
         self.round = rnd
+        self.settings = settings
+        self.span: ModelCallSpan | None = None  # this model call's span, when tracing is on
         self.runner = runner
         self.ctx = ctx
         self.separate = separate  # text from an earlier round needs a paragraph break first
@@ -236,6 +241,8 @@ class _Turn:
         return "".join(self.parts)
 
     async def stream(self, provider: Provider, req: ModelRequest, outcome: LoopOutcome) -> AsyncIterator[Event]:
+        # current while the call streams: tools it starts are its children (see telemetry)
+        span = self.span = model_call(provider, req, self.settings)
         it = provider.stream(req).__aiter__()
         nxt: asyncio.Future[Any] | None = None
         pending = self._pending
@@ -280,12 +287,18 @@ class _Turn:
             for call in self.ordered():
                 for ev in self._launch(call):
                     yield ev
+            if span is not None:
+                span.end(self.text)
             while self.running or pending:
                 if pending:
                     yield pending.popleft()
                     continue
                 self._wake.clear()
                 await self._wake.wait()  # a tool's next event, or its end
+        except BaseException as exc:
+            if span is not None:
+                span.end(self.text, exc)
+            raise
         finally:
             # Kept up to date even when the stream fails: the engine keeps the partial answer.
             outcome.text = before + "".join(parts)
@@ -304,8 +317,12 @@ class _Turn:
             yield from self._tool_delta(pev)
         elif isinstance(pev, ProviderUsage):
             self.usage = pev.usage if self.usage is None else self.usage + pev.usage
+            if self.span is not None:
+                self.span.usage(self.usage)
         elif isinstance(pev, ProviderFinish):
             self.finish = pev.reason
+            if self.span is not None:
+                self.span.finish(pev.reason)
         elif isinstance(pev, Notice):
             outcome.notices.append(pev.message)
             yield pev

@@ -44,6 +44,7 @@ from ..events import (
     ToolCallStarted,
 )
 from ..paradigms import PROFILES, HostParadigm
+from ..telemetry import record_error, tool_call
 from .context import HISTORY, ParadigmAwareToolContext, ToolHistory, ToolResult
 from .registry import Tool, ToolRegistry
 
@@ -344,6 +345,13 @@ class ToolRunner:
     async def run(self, call_id: str, name: str, raw_arguments: str, ctx: ParadigmAwareToolContext,
                   emit: Emit, *, round: int = 0, index: int = 0) -> ToolOutcome:
         """Never raises (except cancellation): every failure becomes a failed outcome."""
+        with tool_call(name, call_id, self.host) as span:  # an execute_tool span, if tracing is on
+            out = await self._run(call_id, name, raw_arguments, ctx, emit, round=round, index=index)
+            span.outcome(out)
+            return out
+
+    async def _run(self, call_id: str, name: str, raw_arguments: str, ctx: ParadigmAwareToolContext,
+                   emit: Emit, *, round: int, index: int) -> ToolOutcome:
         t0 = time.perf_counter()
         arguments: dict[str, Any] = {}
         tool = self.registry.get(name) if name in self.offered else None
@@ -440,6 +448,7 @@ class ToolRunner:
                       t0: float, ctx: ParadigmAwareToolContext, emit: Emit, *, round: int,
                       index: int) -> ToolOutcome:
         seconds = time.perf_counter() - t0
+        record_error(exc, exc.kind)  # on this call's execute_tool span, if tracing is on
         fallback_tool = self._fallback_tool(name) if isinstance(exc, (UnknownTool, CircuitOpen)) else None
         message = str(exc) + (f" (the host's fallback tool {fallback_tool.name} runs instead)" if fallback_tool else "")
         payload: dict[str, Any] = {
