@@ -66,6 +66,8 @@ class Settings:
     # also the only prices a compatible server gets. JSON text or [input, output(, cached)]
     # lists are accepted and normalised.
     prices: dict[str, Price] = field(default_factory=dict)
+    # Put question, prompt, answer and tool text on telemetry spans (also FOURHOSTS_OTEL_CONTENT=1)
+    otel_content: bool = False
     extra: dict[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:

@@ -280,9 +280,7 @@ class ModelCallSpan:
         from opentelemetry import context as otel_context
 
         if exc is not None:
-            from .errors import ProviderError
-
-            fail(self.span, exc, getattr(exc, "kind", None) if isinstance(exc, ProviderError) else None)
+            fail(self.span, exc)  # error.type: the exception's class, e.g. ProviderAuthError
         elif self.content and text:
             self.span.set_attribute("gen_ai.output.messages", json.dumps(
                 [{"role": "assistant", "parts": [{"type": "text", "content": text}]}], ensure_ascii=False))

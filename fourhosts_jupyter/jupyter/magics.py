@@ -34,7 +34,7 @@ USER_ERRORS = (ConfigError, StoreLocked, StoreNewerSchema, StoreUnreadable, Stor
 # RunFailed kinds that mean "the user can fix this" (engine kinds or error class names).
 _USER_KINDS = {"config", "configerror", "storelocked", "storenewerschema", "storeunreadable",
                "storeforeign", "storefull"}
-SUBCOMMANDS = ("runs", "show", "config", "classify", "memory", "ingest", "rate")
+SUBCOMMANDS = ("runs", "show", "config", "classify", "memory", "ingest", "rate", "usage")
 _OPTIONS_HINT = (
     "options: -p/--paradigm HOST, -e/--effort low|medium|high, -m/--model NAME, --no-stream, "
     "-s/--save VAR, --store PATH, --base-url URL, --api chat|responses (see %%research?)"
@@ -47,6 +47,7 @@ LINE_HELP = """\
 %research memory search QUERY    search the memory store (DataFrame)
 %research ingest PATH…           add files (text, Markdown, HTML, PDF, CSV, JSONL) to memory
 %research rate RUN_ID 1-5 [NOTE] rate a past run
+%research usage [--by host|model|day|tool|run]  tokens and cost (DataFrame + bar chart)
 Quote a question that ends with "?" (IPython reads a trailing ? as a help request).
 Ask a question with the cell magic: %%research on the first line, the question below."""
 
@@ -200,6 +201,7 @@ class ResearchMagics(Magics):
             %research memory search QUERY    search the memory store
             %research ingest PATH…           add files to memory
             %research rate RUN_ID 1-5 [NOTE] rate a past run
+%research usage [--by host|model|day|tool|run]  tokens and cost (DataFrame + bar chart)
 
         Quote a line-magic question that ends with "?" (IPython reads a trailing ? as help).
 
@@ -352,6 +354,20 @@ class ResearchMagics(Magics):
                 f"%research {sub}: no run {run_id!r} in {store.path}; list runs with %research runs"
             )
         return redact_run(run)
+
+    def _sub_usage(self, rest: str) -> Any:
+        from IPython.display import display
+
+        from ..usage import GROUPS, UsageChart, usage
+
+        use = f"%research usage [--by {'|'.join(GROUPS)}] [--store PATH]"
+        p = _sub_parser("usage", use)
+        p.add_argument("--by", choices=GROUPS, default="day")
+        p.add_argument("--store", default=None)
+        a = _parse(p, self._argv("usage", rest), use)
+        df = usage(a.by, store=self.store(a.store))
+        display(UsageChart(df, a.by))
+        return df
 
     def _sub_show(self, rest: str) -> Any:
         from .view import StoredRunView

@@ -147,4 +147,13 @@ def m003_document_passages(con: duckdb.DuckDBPyConnection) -> None:
     )
 
 
-MIGRATIONS: list[Migration] = [m001_initial, m002_documents_and_identity, m003_document_passages]
+def m005_ledger(con: duckdb.DuckDBPyConnection) -> None:
+    """The cost ledger (memory/ledger.py), filled from the runs already in the store."""
+    from .ledger import CREATE, fill
+
+    con.execute(CREATE)
+    fill(con)
+
+
+MIGRATIONS: list[Migration] = [m001_initial, m002_documents_and_identity, m003_document_passages,
+                               m005_ledger]

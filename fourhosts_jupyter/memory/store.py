@@ -329,6 +329,9 @@ class Store:
                 con.register("_events_in", table)
                 con.execute("INSERT INTO run_events SELECT run_id, seq, type, at_s, payload::JSON FROM _events_in")
                 con.unregister("_events_in")
+            from .ledger import fill
+
+            fill(con, run_id)  # its tokens and cost in the ledger, with the run or not at all
 
     def runs(self, limit: int = 50):  # noqa: ANN201 - pandas.DataFrame
         with self.connect() as con:
