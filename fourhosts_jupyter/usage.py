@@ -76,11 +76,16 @@ class UsageChart:
 
         column = measure(self.df, self.by)
         labels = [str(v) if v is not None else "(none)" for v in self.df[self.label_column]]
-        values = [0.0 if _missing(v) else float(v) for v in self.df[column]]
+        raw = list(self.df[column])
+        values = [0.0 if _missing(v) else float(v) for v in raw]
+        # an unpriced row is "n/a", not a $0 bar
+        shown = ["n/a" if _missing(v) else (f"${v:.4g}" if column == "cost_usd" else f"{v:,.0f}") for v in raw]
         fig = Figure(figsize=(6.4, 0.45 * len(labels) + 1.2), dpi=100)
         FigureCanvasAgg(fig)
         ax = fig.add_subplot()
-        ax.barh(labels[::-1], values[::-1], color="#4c72b0")
+        bars = ax.barh(labels[::-1], values[::-1], color="#4c72b0")
+        ax.bar_label(bars, labels=shown[::-1], padding=3, fontsize=8)
+        ax.margins(x=0.15)
         ax.set_xlabel({"cost_usd": "cost (USD)", "total_tokens": "tokens"}.get(column, column))
         ax.set_title(f"usage by {self.by}")
         fig.tight_layout()
