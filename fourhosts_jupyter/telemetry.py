@@ -145,13 +145,12 @@ async def _traced_run(events: AsyncIterator[Event], content: bool) -> AsyncItera
     stages: dict[str, tuple[Any, Any]] = {}  # open stage → (span, token)
     failed = False
 
-    def close_stages(error: RunFailed | None = None) -> None:
+    def close_stages(error: str | None = None, kind: str = "") -> None:
         for name in reversed(list(stages)):  # innermost first, so the tokens reset in order
             span, token = stages.pop(name)
-            if error is not None:
-                if not span.status.status_code == StatusCode.ERROR:
-                    span.set_status(Status(StatusCode.ERROR, error.error[:300]))
-                    span.set_attribute("error.type", error.kind)
+            if error is not None and span.status.status_code != StatusCode.ERROR:
+                span.set_status(Status(StatusCode.ERROR, error[:300]))
+                span.set_attribute("error.type", kind)
             ctx.run(otel_context.detach, token)
             span.end()
 
@@ -185,14 +184,16 @@ async def _traced_run(events: AsyncIterator[Event], content: bool) -> AsyncItera
                     run.set_attribute("fourhosts.answer", ev.answer.text)
             elif kind is RunFailed:
                 failed = True
-                close_stages(ev)
+                close_stages(ev.error, ev.kind)
                 if not run.status.status_code == StatusCode.ERROR:
                     run.set_status(Status(StatusCode.ERROR, ev.error[:300]))
                 run.set_attribute("error.type", ev.kind)
             yield ev
     except BaseException as exc:
         if not failed:
-            fail(run, exc, "cancelled" if isinstance(exc, GeneratorExit) else None)
+            kind = "cancelled" if isinstance(exc, GeneratorExit) else type(exc).__qualname__
+            close_stages(str(exc) or kind, kind)
+            fail(run, exc, kind)
         raise
     finally:
         try:

@@ -196,6 +196,24 @@ def test_a_failed_tool_call_is_an_error_span_and_the_run_goes_on(spans, openai_s
     assert tree.one(telemetry.RUN_SPAN).status.status_code is StatusCode.UNSET
 
 
+def test_a_summary_call_of_the_compress_stage_is_a_model_call_span_too(spans, openai_server):
+    from fourhosts_jupyter.context.compress import compress
+    from fourhosts_jupyter.llm.openai_chat import OpenAIChatProvider
+
+    text = (ROOT / "fourhosts_jupyter" / "data" / "corpus" / "city-road-safety-action-plan.md").read_text()
+    summary = "\n".join(f"- {line}" for line in text.split(". ")[:3])
+    openai_server.script(Reply.say(summary, usage=(640, 48)), Reply.fail(500, "boom"))
+    llm = OpenAIChatProvider("compatible", base_url=openai_server.base_url, model="summ-1", api_key="x",
+                             max_retries=0)
+    for _ in range(2):  # the first call answers, the second fails
+        compress(text, host="dolores", target_tokens=200, providers=[llm], embedder=HashingEmbedder())
+    ok, failed = sorted(Tree(spans.get_finished_spans()).named("chat summ-1"), key=lambda s: s.start_time)
+    assert ok.attributes["gen_ai.request.max_tokens"] > 0
+    assert (ok.attributes["gen_ai.usage.input_tokens"], ok.attributes["gen_ai.usage.output_tokens"]) == (640, 48)
+    assert ok.status.status_code is StatusCode.UNSET
+    assert failed.status.status_code is StatusCode.ERROR and failed.attributes["error.type"].startswith("Provider")
+
+
 # -- content --------------------------------------------------------------------------------
 
 
@@ -255,9 +273,30 @@ def test_an_async_consumer_never_sees_the_runs_spans_as_current(spans, store):
     assert len(tree.children(tree.one(telemetry.RUN_SPAN))) == len(STAGES)
 
 
+def test_a_run_stopped_mid_stream_ends_every_span_and_detaches_cleanly(spans, openai_server, store, registry, caplog):
+    from fourhosts_jupyter.events import TextDelta
+
+    openai_server.script(Reply.say("word " * 400, chunks=400, delay=0.01))
+    events = scripted_engine(openai_server, store, registry).stream(QUESTION, paradigm="bernard")
+    with caplog.at_level("ERROR"):
+        for ev in events:
+            if isinstance(ev, TextDelta):
+                break  # the analyst interrupted the cell
+        events.close()  # the worker's task is cancelled; the run is persisted as failed
+    assert not [r for r in caplog.records if "detach" in r.getMessage().lower()]
+    tree = Tree(spans.get_finished_spans())
+    run = tree.one(telemetry.RUN_SPAN)
+    stage = tree.one(telemetry.STAGE_PREFIX + "model")
+    chat = tree.one("chat scripted-model")
+    assert tree.parent(chat) is stage and tree.parent(stage) is run
+    for span in (run, stage, chat):
+        assert span.status.status_code is StatusCode.ERROR and span.attributes["error.type"] == "CancelledError"
+    assert store.get_run(run.attributes["fourhosts.run_id"])["status"] == "failed"
+
+
 def test_without_an_sdk_nothing_is_wrapped_and_the_api_is_not_imported():
     code = textwrap.dedent(
-        f"""
+        """
         import sys
         import fourhosts_jupyter
         from fourhosts_jupyter import telemetry

@@ -364,11 +364,25 @@ def as_summarizer(obj: Any) -> tuple[str, ModelFn] | None:
         return name, call
     if hasattr(obj, "stream") and hasattr(obj, "model"):
         async def call_provider(prompt: str, max_tokens: int) -> str:
-            from ..llm.base import ModelRequest, ProviderText
+            from ..llm.base import ModelRequest, ProviderText, ProviderUsage
+            from ..telemetry import model_call
 
             req = ModelRequest(messages=[{"role": "user", "content": prompt}], effort="low",
                                max_tokens=max_tokens)
-            parts = [ev.text async for ev in obj.stream(req) if isinstance(ev, ProviderText)]
+            span = model_call(obj, req)  # a chat span (in the compress stage), if tracing is on
+            parts = []
+            try:
+                async for ev in obj.stream(req):
+                    if isinstance(ev, ProviderText):
+                        parts.append(ev.text)
+                    elif span is not None and isinstance(ev, ProviderUsage):
+                        span.usage(ev.usage)
+            except BaseException as exc:
+                if span is not None:
+                    span.end(exc=exc)
+                raise
+            if span is not None:
+                span.end("".join(parts))
             return "".join(parts)
         return name, call_provider
     if callable(obj):
