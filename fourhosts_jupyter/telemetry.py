@@ -101,11 +101,24 @@ def usage_attributes(usage: Usage) -> dict[str, Any]:
 
 
 def fail(span: Any, exc: BaseException, kind: str | None = None) -> None:
-    """Mark ``span`` failed by ``exc``: status ERROR, the exception recorded, error.type."""
+    """Mark ``span`` failed by ``exc``: status ERROR, the exception recorded, error.type.
+
+    The message and the stack trace are redacted first (a URL's credentials, key-like strings):
+    what ``span.record_exception`` would write, minus the secrets."""
+    import traceback
+
     from opentelemetry.trace import Status, StatusCode
 
-    span.record_exception(exc)
-    span.set_status(Status(StatusCode.ERROR, str(exc)[:300]))
+    from .redact import redact
+
+    message = redact(str(exc))
+    span.add_event("exception", {
+        "exception.type": f"{type(exc).__module__}.{type(exc).__qualname__}",
+        "exception.message": message,
+        "exception.stacktrace": redact("".join(traceback.format_exception(exc))),
+        "exception.escaped": False,
+    })
+    span.set_status(Status(StatusCode.ERROR, message[:300]))
     span.set_attribute("error.type", kind or type(exc).__qualname__)
 
 
@@ -137,6 +150,8 @@ async def _traced_run(events: AsyncIterator[Event], content: bool) -> AsyncItera
     from opentelemetry import trace
     from opentelemetry.trace import SpanKind, Status, StatusCode
 
+    from .redact import redact
+
     tracer = _tracer()
     run = tracer.start_span(RUN_SPAN, kind=SpanKind.INTERNAL, attributes={
         "gen_ai.operation.name": "invoke_agent", "gen_ai.agent.name": AGENT_NAME})
@@ -149,7 +164,7 @@ async def _traced_run(events: AsyncIterator[Event], content: bool) -> AsyncItera
         for name in reversed(list(stages)):  # innermost first, so the tokens reset in order
             span, token = stages.pop(name)
             if error is not None and span.status.status_code != StatusCode.ERROR:
-                span.set_status(Status(StatusCode.ERROR, error[:300]))
+                span.set_status(Status(StatusCode.ERROR, redact(error)[:300]))
                 span.set_attribute("error.type", kind)
             ctx.run(otel_context.detach, token)
             span.end()
@@ -185,8 +200,8 @@ async def _traced_run(events: AsyncIterator[Event], content: bool) -> AsyncItera
             elif kind is RunFailed:
                 failed = True
                 close_stages(ev.error, ev.kind)
-                if not run.status.status_code == StatusCode.ERROR:
-                    run.set_status(Status(StatusCode.ERROR, ev.error[:300]))
+                if run.status.status_code != StatusCode.ERROR:
+                    run.set_status(Status(StatusCode.ERROR, redact(ev.error)[:300]))
                 run.set_attribute("error.type", ev.kind)
             yield ev
     except BaseException as exc:
@@ -327,6 +342,8 @@ class _ToolSpan:
     def outcome(self, out: Any) -> None:
         from opentelemetry.trace import Status, StatusCode
 
+        from .redact import redact
+
         self.span.set_attribute("fourhosts.tool.status", out.status)
         if self.content:
             self.span.set_attribute("gen_ai.tool.call.arguments",
@@ -334,7 +351,7 @@ class _ToolSpan:
             self.span.set_attribute("gen_ai.tool.call.result", out.content)
         if not out.ok and self.span.status.status_code != StatusCode.ERROR:
             # (the runner records the exception itself: telemetry.record_error in _failed)
-            self.span.set_status(Status(StatusCode.ERROR, (out.error or out.status)[:300]))
+            self.span.set_status(Status(StatusCode.ERROR, redact(out.error or out.status)[:300]))
             self.span.set_attribute("error.type", out.status)
 
 
@@ -365,6 +382,10 @@ def _tool_call(name: str, call_id: str, host: Any) -> Iterator[_ToolSpan]:
     }
     if host is not None:
         attrs["fourhosts.host"] = getattr(host, "value", str(host))
-    with _tracer().start_as_current_span(f"execute_tool {name}", kind=SpanKind.INTERNAL,
-                                         attributes=attrs) as span:
-        yield _ToolSpan(span, content_enabled())
+    with _tracer().start_as_current_span(f"execute_tool {name}", kind=SpanKind.INTERNAL, attributes=attrs,
+                                         record_exception=False, set_status_on_exception=False) as span:
+        try:
+            yield _ToolSpan(span, content_enabled())
+        except BaseException as exc:  # a cancelled call (the runner turns failures into outcomes)
+            fail(span, exc)
+            raise

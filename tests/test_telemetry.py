@@ -214,6 +214,25 @@ def test_a_summary_call_of_the_compress_stage_is_a_model_call_span_too(spans, op
     assert failed.status.status_code is StatusCode.ERROR and failed.attributes["error.type"].startswith("Provider")
 
 
+def test_secrets_in_an_error_never_reach_a_span(spans, openai_server, store, registry):
+    key = "sk-test" + "Q" * 30
+
+    @registry.register
+    def leaky() -> str:
+        """A tool whose failure quotes a key."""
+        raise RuntimeError(f"upstream refused key {key} at https://user:hunter2@example.org/x")
+
+    openai_server.script(Reply.call("leaky", {}, id="call_leak"), Reply.say("ok"))
+    scripted_engine(openai_server, store, registry).research(QUESTION, paradigm="bernard")
+    tree = Tree(spans.get_finished_spans())
+    span = tree.one("execute_tool leaky")
+    assert span.status.status_code is StatusCode.ERROR and span.attributes["error.type"] == "tool_error"
+    (exc,) = [e for e in span.events if e.name == "exception"]
+    assert "upstream refused key" in exc.attributes["exception.message"]  # the error itself is there
+    text = _all_attribute_text(tree) + "".join(s.status.description or "" for s in tree.spans)
+    assert key not in text and "hunter2" not in text
+
+
 # -- content --------------------------------------------------------------------------------
 
 
