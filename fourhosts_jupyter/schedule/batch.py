@@ -137,6 +137,7 @@ async def abatch(
     progress: bool = True,
     source: str | None = None,
     on_item: Callable[[ItemResult], None] | None = None,
+    on_start: Callable[[str], None] | None = None,
     **run_options: Any,
 ):  # noqa: ANN201 - pandas.DataFrame
     """The async core of :func:`batch` (see the module docstring)."""
@@ -190,6 +191,8 @@ async def abatch(
                                 column=column or "", options=options)
         total = len(qs)
 
+    if on_start is not None:
+        on_start(batch_id)
     todo = await asyncio.to_thread(rows.todo, batch_id, retry_failed=retry_failed)
     used_tokens, used_usd = await asyncio.to_thread(rows.used, batch_id)
     budget = Budget(budget_tokens, budget_usd, parent=engine.budget, scope="batch")
