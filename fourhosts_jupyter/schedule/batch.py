@@ -122,12 +122,29 @@ def item_estimate(question: str, model: str, effort: str | None) -> int:
     return estimate_call(req, model).tokens
 
 
-async def abatch(
+async def abatch(questions: Any = None, **options: Any):  # noqa: ANN201 - pandas.DataFrame
+    """The async core of :func:`batch` (see the module docstring)."""
+    engine = options.pop("engine", None)
+    if engine is None:
+        from ..config import Settings
+        from ..engine import Engine
+
+        store = options.pop("store", None)
+        if store is not None and not isinstance(store, (str, bytes)) and hasattr(store, "path"):
+            engine = Engine(store=store)
+        else:
+            engine = Engine(Settings.from_env(store_path=store))
+    from .batch_store import kept_open
+
+    with kept_open(engine.store):
+        return await _abatch(questions, engine=engine, **options)
+
+
+async def _abatch(
     questions: Any = None,
     *,
     column: str | None = None,
-    engine: Any = None,
-    store: Any = None,
+    engine: Any,
     concurrency: int = DEFAULT_CONCURRENCY,
     budget_tokens: int | None = None,
     budget_usd: float | None = None,
@@ -140,7 +157,6 @@ async def abatch(
     on_start: Callable[[str], None] | None = None,
     **run_options: Any,
 ):  # noqa: ANN201 - pandas.DataFrame
-    """The async core of :func:`batch` (see the module docstring)."""
     from ..memory.store import new_id
     from .batch_io import questions_from, source_name
 
@@ -154,14 +170,6 @@ async def abatch(
     if isinstance(concurrency, bool) or not isinstance(concurrency, int) or concurrency < 1:
         raise ConfigError(f"concurrency must be a whole number ≥ 1, not {concurrency!r}")
     Budget(budget_tokens, budget_usd, scope="batch")  # checks the numbers before anything runs
-    if engine is None:
-        from ..config import Settings
-        from ..engine import Engine
-
-        if store is not None and not isinstance(store, (str, bytes)) and hasattr(store, "path"):
-            engine = Engine(store=store)
-        else:
-            engine = Engine(Settings.from_env(store_path=store))
     rows = BatchStore(engine.store)
 
     if resume:
