@@ -136,8 +136,55 @@ async def abatch(questions: Any = None, **options: Any):  # noqa: ANN201 - panda
             engine = Engine(Settings.from_env(store_path=store))
     from .batch_store import kept_open
 
-    with kept_open(engine.store):
-        return await _abatch(questions, engine=engine, **options)
+    if options.get("resume"):  # the stored model and server, unless given again
+        stored = (await asyncio.to_thread(BatchStore(engine.store).info, options["resume"])).options
+        for key in ("model", "base_url"):
+            if options.get(key) is None and stored.get(key) is not None:
+                options[key] = stored[key]
+    # One provider (one HTTP client, one connection pool) for every run of the batch: building
+    # a client costs ~20-40 ms (its SSL context), once per question otherwise.
+    provider = _SharedProvider(engine.provider_for(options.get("model"), options.get("base_url")))
+    shared = type(engine)(engine.settings, store=engine.store, provider=provider, tools=engine.tools,
+                          embedder=engine._embedder, budget=engine.budget)
+    try:
+        with kept_open(engine.store):
+            return await _abatch(questions, engine=shared, **options)
+    finally:
+        await provider.close()
+
+
+class _SharedProvider:
+    """A provider kept open across runs: each run's ``aclose`` is a no-op; ``close`` ends it."""
+
+    def __init__(self, inner: Any) -> None:
+        self.inner = inner
+
+    @property
+    def name(self) -> str:
+        return self.inner.name
+
+    @property
+    def model(self) -> str:
+        return self.inner.model
+
+    @property
+    def offline(self) -> bool:
+        return self.inner.offline
+
+    def __getattr__(self, attr: str) -> Any:
+        return getattr(self.__dict__["inner"], attr)
+
+    def stream(self, request: Any) -> Any:
+        return self.inner.stream(request)
+
+    async def aclose(self) -> None:
+        pass
+
+    async def close(self) -> None:
+        import contextlib
+
+        with contextlib.suppress(Exception):
+            await self.inner.aclose()
 
 
 async def _abatch(
