@@ -16,6 +16,8 @@ __version__ = "0.1.0"
 # public name → module that defines it
 _EXPORTS: dict[str, str] = {
     "Answer": "answer",
+    "Budget": "schedule.budget",
+    "BudgetExceeded": "errors",
     "Classification": "classifier",
     "ConfigError": "errors",
     "Effort": "classifier",
@@ -27,6 +29,7 @@ _EXPORTS: dict[str, str] = {
     "ParadigmAwareToolContext": "tools.context",
     "ProviderError": "errors",
     "RunError": "errors",
+    "Scheduler": "schedule.scheduler",
     "Settings": "config",
     "Source": "events",
     "StorageError": "errors",
@@ -34,9 +37,12 @@ _EXPORTS: dict[str, str] = {
     "ToolError": "errors",
     "ToolRegistry": "tools.registry",
     "Usage": "events",
+    "abatch": "api",
     "aresearch": "api",
+    "batch": "api",
     "classify": "classifier",
     "ingest": "memory.ingest",
+    "list_batches": "schedule.batch",
     "register": "tools.registry",
     "register_table": "tools.analysis",
     "research": "api",
@@ -75,11 +81,12 @@ def unload_ipython_extension(ipython: "_typing.Any") -> None:
 
 if _typing.TYPE_CHECKING:  # for type checkers and IDEs only
     from .answer import Answer
-    from .api import aresearch, research
+    from .api import abatch, aresearch, batch, research
     from .classifier import Classification, Effort, classify
     from .config import Settings
     from .engine import Engine
     from .errors import (
+        BudgetExceeded,
         ConfigError,
         FourHostsError,
         ProviderError,
@@ -92,6 +99,9 @@ if _typing.TYPE_CHECKING:  # for type checkers and IDEs only
     from .memory.ingest import ingest
     from .memory.store import Store
     from .paradigms import PROFILES, HostParadigm
+    from .schedule.batch import list_batches
+    from .schedule.budget import Budget
+    from .schedule.scheduler import Scheduler
     from .tools.analysis import register_table
     from .tools.context import ParadigmAwareToolContext
     from .tools.registry import ToolRegistry, register, tool

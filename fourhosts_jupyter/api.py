@@ -14,9 +14,28 @@ def _engine(store: str | None, **settings: Any) -> Engine:
 
 
 def research(question: str, *, store: str | None = None, **options: Any) -> Answer:
-    """Research ``question`` and return the Answer (raises RunError if the run fails)."""
+    """Research ``question`` and return the Answer (raises RunError if the run fails).
+    ``budget_tokens=`` / ``budget_usd=`` limit the run: a model call that would pass them is
+    refused before it is made (the run fails with kind ``budget``, keeping its partial answer)."""
     return _engine(store).research(question, **options)
 
 
 async def aresearch(question: str, *, store: str | None = None, **options: Any) -> Answer:
     return await _engine(store).aresearch(question, **options)
+
+
+def batch(questions: Any = None, *, column: str | None = None, store: str | None = None,
+          **options: Any) -> Any:
+    """Research many questions (a list, or a DataFrame and ``column=``); returns a DataFrame.
+    Options as for a run plus ``concurrency``, ``budget_tokens``, ``budget_usd``, ``resume=``
+    (a batch id) and ``retry_failed``; see ``fourhosts_jupyter.schedule.batch``."""
+    from .schedule.batch import batch as run_batch
+
+    return run_batch(questions, column=column, engine=_engine(store), **options)
+
+
+async def abatch(questions: Any = None, *, column: str | None = None, store: str | None = None,
+                 **options: Any) -> Any:
+    from .schedule.batch import abatch as run_abatch
+
+    return await run_abatch(questions, column=column, engine=_engine(store), **options)

@@ -17,8 +17,9 @@ from .redact import neutralise, redact, redact_run, terminal_json
 
 # Modules that add their own subcommands: each has add_parsers(subparsers), and each parser it
 # adds sets ``func`` (args -> exit code). Add a line here to register a module.
-COMMAND_MODULES: list[str] = ["fourhosts_jupyter.sandbox.cli", "fourhosts_jupyter.memory.cli_commands",
-                              "fourhosts_jupyter.usage"]
+COMMAND_MODULES: list[str] = ["fourhosts_jupyter.sandbox.cli",
+                              "fourhosts_jupyter.memory.cli_commands", "fourhosts_jupyter.usage",
+                              "fourhosts_jupyter.schedule.cli"]
 
 
 def _store_arg(p: argparse.ArgumentParser) -> None:
@@ -40,7 +41,8 @@ def cmd_research(args: argparse.Namespace) -> int:
 
     engine = Engine(_settings(args, api=args.api))
     events = engine.stream(
-        question, paradigm=args.paradigm, effort=args.effort, model=args.model, base_url=args.base_url
+        question, paradigm=args.paradigm, effort=args.effort, model=args.model, base_url=args.base_url,
+        budget_tokens=args.budget_tokens, budget_usd=args.budget_usd,
     )
     if args.json:
         final = None
@@ -191,6 +193,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--api", choices=("chat", "responses"),
                    help="the OpenAI API to use: chat (Chat Completions) or responses (default: $FOURHOSTS_API or chat)")
     p.add_argument("--json", action="store_true", help="print the answer as JSON at the end")
+    importlib.import_module("fourhosts_jupyter.schedule.cli").add_budget_args(p)
     _store_arg(p)
     p.set_defaults(func=cmd_research)
 

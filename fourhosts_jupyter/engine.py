@@ -22,7 +22,7 @@ from . import prompts
 from .answer import Answer
 from .classifier import Classification, Effort, classify
 from .config import Settings
-from .errors import ConfigError, FourHostsError, ProviderError, ProviderIncomplete, RunError
+from .errors import BudgetExceeded, ConfigError, FourHostsError, ProviderError, ProviderIncomplete, RunError
 from .events import (
     AnswerReady,
     Classified,
@@ -74,8 +74,10 @@ class Engine:
         provider: Provider | None = None,
         tools: Any = None,
         embedder: Embedder | None = None,
+        budget: Any = None,
     ) -> None:
         self.settings = settings or Settings.from_env()
+        self.budget = budget  # schedule.Budget: the parent of every run's budget (a session's)
         self.store = store or Store(self.settings.resolved_store_path())
         self._provider = provider
         self.tools = tools
@@ -123,6 +125,9 @@ class Engine:
         model: str | None = None,
         base_url: str | None = None,
         top_k: int | None = None,
+        budget_tokens: int | None = None,
+        budget_usd: float | None = None,
+        budget: Any = None,
     ) -> AsyncIterator[Event]:
         question = (question or "").strip()
         if not question:
@@ -130,6 +135,14 @@ class Engine:
         forced = HostParadigm.parse(paradigm) if paradigm else None
         chosen_effort = Effort.parse(effort)
         provider = self.provider_for(model, base_url)
+        # Budgets: this run's limits under ``budget`` (a batch's) or the engine's (a session's);
+        # every model call is checked before it is made (schedule/guard.py).
+        from .schedule import Scheduler, run_budget
+        from .schedule.guard import guarded
+
+        limits = run_budget(budget_tokens, budget_usd, budget if budget is not None else self.budget)
+        provider = guarded(provider, limits, prices=self.settings.prices)
+        sched = Scheduler(budget=limits)  # this run's concurrent layer tasks (compress, isolate)
 
         run_id = new_id("r_")
         options = {
@@ -139,6 +152,8 @@ class Engine:
             "provider": provider.name,
             "api": getattr(provider, "api", None),  # chat | responses (None: not an OpenAI API)
             "top_k": top_k,
+            **({"budget_tokens": budget_tokens} if budget_tokens is not None else {}),
+            **({"budget_usd": budget_usd} if budget_usd is not None else {}),
         }
         rec = _Recorder()
         await asyncio.to_thread(self.store.start_run, run_id, question, options)
@@ -180,12 +195,13 @@ class Engine:
                     yield rec(SourcesSelected(sources))
                     detail = f"{len(sources)} sources"
                 elif layer is Layer.COMPRESS:
-                    sources, detail = await self._compress(sources, host, dens, question, provider)
+                    sources, detail = await self._compress(sources, host, dens, question, provider, sched)
                 elif layer is Layer.WRITE:
                     await self._stage("write", self._write_context, run_id, question, classification, dens)
                     detail = "query context saved (scratchpad)"
                 else:  # ISOLATE: code the model asks to run goes to this host's sandbox
-                    detail = await self._stage("isolate", _isolate_detail, host)
+                    detail = await sched.submit(self._stage, "isolate", _isolate_detail, host,
+                                                host=host.value, name="isolate", retries=0)
                 yield rec(LayerFinished(layer.value, rec.lap(layer.value, t), detail))
 
             # model (+ tools)
@@ -263,7 +279,8 @@ class Engine:
             )
 
     async def _compress(
-        self, sources: tuple[Source, ...], host: HostParadigm, dens: int, question: str, provider: Provider
+        self, sources: tuple[Source, ...], host: HostParadigm, dens: int, question: str, provider: Provider,
+        scheduler: Any = None,
     ) -> tuple[tuple[Source, ...], str]:
         """Fit the sources to the host's share of the context (brief §3: max(50, tokens × density))."""
         from .context.compress import acompress_sources, source_budget
@@ -273,7 +290,7 @@ class Engine:
             out, report = await asyncio.wait_for(
                 acompress_sources(
                     sources, host=host, budget_tokens=budget, query=question,
-                    providers=[provider], embedder=self.embedder,
+                    providers=[provider], embedder=self.embedder, scheduler=scheduler,
                 ),
                 self.settings.stage_timeout,
             )
@@ -427,6 +444,8 @@ def _kind(exc: BaseException) -> str:
         return "provider"
     if isinstance(exc, StageTimeout):
         return "timeout"
+    if isinstance(exc, BudgetExceeded):
+        return "budget"
     return type(exc).__name__
 
 

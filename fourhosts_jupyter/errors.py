@@ -25,6 +25,8 @@
     ├── IngestError              one file could not be ingested (names the file)
     ├── SandboxError             the sandbox could not start (or would not run model code)
     ├── Cancelled                work on a thread noticed its stage was stopped (cancel.py)
+    ├── BudgetExceeded           a task or model call would pass its token / USD budget; refused
+    │                            before it ran (schedule/budget.py)
     └── RunError                 a research run failed (keeps the partial answer)
 
 Every message says what went wrong and what to do about it.
@@ -154,6 +156,21 @@ class SandboxError(FourHostsError):
 
 class Cancelled(FourHostsError):
     pass
+
+
+class BudgetExceeded(FourHostsError):
+    """Work refused *before* it ran because it would pass a budget. ``scope`` names the budget
+    (run, session, batch, …), ``needed`` the estimate and ``left`` what remained, in ``unit``."""
+
+    kind = "budget"
+
+    def __init__(self, message: str, *, scope: str = "", unit: str = "tokens",
+                 needed: float = 0.0, left: float = 0.0) -> None:
+        super().__init__(message)
+        self.scope = scope
+        self.unit = unit
+        self.needed = needed
+        self.left = left
 
 
 class RunError(FourHostsError):

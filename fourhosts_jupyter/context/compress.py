@@ -679,20 +679,39 @@ async def acompress_sources(
     query: str = "",
     providers: Sequence[Any] | None = None,
     embedder: Embedder | None = None,
+    scheduler: Any = None,
 ) -> tuple[list[Source], CompressReport]:
     """Fit the selected sources into ``budget_tokens`` together. Sources already within their
-    share are unchanged; the others are compressed; ``n`` and ``id`` are kept."""
+    share are unchanged; the others are compressed; ``n`` and ``id`` are kept. With a
+    ``scheduler`` (schedule.Scheduler) the sources are compressed concurrently as its tasks."""
     sizes = [count_tokens(s.text) for s in sources]
     shares = allocate(sizes, max(0, int(budget_tokens)))
     out: list[Source] = []
     items: list[SourceCompression] = []
-    for src, size, share in zip(sources, sizes, shares):
+    pending: dict[int, Any] = {}
+    results: dict[int, CompressResult] = {}
+    if scheduler is not None:
+        h = HostParadigm.parse(host)
+        for i, (src, size, share) in enumerate(zip(sources, sizes, shares)):
+            if size > share:
+                work = functools.partial(acompress, src.text, host=h, target_tokens=share,
+                                         providers=providers, query=query, embedder=embedder)
+                pending[i] = scheduler.submit(work, host=h.value, name=f"compress [{src.n}]", retries=0)
+    try:
+        results = {i: await p for i, p in pending.items()}
+    finally:  # one failed: the others are not left running
+        for p in pending.values():
+            p.cancel()
+    for i, (src, size, share) in enumerate(zip(sources, sizes, shares)):
         if size <= share:
             out.append(src)
             items.append(SourceCompression(src.n, src.id, "none", size, size, share, 1.0))
             continue
-        r = await acompress(src.text, host=host, target_tokens=share, providers=providers,
-                            query=query, embedder=embedder)
+        if i in results:
+            r = results[i]
+        else:
+            r = await acompress(src.text, host=host, target_tokens=share, providers=providers,
+                                query=query, embedder=embedder)
         reason = f"compressed {r.tokens_in}→{r.tokens_out} tokens by {r.provider}"
         out.append(dataclasses.replace(src, text=r.text, reasons=(*src.reasons, reason)))
         items.append(SourceCompression(src.n, src.id, r.provider, r.tokens_in, r.tokens_out,

@@ -16,7 +16,7 @@ from typing import Any, Iterator
 from IPython.core.error import UsageError
 from IPython.core.magic import Magics, line_cell_magic, magics_class
 from IPython.core.magic_arguments import MagicArgumentParser, argument, magic_arguments
-from traitlets import Bool, Dict, Float, Unicode
+from traitlets import Bool, Dict, Float, Integer, Unicode
 
 from ..errors import (
     ConfigError,
@@ -34,10 +34,11 @@ USER_ERRORS = (ConfigError, StoreLocked, StoreNewerSchema, StoreUnreadable, Stor
 # RunFailed kinds that mean "the user can fix this" (engine kinds or error class names).
 _USER_KINDS = {"config", "configerror", "storelocked", "storenewerschema", "storeunreadable",
                "storeforeign", "storefull"}
-SUBCOMMANDS = ("runs", "show", "config", "classify", "memory", "ingest", "rate", "usage")
+SUBCOMMANDS = ("runs", "show", "config", "classify", "memory", "ingest", "rate", "usage", "batch")
 _OPTIONS_HINT = (
     "options: -p/--paradigm HOST, -e/--effort low|medium|high, -m/--model NAME, --no-stream, "
-    "-s/--save VAR, --store PATH, --base-url URL, --api chat|responses (see %%research?)"
+    "-s/--save VAR, --store PATH, --base-url URL, --api chat|responses, --budget-tokens N, "
+    "--budget-usd X (see %%research?)"
 )
 LINE_HELP = """\
 %research runs [-n N]            past runs as a DataFrame (newest first)
@@ -48,6 +49,7 @@ LINE_HELP = """\
 %research ingest PATH…           add files (text, Markdown, HTML, PDF, CSV, JSONL) to memory
 %research rate RUN_ID 1-5 [NOTE] rate a past run
 %research usage [--by host|model|day|tool|run]  tokens and cost (DataFrame + bar chart)
+%research batch FILE --column Q   research every question of a CSV/Parquet/JSONL file (DataFrame)
 Quote a question that ends with "?" (IPython reads a trailing ? as a help request).
 Ask a question with the cell magic: %%research on the first line, the question below."""
 
@@ -125,11 +127,20 @@ class ResearchMagics(Magics):
     lock_timeout = Float(
         15.0, help="Seconds to wait for a store locked by another kernel before giving up."
     ).tag(config=True)
+    session_budget_usd = Float(
+        None, allow_none=True,
+        help="Most USD this kernel's runs and batches may cost together (None = no limit).",
+    ).tag(config=True)
+    session_budget_tokens = Integer(
+        None, allow_none=True,
+        help="Most tokens this kernel's runs and batches may use together (None = no limit).",
+    ).tag(config=True)
 
     def __init__(self, shell: Any = None, **kwargs: Any) -> None:
         super().__init__(shell=shell, **kwargs)
         # A Provider object to answer runs instead of the configured one (tests, custom models).
         self.provider: Any = None
+        self._session_budget: Any = None
         if shell is not None and self not in shell.configurables:
             shell.configurables.append(self)  # so %config ResearchMagics.live = False works
 
@@ -148,6 +159,17 @@ class ResearchMagics(Magics):
             base_url=base_url or self.base_url or None,
             **({"prices": dict(self.prices)} if self.prices else {}),
         )
+
+    @property
+    def session_budget(self):  # noqa: ANN201 - schedule.Budget
+        """What this kernel's runs have used, under the session limits (set at any time)."""
+        from ..schedule.budget import Budget
+
+        if self._session_budget is None:
+            self._session_budget = Budget(scope="session")
+        b = self._session_budget
+        b.limit_usd, b.limit_tokens = self.session_budget_usd, self.session_budget_tokens
+        return b
 
     def store(self, path: str | None = None):  # noqa: ANN201 - Store
         from ..memory.store import Store
@@ -183,6 +205,9 @@ class ResearchMagics(Magics):
     @argument("--store", metavar="PATH", help="use this store file for this run")
     @argument("--base-url", metavar="URL", help="an OpenAI-compatible server for this run")
     @argument("--api", metavar="API", help="chat or responses: the OpenAI API for this run")
+    @argument("--budget-tokens", type=int, metavar="N",
+              help="most tokens this run may use (a call that would pass it is refused before it is made)")
+    @argument("--budget-usd", type=float, metavar="X", help="most USD this run may cost")
     @line_cell_magic
     def research(self, line: str, cell: str | None = None) -> Any:
         """Ask the Four Hosts a research question; the answer streams into the cell.
@@ -264,6 +289,8 @@ class ResearchMagics(Magics):
             effort=effort,
             model=args.model or self.model or None,
             live=self.is_live(args.no_stream),
+            budget_tokens=args.budget_tokens,
+            budget_usd=args.budget_usd,
         )
         if args.save:
             self.shell.user_ns[args.save] = answer
@@ -277,6 +304,8 @@ class ResearchMagics(Magics):
         effort: Any,
         model: str | None,
         live: bool,
+        budget_tokens: int | None = None,
+        budget_usd: float | None = None,
     ) -> Any:
         """One run drawn into the cell; returns the Answer, raises after a failed run."""
         from ..engine import Engine
@@ -286,10 +315,12 @@ class ResearchMagics(Magics):
         view = CellView(live=live, max_rate=self.max_rate)
         with user_errors("%%research: "):
             store = Store(settings.resolved_store_path(), lock_timeout=self.lock_timeout)
-            engine = Engine(settings, store=store, provider=self.provider)
+            engine = Engine(settings, store=store, provider=self.provider,
+                            budget=self.session_budget)
             state = view.consume(
                 engine.stream(
-                    question, paradigm=paradigm, effort=effort, model=model, idle_ticks=True
+                    question, paradigm=paradigm, effort=effort, model=model, idle_ticks=True,
+                    budget_tokens=budget_tokens, budget_usd=budget_usd,
                 )
             )
         if state.error is not None:
@@ -334,6 +365,11 @@ class ResearchMagics(Magics):
             raise UsageError(
                 f"%research {sub}: cannot read the arguments ({exc}); check the quotes"
             ) from None
+
+    def _sub_batch(self, rest: str) -> Any:
+        from ..schedule.magic import batch_subcommand
+
+        return batch_subcommand(self, self._argv("batch", rest))
 
     def _sub_runs(self, rest: str) -> Any:
         usage = "%research runs [-n N] [--store PATH]"

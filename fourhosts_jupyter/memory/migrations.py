@@ -94,7 +94,6 @@ def m001_initial(con: duckdb.DuckDBPyConnection) -> None:
     )
 
 
-
 def m002_documents_and_identity(con: duckdb.DuckDBPyConnection) -> None:
     """Ingestion bookkeeping on documents, and a store identity for derived index files."""
     con.execute("ALTER TABLE documents ADD COLUMN namespace VARCHAR DEFAULT 'shared'")
@@ -155,5 +154,64 @@ def m005_ledger(con: duckdb.DuckDBPyConnection) -> None:
     fill(con)
 
 
+def m004_batches(con: duckdb.DuckDBPyConnection) -> None:
+    """Batch research (schedule/batch.py): a batch, each of its items as it finishes, and the
+    dead letters (failed items with their error) that ``--retry-failed`` runs again."""
+    con.execute(
+        """
+        CREATE TABLE batches (
+            id VARCHAR PRIMARY KEY,
+            source VARCHAR,                   -- the input file, or 'list' / 'dataframe'
+            column_name VARCHAR,
+            options JSON,                     -- run options, concurrency, budgets
+            state VARCHAR NOT NULL,           -- running | done | failed | stopped | interrupted
+            total INTEGER NOT NULL,
+            pid INTEGER,                      -- the process running it (a dead one = interrupted)
+            note VARCHAR,                     -- why it stopped
+            created_at TIMESTAMP NOT NULL,
+            updated_at TIMESTAMP NOT NULL
+        )
+        """
+    )
+    con.execute(
+        """
+        CREATE TABLE batch_items (
+            batch_id VARCHAR NOT NULL,
+            idx INTEGER NOT NULL,
+            question VARCHAR NOT NULL,
+            status VARCHAR NOT NULL,          -- pending | running | ok | failed
+            run_id VARCHAR,
+            host VARCHAR,
+            probabilities JSON,
+            answer VARCHAR,
+            sources JSON,
+            tokens BIGINT,
+            cost_usd DOUBLE,
+            seconds DOUBLE,
+            error VARCHAR,
+            error_kind VARCHAR,
+            attempts INTEGER NOT NULL DEFAULT 0,
+            finished_at TIMESTAMP,
+            PRIMARY KEY (batch_id, idx)
+        )
+        """
+    )
+    con.execute(
+        """
+        CREATE TABLE batch_dead_letter (
+            batch_id VARCHAR NOT NULL,
+            idx INTEGER NOT NULL,
+            question VARCHAR NOT NULL,
+            error VARCHAR,
+            error_kind VARCHAR,
+            run_id VARCHAR,
+            attempts INTEGER NOT NULL,
+            failed_at TIMESTAMP NOT NULL,
+            PRIMARY KEY (batch_id, idx)
+        )
+        """
+    )
+
+
 MIGRATIONS: list[Migration] = [m001_initial, m002_documents_and_identity, m003_document_passages,
-                               m005_ledger]
+                               m004_batches, m005_ledger]
