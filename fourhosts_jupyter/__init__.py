@@ -16,7 +16,9 @@ __version__ = "0.1.0"
 # public name → module that defines it
 _EXPORTS: dict[str, str] = {
     "Answer": "answer",
+    "BlendResult": "blend",
     "Classification": "classifier",
+    "Comparison": "compare",
     "ConfigError": "errors",
     "Effort": "classifier",
     "Engine": "engine",
@@ -34,8 +36,11 @@ _EXPORTS: dict[str, str] = {
     "ToolError": "errors",
     "ToolRegistry": "tools.registry",
     "Usage": "events",
+    "acompare": "api",
     "aresearch": "api",
+    "blend": "api",
     "classify": "classifier",
+    "compare": "api",
     "ingest": "memory.ingest",
     "register": "tools.registry",
     "register_table": "tools.analysis",
@@ -75,8 +80,10 @@ def unload_ipython_extension(ipython: "_typing.Any") -> None:
 
 if _typing.TYPE_CHECKING:  # for type checkers and IDEs only
     from .answer import Answer
-    from .api import aresearch, research
+    from .api import acompare, aresearch, blend, compare, research
+    from .blend import BlendResult
     from .classifier import Classification, Effort, classify
+    from .compare import Comparison
     from .config import Settings
     from .engine import Engine
     from .errors import (

@@ -19,7 +19,7 @@ from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any, AsyncIterator, Callable, Hashable, Iterator, Mapping, Sequence
 
-from .errors import ConfigError, RunError
+from .errors import ConfigError, FourHostsError, RunError
 from .events import AnswerReady, RunFailed, RunStarted, Source, Usage, to_jsonable
 from .paradigms import HOSTS, PROFILES, HostParadigm
 
@@ -149,6 +149,7 @@ class Comparison:
     seconds: float = 0.0  # wall time of the whole comparison
     synthesis: str = ""  # "where the hosts agree / disagree" (--synthesize, with a model)
     kind: str = "compare"
+    notes: list[str] = field(default_factory=list)
 
     @property
     def answers(self) -> dict[HostParadigm, Any]:
@@ -251,6 +252,7 @@ class Comparison:
                 for h, ss in self.only_sources().items()
             },
             "synthesis": self.synthesis,
+            "notes": list(self.notes),
         }
 
     # -- display -----------------------------------------------------------------------------
@@ -319,6 +321,7 @@ async def astream_compare(
     questions: Mapping[HostParadigm, str] | None = None,
     kind: str = "compare",
     save: bool = True,
+    synthesize: bool = False,
     **options: Any,
 ) -> AsyncIterator[Any]:
     """CompareStarted, then every host's events as HostEvent (interleaved as they happen),
@@ -362,10 +365,47 @@ async def astream_compare(
             r.error, r.kind, r.partial_text = ev.error, ev.kind, ev.partial_text
             r.seconds = time.perf_counter() - host_started[host]
         yield HostEvent(host, ev)
+    if synthesize:
+        await _synthesize(engine, comparison, options)
     comparison.seconds = time.perf_counter() - started
     if save:
         await asyncio.to_thread(record, engine.store, comparison)
     yield CompareFinished(comparison)
+
+
+def synthesis_messages(c: Comparison) -> list[dict[str, str]]:
+    panels = "\n\n".join(f"[{PROFILES[h].label}]\n{r.text}" for h, r in c.results.items() if r.ok)
+    return [
+        {"role": "system", "content": "You compare research answers written from different perspectives."},
+        {"role": "user", "content": (
+            f"Question: {c.question}\n\nThe answers, one per panel:\n\n{panels}\n\n"
+            "Write two short sections, 'Where the hosts agree' and 'Where the hosts disagree', "
+            "citing the panels by name in brackets, e.g. [Dolores]."
+        )},
+    ]  # fmt: skip
+
+
+async def _synthesize(engine: Any, c: Comparison, options: Mapping[str, Any]) -> None:
+    """The optional last pass (``--synthesize``): needs a model; offline, a note says so."""
+    from .events import TextDelta
+    from .llm.base import ModelRequest, ProviderUsage
+
+    provider = engine.provider_for(options.get("model"), options.get("base_url"))
+    if provider.offline or not c.answers:
+        c.notes.append("--synthesize needs a model: offline, the terms each host stressed stand in for it")
+        return
+    text, usage = "", Usage()
+    try:
+        async for ev in provider.stream(ModelRequest(messages=synthesis_messages(c), question=c.question, effort="low")):
+            if isinstance(ev, TextDelta):
+                text += ev.text
+            elif isinstance(ev, ProviderUsage):
+                usage = usage + ev.usage
+    except FourHostsError as exc:
+        c.notes.append(f"the synthesis failed: {exc}")
+        return
+    c.synthesis = text.strip()
+    c.notes.append(f"synthesis: {usage.total_tokens:,} tokens" if usage.total_tokens else "synthesis written by the model")
 
 
 def record(store: Any, comparison: Comparison, extra: dict[str, Any] | None = None) -> None:

@@ -244,12 +244,13 @@ class GridView:
         max_rate: float = 10.0,
         clock: Callable[[], float] = time.monotonic,
         display: Callable[..., Any] | None = None,
+        state: GridState | None = None,
     ) -> None:
         self.live = live
         self.interval = 1.0 / max_rate if max_rate > 0 else 0.0
         self.clock = clock
         self._display = display
-        self.state = GridState()
+        self.state = state if state is not None else GridState()
         self.handle: Any = None
         self.updates = 0
         self._last = float("-inf")

@@ -71,13 +71,14 @@ def footer_html(summary: Mapping[str, Any], hosts: Sequence[HostParadigm]) -> st
         if synthesis
         else ""
     )
+    notes = "".join(f'<div style="font-size:0.85em;opacity:0.75">{esc(n)}</div>' for n in summary.get("notes") or ())
     secs = summary.get("seconds")
     wall = f" · all hosts in {float(secs):.1f} s" if secs is not None else ""
     return (
         '<div class="fh-compare-footer" style="margin-top:8px;font-size:0.9em">'
         f'<div style="font-weight:600">Comparison {esc(summary.get("comparison_id", ""))}{esc(wall)}</div>'
         f'<table class="fh-compare-figures"><tr><th style="{_CELL}"></th>{head}</tr>{"".join(figures)}</table>'
-        f"{matrix}{synth}</div>"
+        f"{matrix}{synth}{notes}</div>"
     )
 
 
@@ -101,6 +102,7 @@ def footer_text(summary: Mapping[str, Any], hosts: Sequence[HostParadigm]) -> st
         for title, used in rows:
             marks = "".join(PROFILES[h].label[0] if u else "." for h, u in zip(hosts, used))
             lines.append(f"  {marks}  {plain(title)}")
+    lines += [plain(n) for n in summary.get("notes") or ()]
     if summary.get("synthesis"):
         lines += ["Where the hosts agree / disagree:", plain(summary["synthesis"]).strip()]
     return "\n".join(lines)
