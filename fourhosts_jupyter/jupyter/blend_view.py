@@ -9,7 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, Mapping
 
-from ..paradigms import PROFILES, HostParadigm
+from ..paradigms import PROFILES
 from ..render import _color, esc, host_bar_html, host_bar_text, markdown_html, plain, sources_html
 from .grid import GridState, _growing_html
 
