@@ -18,7 +18,9 @@ _EXPORTS: dict[str, str] = {
     "Answer": "answer",
     "Budget": "schedule.budget",
     "BudgetExceeded": "errors",
+    "BlendResult": "blend",
     "Classification": "classifier",
+    "Comparison": "compare",
     "ConfigError": "errors",
     "Effort": "classifier",
     "Engine": "engine",
@@ -38,9 +40,12 @@ _EXPORTS: dict[str, str] = {
     "ToolRegistry": "tools.registry",
     "Usage": "events",
     "abatch": "api",
+    "acompare": "api",
     "aresearch": "api",
     "batch": "api",
+    "blend": "api",
     "classify": "classifier",
+    "compare": "api",
     "ingest": "memory.ingest",
     "list_batches": "schedule.batch",
     "register": "tools.registry",
@@ -81,8 +86,10 @@ def unload_ipython_extension(ipython: "_typing.Any") -> None:
 
 if _typing.TYPE_CHECKING:  # for type checkers and IDEs only
     from .answer import Answer
-    from .api import abatch, aresearch, batch, research
+    from .api import abatch, acompare, aresearch, batch, blend, compare, research
+    from .blend import BlendResult
     from .classifier import Classification, Effort, classify
+    from .compare import Comparison
     from .config import Settings
     from .engine import Engine
     from .errors import (

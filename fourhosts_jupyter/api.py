@@ -39,3 +39,25 @@ async def abatch(questions: Any = None, *, column: str | None = None, store: str
     from .schedule.batch import abatch as run_abatch
 
     return await run_abatch(questions, column=column, engine=_engine(store), **options)
+
+
+def compare(question: str, hosts: Any = None, *, store: str | None = None, **options: Any) -> Any:
+    """The hosts (all four, or e.g. ``"dolores,bernard"``) answer ``question`` at the same time;
+    returns a ``Comparison`` (answers by host, ``.to_frame()``, ``.sources_matrix()``)."""
+    from .compare import compare as run
+
+    return run(_engine(store), question, hosts, **options)
+
+
+async def acompare(question: str, hosts: Any = None, *, store: str | None = None, **options: Any) -> Any:
+    from .compare import acompare as run
+
+    return await run(_engine(store), question, hosts, **options)
+
+
+def blend(question: str, mode: str | None = None, *, store: str | None = None, **options: Any) -> Any:
+    """Blend the most likely hosts into one answer (``mode``: weighted, sequential,
+    collaborative, or None to choose by the brief's pair rules); returns a ``BlendResult``."""
+    from .blend import blend as run
+
+    return run(_engine(store), question, mode=mode, **options)

@@ -19,7 +19,7 @@ from .redact import neutralise, redact, redact_run, terminal_json
 # adds sets ``func`` (args -> exit code). Add a line here to register a module.
 COMMAND_MODULES: list[str] = ["fourhosts_jupyter.sandbox.cli",
                               "fourhosts_jupyter.memory.cli_commands", "fourhosts_jupyter.usage",
-                              "fourhosts_jupyter.schedule.cli"]
+                              "fourhosts_jupyter.schedule.cli", "fourhosts_jupyter.compare_cli"]
 
 
 def _store_arg(p: argparse.ArgumentParser) -> None:

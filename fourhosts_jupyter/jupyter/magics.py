@@ -38,11 +38,11 @@ SUBCOMMANDS = ("runs", "show", "config", "classify", "memory", "ingest", "rate",
 _OPTIONS_HINT = (
     "options: -p/--paradigm HOST, -e/--effort low|medium|high, -m/--model NAME, --no-stream, "
     "-s/--save VAR, --store PATH, --base-url URL, --api chat|responses, --budget-tokens N, "
-    "--budget-usd X (see %%research?)"
+    "--budget-usd X, --compare [HOSTS], --blend [MODE], --synthesize (see %%research?)"
 )
 LINE_HELP = """\
 %research runs [-n N]            past runs as a DataFrame (newest first)
-%research show RUN_ID            show a past run again
+%research show RUN_ID            show a past run (or a comparison / blend, C_ID) again
 %research config                 model, provider, store, embedder, which keys are set
 %research classify QUESTION      the four-host probability bar for a question
 %research memory search QUERY    search the memory store (DataFrame)
@@ -123,6 +123,9 @@ class ResearchMagics(Magics):
     max_rate = Float(10.0, help="Most redraws per second while streaming.").tag(config=True)
     prices = Dict(
         help="Price overrides, model → [input, output(, cached input)] USD per 1M tokens."
+    ).tag(config=True)
+    auto_blend = Bool(
+        True, help="Blend by itself when two hosts qualify (p ≥ 0.35) and no host is forced."
     ).tag(config=True)
     lock_timeout = Float(
         15.0, help="Seconds to wait for a store locked by another kernel before giving up."
@@ -208,6 +211,19 @@ class ResearchMagics(Magics):
     @argument("--budget-tokens", type=int, metavar="N",
               help="most tokens this run may use (a call that would pass it is refused before it is made)")
     @argument("--budget-usd", type=float, metavar="X", help="most USD this run may cost")
+    @argument(
+        "--compare", nargs="?", const="all", metavar="HOSTS",
+        help="the hosts answer side by side, at the same time: all four, or e.g. dolores,bernard",
+    )  # fmt: skip
+    @argument(
+        "--blend", nargs="?", const="auto", metavar="MODE",
+        help="blend the most likely hosts into one answer: weighted, sequential or collaborative "
+        "(default: chosen by the host pair; a blend also runs by itself when two hosts qualify)",
+    )  # fmt: skip
+    @argument(
+        "--synthesize", action="store_true",
+        help="with --compare and a model: a last pass on where the hosts agree / disagree",
+    )  # fmt: skip
     @line_cell_magic
     def research(self, line: str, cell: str | None = None) -> Any:
         """Ask the Four Hosts a research question; the answer streams into the cell.
@@ -282,6 +298,15 @@ class ResearchMagics(Magics):
             effort = Effort.parse(args.effort or self.effort or None)
             settings = self.settings(model=args.model, store=args.store, base_url=args.base_url,
                                      api=args.api)
+        if args.compare is not None or args.blend is not None or paradigm is None:
+            from .compose import run_composed
+
+            done, result = run_composed(self, args, question, settings=settings, paradigm=paradigm,
+                                        effort=effort, live=self.is_live(args.no_stream))
+            if done:
+                if args.save:
+                    self.shell.user_ns[args.save] = result
+                return
         answer = self.run(
             question,
             settings=settings,
@@ -413,6 +438,10 @@ class ResearchMagics(Magics):
         p.add_argument("run_id")
         p.add_argument("--store", default=None)
         a = _parse(p, self._argv("show", rest), usage)
+        if a.run_id.startswith("c_"):  # a comparison or a blend: the whole grid
+            from .compose import show_comparison
+
+            return show_comparison(a.run_id, self.store(a.store))
         return StoredRunView(self._get_run("show", a.run_id, self.store(a.store)))
 
     def _sub_rate(self, rest: str) -> None:

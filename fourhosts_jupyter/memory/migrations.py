@@ -213,5 +213,23 @@ def m004_batches(con: duckdb.DuckDBPyConnection) -> None:
     )
 
 
+def m006_comparisons(con: duckdb.DuckDBPyConnection) -> None:
+    """Compositions of runs (a compare grid, a blend): one row each, and every run it holds
+    linked to it by ``runs.comparison_id``, so the whole grid can be drawn again."""
+    con.execute(
+        """
+        CREATE TABLE comparisons (
+            id VARCHAR PRIMARY KEY,
+            kind VARCHAR NOT NULL,            -- compare | blend
+            question VARCHAR NOT NULL,
+            hosts JSON,                       -- the hosts, in panel order
+            summary JSON,                     -- footer figures / blend result
+            created_at TIMESTAMP NOT NULL
+        )
+        """
+    )
+    con.execute("ALTER TABLE runs ADD COLUMN comparison_id VARCHAR")
+
+
 MIGRATIONS: list[Migration] = [m001_initial, m002_documents_and_identity, m003_document_passages,
-                               m004_batches, m005_ledger]
+                               m004_batches, m005_ledger, m006_comparisons]
