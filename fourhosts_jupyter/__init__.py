@@ -37,6 +37,7 @@ _EXPORTS: dict[str, str] = {
     "aresearch": "api",
     "classify": "classifier",
     "ingest": "memory.ingest",
+    "rate": "api",
     "register": "tools.registry",
     "register_table": "tools.analysis",
     "research": "api",
@@ -75,7 +76,7 @@ def unload_ipython_extension(ipython: "_typing.Any") -> None:
 
 if _typing.TYPE_CHECKING:  # for type checkers and IDEs only
     from .answer import Answer
-    from .api import aresearch, research
+    from .api import aresearch, rate, research
     from .classifier import Classification, Effort, classify
     from .config import Settings
     from .engine import Engine

@@ -20,3 +20,11 @@ def research(question: str, *, store: str | None = None, **options: Any) -> Answ
 
 async def aresearch(question: str, *, store: str | None = None, **options: Any) -> Answer:
     return await _engine(store).aresearch(question, **options)
+
+
+def rate(run_id: str, rating: int, note: str = "", *, store: str | None = None) -> str:
+    """Rate a past run 1–5 (with an optional note); returns its full id. Learning reads it."""
+    from .learning import rate as rate_run
+    from .memory.store import Store
+
+    return rate_run(Store(Settings.from_env(store_path=store).resolved_store_path()), run_id, rating, note)

@@ -34,7 +34,7 @@ USER_ERRORS = (ConfigError, StoreLocked, StoreNewerSchema, StoreUnreadable, Stor
 # RunFailed kinds that mean "the user can fix this" (engine kinds or error class names).
 _USER_KINDS = {"config", "configerror", "storelocked", "storenewerschema", "storeunreadable",
                "storeforeign", "storefull"}
-SUBCOMMANDS = ("runs", "show", "config", "classify", "memory", "ingest", "rate")
+SUBCOMMANDS = ("runs", "show", "config", "classify", "memory", "ingest", "rate", "insights")
 _OPTIONS_HINT = (
     "options: -p/--paradigm HOST, -e/--effort low|medium|high, -m/--model NAME, --no-stream, "
     "-s/--save VAR, --store PATH, --base-url URL, --api chat|responses (see %%research?)"
@@ -47,6 +47,7 @@ LINE_HELP = """\
 %research memory search QUERY    search the memory store (DataFrame)
 %research ingest PATH…           add files (text, Markdown, HTML, PDF, CSV, JSONL) to memory
 %research rate RUN_ID 1-5 [NOTE] rate a past run
+%research insights               per-host ratings, patterns and trend (DataFrame + chart)
 Quote a question that ends with "?" (IPython reads a trailing ? as a help request).
 Ask a question with the cell magic: %%research on the first line, the question below."""
 
@@ -121,6 +122,9 @@ class ResearchMagics(Magics):
     prices = Dict(
         help="Price overrides, model → [input, output(, cached input)] USD per 1M tokens."
     ).tag(config=True)
+    learning = Bool(
+        True, help="Adjust routing by the analyst's ratings (FOURHOSTS_LEARNING=0 also turns it off)."
+    ).tag(config=True)
     lock_timeout = Float(
         15.0, help="Seconds to wait for a store locked by another kernel before giving up."
     ).tag(config=True)
@@ -146,6 +150,7 @@ class ResearchMagics(Magics):
             store_path=store or self.store_path or None,
             base_url=base_url or self.base_url or None,
             **({"prices": dict(self.prices)} if self.prices else {}),
+            **({} if self.learning else {"learning": False}),
         )
 
     def store(self, path: str | None = None):  # noqa: ANN201 - Store
@@ -200,6 +205,7 @@ class ResearchMagics(Magics):
             %research memory search QUERY    search the memory store
             %research ingest PATH…           add files to memory
             %research rate RUN_ID 1-5 [NOTE] rate a past run
+            %research insights               per-host ratings, patterns, trend and chart
 
         Quote a line-magic question that ends with "?" (IPython reads a trailing ? as help).
 
@@ -290,6 +296,12 @@ class ResearchMagics(Magics):
                     question, paradigm=paradigm, effort=effort, model=model, idle_ticks=True
                 )
             )
+            if live and state.answer is not None and state.error is None:
+                from IPython.display import display
+
+                from .feedback import RatingRow
+
+                display(RatingRow(store, state.answer.run_id))
         if state.error is not None:
             message, kind = state.error
             if kind.replace("_", "").lower() in _USER_KINDS:
@@ -381,6 +393,19 @@ class ResearchMagics(Magics):
         store.add_feedback(run["id"], int(a.rating), " ".join(a.note))
         print(f"Rated run {run['id']}: {a.rating}/5")
 
+    def _sub_insights(self, rest: str) -> Any:
+        from IPython.display import display
+
+        from ..insights import RatingsChart, insights
+
+        usage = "%research insights [--store PATH]"
+        p = _sub_parser("insights", usage)
+        p.add_argument("--store", default=None)
+        a = _parse(p, self._argv("insights", rest), usage)
+        store = self.store(a.store)
+        display(RatingsChart.of(store))
+        return insights(store)
+
     def _sub_config(self, rest: str) -> Any:
         from .view import ConfigReport
 
@@ -419,7 +444,11 @@ class ResearchMagics(Magics):
             raise UsageError(
                 '%research classify: no question given; use %research classify "How should …?"'
             )
-        return HostBar(classify(question, paradigm=self.paradigm or None))
+        from .. import learning
+
+        c = classify(question, paradigm=self.paradigm or None)
+        store = self.store()
+        return HostBar(learning.route(store if store.path.exists() else None, c, on=self.learning))
 
     def _sub_memory(self, rest: str) -> Any:
         action, _, query = rest.partition(" ")

@@ -147,4 +147,28 @@ def m003_document_passages(con: duckdb.DuckDBPyConnection) -> None:
     )
 
 
-MIGRATIONS: list[Migration] = [m001_initial, m002_documents_and_identity, m003_document_passages]
+def m008_feedback(con: duckdb.DuckDBPyConnection) -> None:
+    """The features of each run's question, which learning groups ratings by (brief §1.4)."""
+    con.execute(
+        """
+        CREATE TABLE run_features (
+            run_id VARCHAR PRIMARY KEY,
+            word_count INTEGER NOT NULL,
+            action BOOLEAN NOT NULL,
+            analytical BOOLEAN NOT NULL,
+            protective BOOLEAN NOT NULL,
+            strategic BOOLEAN NOT NULL,
+            form VARCHAR NOT NULL,            -- question | command | exploration
+            domain VARCHAR NOT NULL,          -- technology, business, … or general
+            created_at TIMESTAMP NOT NULL
+        )
+        """
+    )
+
+
+MIGRATIONS: list[Migration] = [
+    m001_initial,
+    m002_documents_and_identity,
+    m003_document_passages,
+    m008_feedback,
+]
