@@ -311,13 +311,14 @@ def route(
 ) -> Classification:
     """Record the run's features (when ``run_id``) and apply what the store's ratings taught."""
     feats = Features.of(c.question)
-    if store is not None and run_id:
-        record_features(store, run_id, feats)
-    if not enabled(on):
-        return disabled(c)
     if store is None:
-        return adjust(c, Learned(), feats)
-    return adjust(c, load(store), feats)
+        return adjust(c, Learned(), feats) if enabled(on) else disabled(c)
+    with store.hold():  # one connection for both (opening the file is most of the cost)
+        if run_id:
+            record_features(store, run_id, feats)
+        if not enabled(on):
+            return disabled(c)
+        return adjust(c, load(store), feats)
 
 
 def record_features(store: Store, run_id: str, feats: Features) -> None:
