@@ -70,7 +70,9 @@ def cmd_classify(args: argparse.Namespace) -> int:
     from .terminal import host_bar
 
     store = _existing_store(args)
-    learned = learning.load(store) if store is not None and learning.enabled() else None
+    learned = None  # learning off: the plain classifier, marked as such
+    if learning.enabled():
+        learned = learning.load(store) if store is not None else learning.Learned()
     for q in questions:
         c = classify(q, paradigm=args.paradigm)
         c = learning.adjust(c, learned) if learned is not None else learning.disabled(c)

@@ -239,6 +239,14 @@ def test_classify_json_includes_the_learned_adjustment(store, capsys, monkeypatc
     assert row["probabilities"] == {h.value: round(plain.probabilities[h], 4) for h in HOSTS}
 
 
+def test_classify_json_without_a_store_says_nothing_was_learned(tmp_path, capsys):
+    rc, out, _ = _cli(["classify", "--json", "--store", str(tmp_path / "none.duckdb"), TECH], capsys)
+    row = json.loads(out)
+    assert rc == 0 and not (tmp_path / "none.duckdb").exists()  # reading creates no store
+    assert (row["learning"]["applied"], row["learning"]["ratings"]) == (False, 0)
+    assert row["probabilities"] == {h.value: round(p, 4) for h, p in classify(TECH).probabilities.items()}
+
+
 def test_classify_text_prints_the_learned_line(store, capsys):
     rate_ten(store)
     rc, out, _ = _cli(["classify", "--store", str(store.path), TECH], capsys)
@@ -302,3 +310,13 @@ def test_a_run_stores_its_features_and_its_learned_classification(seeded_store):
     off = Engine(Settings.from_env(learning=False), store=seeded_store).research(TECH)
     assert off.classification.probabilities == classify(TECH).probabilities
     assert "learned:" not in off.classification.reason
+
+
+def test_runs_rated_before_features_were_stored_still_count(store):
+    rate_ten(store)
+    with store.connect() as con:  # as a store migrated by m008 holds its older runs
+        con.execute("DELETE FROM run_features")
+    recs = learning.records(store)
+    assert len(recs) == 10
+    assert {r.features for r in recs} == {Features.of(TECH_RATED.format(i=0))}
+    assert learning.route(store, classify(TECH)).primary is HostParadigm.MAEVE
