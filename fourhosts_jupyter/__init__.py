@@ -48,6 +48,7 @@ _EXPORTS: dict[str, str] = {
     "compare": "api",
     "ingest": "memory.ingest",
     "list_batches": "schedule.batch",
+    "rate": "api",
     "register": "tools.registry",
     "register_table": "tools.analysis",
     "research": "api",
@@ -86,7 +87,7 @@ def unload_ipython_extension(ipython: "_typing.Any") -> None:
 
 if _typing.TYPE_CHECKING:  # for type checkers and IDEs only
     from .answer import Answer
-    from .api import abatch, acompare, aresearch, batch, blend, compare, research
+    from .api import abatch, acompare, aresearch, batch, blend, compare, rate, research
     from .blend import BlendResult
     from .classifier import Classification, Effort, classify
     from .compare import Comparison

@@ -61,3 +61,9 @@ def blend(question: str, mode: str | None = None, *, store: str | None = None, *
     from .blend import blend as run
 
     return run(_engine(store), question, mode=mode, **options)
+def rate(run_id: str, rating: int, note: str = "", *, store: str | None = None) -> str:
+    """Rate a past run 1–5 (with an optional note); returns its full id. Learning reads it."""
+    from .learning import rate as rate_run
+    from .memory.store import Store
+
+    return rate_run(Store(Settings.from_env(store_path=store).resolved_store_path()), run_id, rating, note)

@@ -131,6 +131,8 @@ class Classification:
             "complexity": round(self.complexity, 3),
             "method": self.method,
             "forced": self.forced,
+            # what the analyst's ratings changed (learning.py), when learning looked at it
+            **({"learning": self.scores["learning"]} if "learning" in self.scores else {}),
         }
 
 

@@ -19,7 +19,8 @@ from .redact import neutralise, redact, redact_run, terminal_json
 # adds sets ``func`` (args -> exit code). Add a line here to register a module.
 COMMAND_MODULES: list[str] = ["fourhosts_jupyter.sandbox.cli",
                               "fourhosts_jupyter.memory.cli_commands", "fourhosts_jupyter.usage",
-                              "fourhosts_jupyter.schedule.cli", "fourhosts_jupyter.compare_cli"]
+                              "fourhosts_jupyter.schedule.cli", "fourhosts_jupyter.compare_cli",
+                              "fourhosts_jupyter.learning_cli"]
 
 
 def _store_arg(p: argparse.ArgumentParser) -> None:
@@ -67,16 +68,25 @@ def cmd_classify(args: argparse.Namespace) -> int:
         questions = [l for l in sys.stdin.read().splitlines() if l.strip()]
     if not any(questions):
         raise ConfigError("no question given: pass one as an argument or one per line on standard input")
+    from . import learning
     from .classifier import classify  # heavy: after the checks
     from .terminal import host_bar
 
+    store = _existing_store(args)
+    learned = None  # learning off: the plain classifier, marked as such
+    if learning.enabled():
+        learned = learning.load(store) if store is not None else learning.Learned()
     for q in questions:
         c = classify(q, paradigm=args.paradigm)
+        c = learning.adjust(c, learned) if learned is not None else learning.disabled(c)
         if args.json:
             print(json.dumps(c.to_dict(), ensure_ascii=False), flush=True)
         else:
             print(neutralise(q))
             print(host_bar(c))
+            learned_line = c.scores["learning"].get("reason")
+            if learned_line:
+                print(neutralise(learned_line))
             print(f"type {c.query_type} · phase {c.phase} · effort {c.effort}\n")
     return 0
 
@@ -125,6 +135,12 @@ def cmd_runs(args: argparse.Namespace) -> int:
     store = _existing_store(args)
     df = store.runs(limit=args.limit) if store is not None else None
     rows = [] if df is None else [redact_run({k: _plain(v) for k, v in r.items()}) for r in df.to_dict(orient="records")]
+    if rows and args.json:
+        from .learning import ratings
+
+        rated = ratings(store)
+        for r in rows:
+            r["rating"] = rated.get(r["id"])  # the run's latest rating, None when unrated
     if args.json:
         print(terminal_json(rows, default=str, allow_nan=False))
     elif not rows:
@@ -201,6 +217,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("question", nargs="*")
     p.add_argument("-p", "--paradigm", help=argparse.SUPPRESS)
     p.add_argument("--json", action="store_true", help="one JSON object per question")
+    _store_arg(p)  # whose ratings adjust the probabilities (FOURHOSTS_LEARNING=0: none)
     p.set_defaults(func=cmd_classify)
 
     p = sub.add_parser("runs", help="list past runs")

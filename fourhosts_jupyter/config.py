@@ -24,6 +24,7 @@ SETTING_VARIABLES = (
     "OPENAI_API_VERSION",
     "FOURHOSTS_PRICES",
     "FOURHOSTS_API",
+    "FOURHOSTS_LEARNING",
 )
 APIS = ("chat", "responses")
 
@@ -62,6 +63,7 @@ class Settings:
     max_retries: int = 2  # our retries for a model call (the client's own are off)
     top_k: int = 0  # sources to cite; 0 → from the host's density
     context_tokens: int = 6000  # context for sources, before the host's density share
+    learning: bool = True  # adjust routing by the analyst's ratings (FOURHOSTS_LEARNING=0: off)
     # Price overrides, model → Price (USD per 1M tokens), over the list prices in llm.prices;
     # also the only prices a compatible server gets. JSON text or [input, output(, cached)]
     # lists are accepted and normalised.

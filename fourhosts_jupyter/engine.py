@@ -18,7 +18,7 @@ import time
 from dataclasses import replace
 from typing import Any, AsyncIterator, Callable, Iterator, TypeVar
 
-from . import prompts
+from . import learning, prompts
 from .answer import Answer
 from .classifier import Classification, Effort, classify
 from .config import Settings
@@ -170,6 +170,9 @@ class Engine:
             t = time.perf_counter()
             classification = await self._stage(
                 "classify", classify, question, paradigm=forced, effort=chosen_effort, embedder=self.embedder
+            )
+            classification = await self._stage(
+                "classify", learning.route, self.store, classification, run_id=run_id, on=self.settings.learning
             )
             yield rec(Classified(classification))
             yield rec(LayerFinished("classify", rec.lap("classify", t), classification.reason))

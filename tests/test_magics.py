@@ -63,7 +63,8 @@ def home(tmp_path_factory):
 
 
 def _reset(m):  # noqa: ANN001, ANN202 - the shell is shared by every test file
-    for name in ("live", "paradigm", "effort", "model", "base_url", "lock_timeout", "max_rate", "api"):
+    for name in ("live", "paradigm", "effort", "model", "base_url", "lock_timeout", "max_rate", "api",
+                 "learning"):
         if name in m.traits():
             m.traits()[name].set(m, m.traits()[name].default_value)
     m.prices = {}
@@ -303,10 +304,12 @@ def test_live_run_streams_through_one_display_handle(ip, magics, first_run, monk
     magics.max_rate = 1000  # let several redraws through on a fast offline run
     with capture_output() as cap:
         ip.run_cell_magic("research", "-p teddy -e low", "Which safeguards protect pedestrians?")
-    assert len(cap.outputs) >= 2
-    assert cap.outputs[0].update is False and all(o.update for o in cap.outputs[1:])
-    assert len({o.transient["display_id"] for o in cap.outputs}) == 1
-    final = cap.outputs[-1].data["text/plain"]
+    *run, rating = cap.outputs  # a live answer ends with its rating row (jupyter/feedback.py)
+    assert rating.data["text/plain"].startswith("Rate this answer: %research rate r_")
+    assert len(run) >= 2
+    assert run[0].update is False and all(o.update for o in run[1:])
+    assert len({o.transient["display_id"] for o in run}) == 1
+    final = run[-1].data["text/plain"]
     assert "Answering as Teddy — forced" in final and "Sources:" in final
 
 

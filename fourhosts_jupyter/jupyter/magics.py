@@ -34,7 +34,8 @@ USER_ERRORS = (ConfigError, StoreLocked, StoreNewerSchema, StoreUnreadable, Stor
 # RunFailed kinds that mean "the user can fix this" (engine kinds or error class names).
 _USER_KINDS = {"config", "configerror", "storelocked", "storenewerschema", "storeunreadable",
                "storeforeign", "storefull"}
-SUBCOMMANDS = ("runs", "show", "config", "classify", "memory", "ingest", "rate", "usage", "batch")
+SUBCOMMANDS = ("runs", "show", "config", "classify", "memory", "ingest", "rate", "usage", "batch",
+               "insights")
 _OPTIONS_HINT = (
     "options: -p/--paradigm HOST, -e/--effort low|medium|high, -m/--model NAME, --no-stream, "
     "-s/--save VAR, --store PATH, --base-url URL, --api chat|responses, --budget-tokens N, "
@@ -50,6 +51,7 @@ LINE_HELP = """\
 %research rate RUN_ID 1-5 [NOTE] rate a past run
 %research usage [--by host|model|day|tool|run]  tokens and cost (DataFrame + bar chart)
 %research batch FILE --column Q   research every question of a CSV/Parquet/JSONL file (DataFrame)
+%research insights               per-host ratings, patterns and trend (DataFrame + chart)
 Quote a question that ends with "?" (IPython reads a trailing ? as a help request).
 Ask a question with the cell magic: %%research on the first line, the question below."""
 
@@ -127,6 +129,9 @@ class ResearchMagics(Magics):
     auto_blend = Bool(
         True, help="Blend by itself when two hosts qualify (p ≥ 0.35) and no host is forced."
     ).tag(config=True)
+    learning = Bool(
+        True, help="Adjust routing by the analyst's ratings (FOURHOSTS_LEARNING=0 also turns it off)."
+    ).tag(config=True)
     lock_timeout = Float(
         15.0, help="Seconds to wait for a store locked by another kernel before giving up."
     ).tag(config=True)
@@ -161,6 +166,7 @@ class ResearchMagics(Magics):
             store_path=store or self.store_path or None,
             base_url=base_url or self.base_url or None,
             **({"prices": dict(self.prices)} if self.prices else {}),
+            **({} if self.learning else {"learning": False}),
         )
 
     @property
@@ -243,6 +249,7 @@ class ResearchMagics(Magics):
             %research ingest PATH…           add files to memory
             %research rate RUN_ID 1-5 [NOTE] rate a past run
 %research usage [--by host|model|day|tool|run]  tokens and cost (DataFrame + bar chart)
+            %research insights               per-host ratings, patterns, trend and chart
 
         Quote a line-magic question that ends with "?" (IPython reads a trailing ? as help).
 
@@ -348,6 +355,12 @@ class ResearchMagics(Magics):
                     budget_tokens=budget_tokens, budget_usd=budget_usd,
                 )
             )
+            if live and state.answer is not None and state.error is None:
+                from IPython.display import display
+
+                from .feedback import RatingRow
+
+                display(RatingRow(store, state.answer.run_id))
         if state.error is not None:
             message, kind = state.error
             if kind.replace("_", "").lower() in _USER_KINDS:
@@ -462,6 +475,19 @@ class ResearchMagics(Magics):
         store.add_feedback(run["id"], int(a.rating), " ".join(a.note))
         print(f"Rated run {run['id']}: {a.rating}/5")
 
+    def _sub_insights(self, rest: str) -> Any:
+        from IPython.display import display
+
+        from ..insights import RatingsChart, insights
+
+        usage = "%research insights [--store PATH]"
+        p = _sub_parser("insights", usage)
+        p.add_argument("--store", default=None)
+        a = _parse(p, self._argv("insights", rest), usage)
+        store = self.store(a.store)
+        display(RatingsChart.of(store))
+        return insights(store)
+
     def _sub_config(self, rest: str) -> Any:
         from .view import ConfigReport
 
@@ -500,7 +526,11 @@ class ResearchMagics(Magics):
             raise UsageError(
                 '%research classify: no question given; use %research classify "How should …?"'
             )
-        return HostBar(classify(question, paradigm=self.paradigm or None))
+        from .. import learning
+
+        c = classify(question, paradigm=self.paradigm or None)
+        store = self.store()
+        return HostBar(learning.route(store if store.path.exists() else None, c, on=self.learning))
 
     def _sub_memory(self, rest: str) -> Any:
         action, _, query = rest.partition(" ")

@@ -146,14 +146,6 @@ def m003_document_passages(con: duckdb.DuckDBPyConnection) -> None:
     )
 
 
-def m005_ledger(con: duckdb.DuckDBPyConnection) -> None:
-    """The cost ledger (memory/ledger.py), filled from the runs already in the store."""
-    from .ledger import CREATE, fill
-
-    con.execute(CREATE)
-    fill(con)
-
-
 def m004_batches(con: duckdb.DuckDBPyConnection) -> None:
     """Batch research (schedule/batch.py): a batch, each of its items as it finishes, and the
     dead letters (failed items with their error) that ``--retry-failed`` runs again."""
@@ -213,6 +205,14 @@ def m004_batches(con: duckdb.DuckDBPyConnection) -> None:
     )
 
 
+def m005_ledger(con: duckdb.DuckDBPyConnection) -> None:
+    """The cost ledger (memory/ledger.py), filled from the runs already in the store."""
+    from .ledger import CREATE, fill
+
+    con.execute(CREATE)
+    fill(con)
+
+
 def m006_comparisons(con: duckdb.DuckDBPyConnection) -> None:
     """Compositions of runs (a compare grid, a blend): one row each, and every run it holds
     linked to it by ``runs.comparison_id``, so the whole grid can be drawn again."""
@@ -231,5 +231,31 @@ def m006_comparisons(con: duckdb.DuckDBPyConnection) -> None:
     con.execute("ALTER TABLE runs ADD COLUMN comparison_id VARCHAR")
 
 
-MIGRATIONS: list[Migration] = [m001_initial, m002_documents_and_identity, m003_document_passages,
-                               m004_batches, m005_ledger, m006_comparisons]
+def m008_feedback(con: duckdb.DuckDBPyConnection) -> None:
+    """The features of each run's question, which learning groups ratings by (brief §1.4)."""
+    con.execute(
+        """
+        CREATE TABLE run_features (
+            run_id VARCHAR PRIMARY KEY,
+            word_count INTEGER NOT NULL,
+            action BOOLEAN NOT NULL,
+            analytical BOOLEAN NOT NULL,
+            protective BOOLEAN NOT NULL,
+            strategic BOOLEAN NOT NULL,
+            form VARCHAR NOT NULL,            -- question | command | exploration
+            domain VARCHAR NOT NULL,          -- technology, business, … or general
+            created_at TIMESTAMP NOT NULL
+        )
+        """
+    )
+
+
+MIGRATIONS: list[Migration] = [
+    m001_initial,
+    m002_documents_and_identity,
+    m003_document_passages,
+    m004_batches,
+    m005_ledger,
+    m006_comparisons,
+    m008_feedback,
+]
