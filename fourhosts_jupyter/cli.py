@@ -17,7 +17,8 @@ from .redact import neutralise, redact, redact_run, terminal_json
 
 # Modules that add their own subcommands: each has add_parsers(subparsers), and each parser it
 # adds sets ``func`` (args -> exit code). Add a line here to register a module.
-COMMAND_MODULES: list[str] = ["fourhosts_jupyter.sandbox.cli", "fourhosts_jupyter.memory.cli_commands"]
+COMMAND_MODULES: list[str] = ["fourhosts_jupyter.sandbox.cli", "fourhosts_jupyter.memory.cli_commands",
+                              "fourhosts_jupyter.tools.cli"]
 
 
 def _store_arg(p: argparse.ArgumentParser) -> None:

@@ -207,7 +207,9 @@ class ToolRegistry:
         tools = list(self._tools.values())
         if host is None:
             return tools
-        allowed = set(PROFILES[HostParadigm.parse(host)].tools)
+        from .host_tools import host_tools  # the profile's names, with the web tools they stand for
+
+        allowed = set(host_tools(host))
         return [t for t in tools if not t.builtin or t.name in allowed]
 
     def params(self, host: HostParadigm | str | None = None) -> list[dict[str, Any]]:
