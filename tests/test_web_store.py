@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import datetime as dt
 
+import net_guard
 import pytest
-from net_guard import offline_network  # noqa: F401 - autouse below
 
 from fourhosts_jupyter.config import Settings
 from fourhosts_jupyter.errors import ConfigError
@@ -20,8 +20,11 @@ from fourhosts_jupyter.tools.web_store import (
 )
 
 
+offline_network = net_guard.offline_network  # the socket spy (a fixture), used by every test here
+
+
 @pytest.fixture(autouse=True)
-def _no_network(offline_network):  # noqa: F811
+def _no_network(offline_network):
     yield
     assert offline_network.leaks == []
 
