@@ -5,12 +5,13 @@ from __future__ import annotations
 import asyncio
 import json
 
+import net_guard
 import pytest
-from netguard import loopback_only
 
 from fourhosts_jupyter.errors import ToolError
 from fourhosts_jupyter.testing_web import ARXIV_PATH, OPENALEX_PATH, ReplayServer, papers_server
 from fourhosts_jupyter.tools import papers
+from fourhosts_jupyter.tools.web_store import WebCache
 from fourhosts_jupyter.tools.papers import (
     BackendError,
     find_papers,
@@ -21,16 +22,17 @@ from fourhosts_jupyter.tools.papers import (
 )
 
 
+offline_network = net_guard.offline_network  # the socket spy: only loopback is reachable
+
+
 @pytest.fixture(autouse=True)
-def _fresh(monkeypatch):
-    papers.CACHE.clear()
+def _fresh(monkeypatch, offline_network):
     papers.BREAKERS.reset()
-    for var in ("FOURHOSTS_ARXIV_URL", "FOURHOSTS_OPENALEX_URL", "FOURHOSTS_SEARCH_TTL"):
+    for var in ("FOURHOSTS_ARXIV_URL", "FOURHOSTS_OPENALEX_URL", "FOURHOSTS_WEB_SEARCH_TTL"):
         monkeypatch.delenv(var, raising=False)
-    with loopback_only() as attempts:
-        yield attempts
-    papers.CACHE.clear()
+    yield offline_network
     papers.BREAKERS.reset()
+    assert offline_network.leaks == []
 
 
 @pytest.fixture
@@ -129,27 +131,31 @@ def test_year_from_is_sent_and_applied(server):
     assert next(s for s in server.seen if s.path == OPENALEX_PATH).query["filter"] == ["from_publication_date:2023-01-01"]
 
 
-def test_results_are_cached_for_the_search_ttl(server, monkeypatch):
-    first = asyncio.run(find_papers("speed limits", k=5))
-    again = asyncio.run(find_papers("  Speed   LIMITS ", k=5))
+def test_results_are_cached_in_the_store_for_the_search_ttl(server, store, monkeypatch):
+    cache = WebCache(store)
+    first = asyncio.run(find_papers("speed limits", k=5, cache=cache))
+    again = asyncio.run(find_papers("  Speed   LIMITS ", k=5, cache=cache))
     assert again["cached"] is True and again["papers"] == first["papers"]
     assert server.hits(ARXIV_PATH) == 1 and server.hits(OPENALEX_PATH) == 1
-    monkeypatch.setenv("FOURHOSTS_SEARCH_TTL", "0")  # no cache: every call asks again
-    papers.CACHE.clear()
-    asyncio.run(find_papers("speed limits", k=5))
-    asyncio.run(find_papers("speed limits", k=5))
-    assert server.hits(ARXIV_PATH) == 3
+    other = asyncio.run(find_papers("speed limits", k=4, cache=cache))  # another request
+    assert other["cached"] is False and server.hits(ARXIV_PATH) == 2
+    monkeypatch.setenv("FOURHOSTS_WEB_SEARCH_TTL", "0")  # no cache: every call asks again
+    off = WebCache(store)
+    asyncio.run(find_papers("speed limits", k=3, cache=off))
+    asyncio.run(find_papers("speed limits", k=3, cache=off))
+    assert server.hits(ARXIV_PATH) == 4
 
 
-def test_one_backend_failing_falls_back_to_the_other(server):
+def test_one_backend_failing_falls_back_to_the_other(server, store):
+    cache = WebCache(store)
     server.fail(OPENALEX_PATH, 500)
-    result = asyncio.run(find_papers("speed", k=10))
+    result = asyncio.run(find_papers("speed", k=10, cache=cache))
     assert result["backends"]["arxiv"] == "ok (3 papers)"
     assert result["backends"]["openalex"].startswith("failed:") and "HTTP 500" in result["backends"]["openalex"]
     assert [p["backends"] for p in result["papers"]] == [["arxiv"]] * 3
     # a partial answer is not cached: once OpenAlex is back, the next call asks both again
     server.heal()
-    healed = asyncio.run(find_papers("speed", k=10))
+    healed = asyncio.run(find_papers("speed", k=10, cache=cache))
     assert healed["cached"] is False and len(healed["papers"]) == 4
 
 
@@ -179,7 +185,7 @@ def test_no_network_fails_fast_with_network_unavailable(_fresh):
         asyncio.run(find_papers("speed"))
     assert info.value.kind == "network_unavailable"
     assert str(info.value).startswith("network unavailable:")
-    assert {"export.arxiv.org", "api.openalex.org"} <= set(_fresh)
+    assert {"export.arxiv.org", "api.openalex.org"} <= set(_fresh.lookups)
 
 
 def test_a_closed_port_is_network_unavailable(monkeypatch):
@@ -217,17 +223,22 @@ def test_papers_are_written_to_the_hosts_memory_and_found_offline(server, store)
     assert outcome.ok, outcome.result
     with store.connect() as con:
         rows = con.execute(
-            "SELECT namespace, source, json_extract_string(metadata, '$.fetched_at'), "
-            "json_extract_string(metadata, '$.doi'), expires_at FROM memories ORDER BY source"
+            "SELECT namespace, json_extract_string(metadata, '$.url'), json_extract_string(metadata, "
+            "'$.fetched_at'), json_extract_string(metadata, '$.doi'), expires_at FROM memories ORDER BY 2"
         ).fetchall()
     assert [r[1] for r in rows] == sorted(p["url"] for p in outcome.result["papers"])
     assert {r[0] for r in rows} == {"teddy"}
-    assert all(r[2] == outcome.result["fetched_at"] for r in rows)
+    assert all(r[2][:10] == outcome.result["fetched_at"][:10] for r in rows)  # the fetched-at date
     assert all(r[4] is None for r in rows)  # long-term, not scratchpad
     # the next question finds a paper with no server at all
     server.stop()
     found = select(store, "camera sites before-after crash severity", host="teddy", k=3)
     assert found[0].origin == "https://arxiv.org/abs/2310.05678"
+    # the same search again is served from the store's cache and writes nothing twice
+    again = _run_tool(store, "teddy", "search_papers", {"query": "speed enforcement", "k": 10})
+    assert again.ok and again.result["cached"] is True
+    with store.connect() as con:
+        assert con.execute("SELECT count(*) FROM memories").fetchone()[0] == len(rows)
 
 
 def test_the_runner_offers_search_papers_only_to_hosts_that_prefer_scholarly_search(server, store):

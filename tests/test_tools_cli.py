@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import json
 
+import net_guard
 import pytest
-from netguard import loopback_only
 
 from fourhosts_jupyter.cli import main
 from fourhosts_jupyter.testing_web import ARXIV_PATH, ReplayServer, papers_server
@@ -13,14 +13,16 @@ from fourhosts_jupyter.tools import papers
 from fourhosts_jupyter.tools.host_tools import host_tools
 
 
+offline_network = net_guard.offline_network  # the socket spy: only loopback is reachable
+
+
 @pytest.fixture(autouse=True)
-def _guard(monkeypatch, tmp_path):
+def _guard(monkeypatch, tmp_path, offline_network):
     monkeypatch.setenv("FOURHOSTS_HOME", str(tmp_path))
-    papers.CACHE.clear()
     papers.BREAKERS.reset()
-    with loopback_only() as attempts:
-        yield attempts
-    papers.CACHE.clear()
+    yield offline_network
+    papers.BREAKERS.reset()
+    assert offline_network.leaks == []
 
 
 @pytest.fixture

@@ -4,8 +4,8 @@ Both back-ends are asked at once; each has its own circuit breaker (the runner's
 :class:`~fourhosts_jupyter.tools.runner.CircuitBreaker`), so one that keeps failing is skipped
 for a while and the other's results stand in (the result says which back-end answered and why
 the other did not). Papers are merged and deduplicated by DOI and arXiv id (an arXiv DOI,
-``10.48550/arXiv.ID``, counts as the arXiv id). Results are cached for the search TTL
-(``FOURHOSTS_SEARCH_TTL`` seconds, default 3600), and each paper is written to memory in the
+``10.48550/arXiv.ID``, counts as the arXiv id). Results are cached in the store for the search TTL
+(``FOURHOSTS_WEB_SEARCH_TTL`` seconds, default 3600; tools/web_store.py), and each paper is written to memory in the
 host's namespace (origin = its URL, with the fetched-at date) so a later question finds it
 offline.
 
@@ -20,18 +20,16 @@ import asyncio
 import datetime as dt
 import os
 import re
-import threading
-import time
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import asdict, dataclass, replace
 from typing import Any
 
 from ..errors import ToolError
 from .context import ParadigmAwareToolContext
 from .runner import Breakers
+from .web_store import WebCache, cache_key, remember_paper
 
 ARXIV_URL = "https://export.arxiv.org/api/query"
 OPENALEX_URL = "https://api.openalex.org"
-SEARCH_TTL = 3600.0  # seconds: the brief's search cache (§5: results cached for 1 h)
 TIMEOUT = 15.0  # seconds per back-end request
 MAX_BYTES = 5_000_000  # a feed larger than this is refused (a search page is ~100 kB)
 USER_AGENT = "fourhosts-jupyter/0.1 (research assistant; +https://github.com/)"
@@ -312,56 +310,24 @@ _FETCHERS = {"arxiv": _arxiv, "openalex": _openalex}
 BREAKERS = Breakers()  # one per back-end, for the life of the process
 
 
-# -- cache ------------------------------------------------------------------------------------
-
-
-def search_ttl() -> float:
-    try:
-        return float(os.environ.get("FOURHOSTS_SEARCH_TTL", SEARCH_TTL))
-    except ValueError:
-        return SEARCH_TTL
-
-
-@dataclass
-class _Cache:
-    entries: dict[tuple[Any, ...], tuple[float, dict[str, Any]]] = field(default_factory=dict)
-    lock: threading.Lock = field(default_factory=threading.Lock)
-
-    def get(self, key: tuple[Any, ...]) -> dict[str, Any] | None:
-        with self.lock:
-            hit = self.entries.get(key)
-            if hit is None or hit[0] < time.monotonic():
-                self.entries.pop(key, None)
-                return None
-            return hit[1]
-
-    def put(self, key: tuple[Any, ...], value: dict[str, Any], ttl: float) -> None:
-        if ttl <= 0:
-            return
-        with self.lock:
-            self.entries[key] = (time.monotonic() + ttl, value)
-
-    def clear(self) -> None:
-        with self.lock:
-            self.entries.clear()
-
-
-CACHE = _Cache()
-
-
 # -- the tool ---------------------------------------------------------------------------------
 
 
-async def find_papers(query: str, k: int = 10, year_from: int | None = None) -> dict[str, Any]:
-    """Ask every back-end whose breaker allows it, merge, and say how each one fared."""
+CACHE_KIND = "paper_search"  # cached with the search TTL (tools/web_store.WebTTLs)
+
+
+async def find_papers(query: str, k: int = 10, year_from: int | None = None,
+                      cache: WebCache | None = None) -> dict[str, Any]:
+    """Ask every back-end whose breaker allows it, merge, and say how each one fared. With a
+    cache, a fresh answer to the same request is served from it."""
     import httpx
 
     query = " ".join(query.split())
     if not query:
         raise ToolError("search_papers needs a non-empty query")
     k = max(1, min(50, int(k)))
-    key = (_base("arxiv"), _base("openalex"), query.lower(), k, year_from)
-    cached = CACHE.get(key)
+    key = cache_key(arxiv=_base("arxiv"), openalex=_base("openalex"), query=query, k=k, year_from=year_from)
+    cached = await asyncio.to_thread(cache.get, CACHE_KIND, key) if cache is not None else None
     if cached is not None:
         return {**cached, "cached": True}
     status: dict[str, str] = {}
@@ -403,8 +369,8 @@ async def find_papers(query: str, k: int = 10, year_from: int | None = None) -> 
         "backends": status,
         "fetched_at": dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"),
     }
-    if len(ranked) == len(BACKENDS):  # a partial answer is not kept: the next call tries again
-        CACHE.put(key, result, search_ttl())
+    if cache is not None and len(ranked) == len(BACKENDS):  # a partial answer is not kept
+        await asyncio.to_thread(cache.put, CACHE_KIND, key, result, request={"query": query, "k": k})
     return {**result, "cached": False}
 
 
@@ -418,40 +384,36 @@ async def search_papers(query: str, ctx: ParadigmAwareToolContext, k: int = 10,
         k: how many papers to return (1-50)
         year_from: only papers published in this year or later
     """
-    result = await find_papers(query, k=k, year_from=year_from)
+    cache = WebCache(ctx.store) if ctx.store is not None else None
+    result = await find_papers(query, k=k, year_from=year_from, cache=cache)
     if ctx.store is not None and result["papers"] and not result["cached"]:
-        await asyncio.to_thread(remember_papers, ctx, result["papers"], result["fetched_at"])
+        await asyncio.to_thread(remember_papers, ctx, result["papers"])
     return result
 
 
-def remember_papers(ctx: ParadigmAwareToolContext, papers: list[dict[str, Any]], fetched_at: str) -> int:
-    """Write each paper to memory (the host's namespace, origin = its URL); returns how many
-    were new. Identical entries are skipped by the write layer."""
-    from ..context.write import write_memory
-
+def remember_papers(ctx: ParadigmAwareToolContext, papers: list[dict[str, Any]]) -> int:
+    """Write each paper (its byline and abstract) to memory through the web write-back: the
+    host's namespace, origin = its URL, once per URL. Returns how many were written."""
     written = 0
     for p in papers:
         if not p.get("url"):
             continue
         byline = ", ".join(p["authors"][:6]) + (" et al." if len(p["authors"]) > 6 else "")
         head = " · ".join(x for x in (byline, str(p["year"] or ""), p["venue"]) if x)
-        content = f"{p['title']}\n{head}\n\n{p['abstract'] or '(no abstract)'}"
-        new = write_memory(
+        remember_paper(
             ctx.store,  # type: ignore[arg-type]
-            content,
-            namespace=ctx.host or "shared",
-            key="paper",
-            density=90,  # papers are knowledge: kept long-term
-            source=p["url"],
+            url=p["url"],
             title=p["title"][:200],
-            metadata={
-                "kind": "paper", "url": p["url"], "fetched_at": fetched_at, "doi": p["doi"],
-                "arxiv_id": p["arxiv_id"], "authors": p["authors"], "year": p["year"],
-                "venue": p["venue"], "run_id": ctx.run_id,
-            },
+            text=f"{head}\n\n{p['abstract'] or '(no abstract)'}",
+            namespace=ctx.host or "shared",
+            published=p["published"] or None,
+            authors=p["authors"],
+            venue=p["venue"],
+            metadata={"doi": p["doi"], "arxiv_id": p["arxiv_id"], "year": p["year"],
+                      "cited_by": p["cited_by"], "run_id": ctx.run_id},
             embedder=ctx.embedder,
         )
-        written += new is not None
+        written += 1
     return written
 
 

@@ -31,7 +31,7 @@ from typing import Any, Callable, Iterable
 import pydantic
 
 from ..errors import ConfigError, ToolArgumentsError
-from ..paradigms import PROFILES, HostParadigm
+from ..paradigms import HostParadigm
 from .context import ParadigmAwareToolContext
 
 _NAME = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
