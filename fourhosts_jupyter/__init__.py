@@ -35,6 +35,7 @@ _EXPORTS: dict[str, str] = {
     "ToolRegistry": "tools.registry",
     "Usage": "events",
     "aresearch": "api",
+    "cite": "citations",
     "classify": "classifier",
     "ingest": "memory.ingest",
     "register": "tools.registry",
@@ -76,6 +77,7 @@ def unload_ipython_extension(ipython: "_typing.Any") -> None:
 if _typing.TYPE_CHECKING:  # for type checkers and IDEs only
     from .answer import Answer
     from .api import aresearch, research
+    from .citations import cite
     from .classifier import Classification, Effort, classify
     from .config import Settings
     from .engine import Engine

@@ -34,7 +34,7 @@ USER_ERRORS = (ConfigError, StoreLocked, StoreNewerSchema, StoreUnreadable, Stor
 # RunFailed kinds that mean "the user can fix this" (engine kinds or error class names).
 _USER_KINDS = {"config", "configerror", "storelocked", "storenewerschema", "storeunreadable",
                "storeforeign", "storefull"}
-SUBCOMMANDS = ("runs", "show", "config", "classify", "memory", "ingest", "rate")
+SUBCOMMANDS = ("runs", "show", "config", "classify", "memory", "ingest", "rate", "sources")
 _OPTIONS_HINT = (
     "options: -p/--paradigm HOST, -e/--effort low|medium|high, -m/--model NAME, --no-stream, "
     "-s/--save VAR, --store PATH, --base-url URL, --api chat|responses (see %%research?)"
@@ -47,6 +47,7 @@ LINE_HELP = """\
 %research memory search QUERY    search the memory store (DataFrame)
 %research ingest PATH…           add files (text, Markdown, HTML, PDF, CSV, JSONL) to memory
 %research rate RUN_ID 1-5 [NOTE] rate a past run
+%research sources RUN_ID --format bibtex|csl-json|apa   a run's sources for a reference manager
 Quote a question that ends with "?" (IPython reads a trailing ? as a help request).
 Ask a question with the cell magic: %%research on the first line, the question below."""
 
@@ -200,6 +201,7 @@ class ResearchMagics(Magics):
             %research memory search QUERY    search the memory store
             %research ingest PATH…           add files to memory
             %research rate RUN_ID 1-5 [NOTE] rate a past run
+%research sources RUN_ID --format bibtex|csl-json|apa   a run's sources for a reference manager
 
         Quote a line-magic question that ends with "?" (IPython reads a trailing ? as help).
 
@@ -362,6 +364,18 @@ class ResearchMagics(Magics):
         p.add_argument("--store", default=None)
         a = _parse(p, self._argv("show", rest), usage)
         return StoredRunView(self._get_run("show", a.run_id, self.store(a.store)))
+
+    def _sub_sources(self, rest: str) -> Any:
+        from ..citations import STYLES, cite
+
+        usage = f"%research sources RUN_ID [--format {'|'.join(STYLES)}] [--store PATH]"
+        p = _sub_parser("sources", usage)
+        p.add_argument("run_id")
+        p.add_argument("--format", "-f", default="bibtex")
+        p.add_argument("--store", default=None)
+        a = _parse(p, self._argv("sources", rest), usage)
+        store = self.store(a.store)
+        return cite(self._get_run("sources", a.run_id, store)["id"], a.format, store=store)
 
     def _sub_rate(self, rest: str) -> None:
         usage = "%research rate RUN_ID 1-5 [NOTE] [--store PATH]"
