@@ -92,6 +92,9 @@ def register_builtins(registry: ToolRegistry) -> ToolRegistry:
     """The memory tools, plus the analysis tools (``run_python``, ``sql``) from tools/analysis.py."""
     for fn in BUILTINS:
         registry.register(fn, builtin=True, timeout=20.0)
+    from .web import register_web_tools
+
+    register_web_tools(registry)  # search_web, read_page: only with the [web] extra installed
     try:
         from .analysis import run_python, sql
     except ImportError:  # the analysis tools are optional here
