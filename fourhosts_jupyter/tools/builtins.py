@@ -93,6 +93,9 @@ def register_builtins(registry: ToolRegistry) -> ToolRegistry:
     plus the analysis tools (``run_python``, ``sql``) from tools/analysis.py."""
     for fn in BUILTINS:
         registry.register(fn, builtin=True, timeout=20.0)
+    from .web import register_web_tools
+
+    register_web_tools(registry)  # search_web, read_page: only with the [web] extra installed
     register_papers(registry)
     try:
         from .analysis import run_python, sql
