@@ -18,7 +18,6 @@ urldate = the day it was fetched), files ``@misc``. Every field is escaped for B
 
 from __future__ import annotations
 
-import datetime as dt
 import json
 import re
 import unicodedata
@@ -69,14 +68,16 @@ def run_references(run: dict[str, Any], store: Any = None) -> list[Reference]:
         elif payload.get("name") == "read_page":
             pages.append(payload["result"])
     answer = run.get("answer") or ""
+    run_day = _day(str(run.get("started_at") or ""))  # a page read by the run was fetched that day
     used: set[int] = set()
     for page in pages:
         i = _paper_for_url(papers, str(page.get("url") or ""))
+        accessed = _day(page.get("fetched_at")) or run_day
         if i is not None:
             used.add(i)
-            refs.append(_from_paper(papers[i], accessed=_day(page.get("fetched_at"))))
+            refs.append(_from_paper(papers[i], accessed=accessed))
         else:
-            refs.append(_from_page(page))
+            refs.append(_from_page(page, accessed))
     for i, p in enumerate(papers):
         if i not in used and _named_in(p, answer):
             used.add(i)
@@ -129,13 +130,13 @@ def _from_paper(p: dict[str, Any], accessed: str = "") -> Reference:
     )
 
 
-def _from_page(page: dict[str, Any]) -> Reference:
+def _from_page(page: dict[str, Any], accessed: str = "") -> Reference:
     published = str(page.get("published") or page.get("date") or "")
     author = str(page.get("author") or "")
     url = _safe_url(str(page.get("url") or ""))
     return Reference(
         "online", str(page.get("title") or url), url, (author,) if author else (), _year(published),
-        published, _day(page.get("fetched_at")) or dt.date.today().isoformat(), str(page.get("site") or ""),
+        published, accessed, str(page.get("site") or ""),
     )
 
 

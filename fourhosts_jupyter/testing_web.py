@@ -151,3 +151,42 @@ def papers_server(server: ReplayServer | None = None) -> ReplayServer:
     os.environ["FOURHOSTS_ARXIV_URL"] = server.url(ARXIV_PATH)
     os.environ["FOURHOSTS_OPENALEX_URL"] = server.url("/openalex")
     return server
+
+
+SEARXNG_PATH = "/searxng/search"
+PAGES = {"/vision-zero.html": "vision-zero.html", "/speed-cameras.html": "speed-cameras.html"}
+
+
+def searxng_reply(server: ReplayServer) -> Canned:
+    """A SearXNG ``format=json`` answer whose results are the pages this server holds."""
+    import json
+
+    results = [
+        {"url": server.url("/vision-zero.html"), "title": "Vision Zero Action Plan 2025–2030 | City of Example",
+         "content": "The city will halve deaths and serious injuries on its streets by 2030 …",
+         "engine": "bing", "engines": ["bing", "duckduckgo"], "positions": [1, 2], "score": 3.0,
+         "category": "general", "publishedDate": "2025-02-14T09:00:00"},
+        {"url": server.url("/speed-cameras.html"),
+         "title": "Speed cameras cut serious crashes by a third, three-year review finds",
+         "content": "Fixed and average-speed cameras reduced fatal and serious-injury crashes by 34% …",
+         "engine": "duckduckgo", "engines": ["duckduckgo"], "positions": [3], "score": 1.0,
+         "category": "general", "publishedDate": "2026-09-03T07:30:00"},
+    ]
+    body = {"query": "", "number_of_results": 0, "results": results, "answers": [], "corrections": [],
+            "infoboxes": [], "suggestions": ["vision zero speed limits"], "unresponsive_engines": []}
+    return Canned(json.dumps(body, ensure_ascii=False).encode(), "application/json")
+
+
+def web_research_server(server: ReplayServer | None = None) -> ReplayServer:
+    """One started server replaying a SearXNG search, two HTML pages (with navigation, cookie
+    banner and footer boilerplate), an arXiv feed and an OpenAlex search; the environment points
+    search_web (SearXNG only: no keyless DuckDuckGo fallback to the real internet), read_page
+    and search_papers at it. Loopback pages are private addresses: reading them needs
+    ``FOURHOSTS_FETCH_ALLOW_PRIVATE=1``, which the caller sets on purpose."""
+    server = papers_server(server)
+    for path, name in PAGES.items():
+        server.route(path, ReplayServer.file(name))
+    server.route(SEARXNG_PATH, searxng_reply(server))
+    os.environ["FOURHOSTS_SEARXNG_URL"] = server.url("/searxng")
+    os.environ["FOURHOSTS_SEARCH_BACKENDS"] = "searxng"
+    return server

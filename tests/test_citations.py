@@ -25,7 +25,7 @@ from fourhosts_jupyter.engine import Engine
 from fourhosts_jupyter.errors import ConfigError
 from fourhosts_jupyter.events import AnswerReady
 from fourhosts_jupyter.memory.embeddings import HashingEmbedder
-from fourhosts_jupyter.testing_web import ARXIV_PATH, ReplayServer, papers_server
+from fourhosts_jupyter.testing_web import ReplayServer, web_research_server
 from fourhosts_jupyter.tools import papers
 from fourhosts_jupyter.tools.builtins import register_builtins
 from fourhosts_jupyter.tools.registry import ToolRegistry
@@ -129,42 +129,38 @@ def test_unknown_style_is_a_clear_error():
 # -- from a real run ----------------------------------------------------------------------------
 
 
-def read_page(url: str) -> dict:
-    """Read a web page (a stand-in with the read_page result's fields, for this test's registry).
-
-    Args:
-        url: the page's address
-    """
-    pages = {
-        "https://city.example/vision-zero": {"url": "https://city.example/vision-zero", "title": "Vision Zero plan",
-                                             "author": "Road Safety Office", "published": "2025-02-14",
-                                             "site": "City of Example", "fetched_at": "2026-11-30T09:00:00Z",
-                                             "text": "Lower speeds."},
-        "https://arxiv.org/abs/2310.05678": {"url": "https://arxiv.org/abs/2310.05678", "title": "Automated Speed",
-                                             "fetched_at": "2026-11-30T09:01:00Z", "text": "Cameras."},
-    }
-    return pages[url]
+def test_a_page_that_is_a_found_paper_is_exported_as_the_paper():
+    found = {"type": "tool_call_finished", "payload": {"name": "search_papers", "result": {"papers": [
+        {"title": "Automated Speed Enforcement", "authors": ["Wei Zhang"], "year": 2023, "url":
+         "https://arxiv.org/abs/2310.05678", "pdf_url": "https://arxiv.org/pdf/2310.05678v1", "doi": "",
+         "arxiv_id": "2310.05678", "venue": "arXiv", "published": "2023-10-09"}]}}}
+    read = {"type": "tool_call_finished", "payload": {"name": "read_page", "result": {
+        "url": "https://arxiv.org/pdf/2310.05678v1", "title": "2310.05678v1.pdf", "date": None}}}
+    refs = run_references({"sources": [], "events": [found, read], "answer": "", "started_at": "2026-11-30 10:00:00"})
+    assert [(r.kind, r.title, r.accessed) for r in refs] == [("article", "Automated Speed Enforcement", "2026-11-30")]
 
 
 @pytest.fixture
-def paper_server(monkeypatch, offline_network):
+def web(monkeypatch, offline_network):
     papers.BREAKERS.reset()
-    s = papers_server(ReplayServer().start())
-    monkeypatch.setenv("FOURHOSTS_ARXIV_URL", s.url(ARXIV_PATH))
-    monkeypatch.setenv("FOURHOSTS_OPENALEX_URL", s.url("/openalex"))
+    s = ReplayServer().start()
+    for var in ("FOURHOSTS_ARXIV_URL", "FOURHOSTS_OPENALEX_URL", "FOURHOSTS_SEARXNG_URL", "FOURHOSTS_SEARCH_BACKENDS"):
+        monkeypatch.setenv(var, "")  # undone after the test; web_research_server sets them
+    web_research_server(s)
+    monkeypatch.setenv("FOURHOSTS_FETCH_ALLOW_PRIVATE", "1")  # the pages are on loopback
     yield s
     s.stop()
     assert offline_network.leaks == []
 
 
-def test_a_runs_sources_export_its_pages_and_cited_papers(openai_server, paper_server, store):
+def test_a_runs_sources_export_its_pages_and_cited_papers(openai_server, web, store):
     reg = ToolRegistry()
     register_builtins(reg)
-    reg.register(read_page, builtin=True)
+    plan, news = web.url("/vision-zero.html"), web.url("/speed-cameras.html")
     openai_server.script(
         Reply.call("search_papers", {"query": "speed enforcement", "k": 5}, id="call_p"),
-        Reply.call("read_page", {"url": "https://city.example/vision-zero"}, id="call_a"),
-        Reply.call("read_page", {"url": "https://arxiv.org/abs/2310.05678"}, id="call_b"),
+        Reply.call("read_page", {"url": plan}, id="call_a"),
+        Reply.call("read_page", {"url": news}, id="call_b"),
         Reply.say("Cut speeds (Vision Zero plan); cameras cut severe crashes by 34% (arXiv:2310.05678); "
                   "30 km/h limits cut deaths by 23% (doi:10.1016/j.aap.2024.107530)."),
     )
@@ -176,15 +172,19 @@ def test_a_runs_sources_export_its_pages_and_cited_papers(openai_server, paper_s
     refs = run_references(run, store)
     web = [r for r in refs if r.url]
     assert [(r.kind, r.url) for r in web] == [
-        ("online", "https://city.example/vision-zero"),
-        ("article", "https://arxiv.org/abs/2310.05678"),  # read, and one of the papers found
+        ("online", plan),
+        ("online", news),
         ("article", "https://arxiv.org/abs/2403.01234"),  # named in the answer by its DOI
+        ("article", "https://arxiv.org/abs/2310.05678"),  # named by its arXiv id
     ]
-    assert web[1].accessed == "2026-11-30" and web[1].authors == ("Wei Zhang", "Priya Natarajan")
+    assert (web[0].authors, web[0].date, web[0].venue) == (("Road Safety Office",), "2025-02-14", "City of Example")
+    assert web[3].authors == ("Wei Zhang", "Priya Natarajan")
     # papers found but not cited are not exported
     assert not any("1907.11111" in r.url for r in refs)
     bib = str(cite(answer.run_id, "bibtex", store=store))
-    assert "@online{roadsafetyoffice2025vision," in bib and "urldate = {2026-11-30}" in bib
+    day = str(run["started_at"])[:10]
+    assert "@online{roadsafetyoffice2025vision," in bib and f"urldate = {{{day}}}" in bib
+    assert "@online{whitfield2026speed," in bib and "author = {Whitfield, Dana}" in bib
     assert "@article{zhang2023automated," in bib and "@article{ribeiro2024lower," in bib
     assert "journal = {Accident Analysis \\& Prevention}" in bib
     csl = json.loads(str(cite(answer.run_id, "csl-json", store=store)))

@@ -23,7 +23,7 @@ import re
 from dataclasses import asdict, dataclass, replace
 from typing import Any
 
-from ..errors import ToolError
+from ..errors import NetworkUnavailable, ToolError, WebError
 from .context import ParadigmAwareToolContext
 from .runner import Breakers
 from .web_store import WebCache, cache_key, remember_paper
@@ -36,14 +36,7 @@ USER_AGENT = "fourhosts-jupyter/0.1 (research assistant; +https://github.com/)"
 BACKENDS = ("arxiv", "openalex")
 
 
-class NetworkUnavailable(ToolError):
-    """No back-end could be reached (no network, DNS failure, refused connection)."""
-
-    kind = "network_unavailable"
-    retryable = True
-
-
-class BackendError(ToolError):
+class BackendError(WebError):
     """Every back-end answered with an error (5xx, malformed feed)."""
 
     kind = "backend_error"
