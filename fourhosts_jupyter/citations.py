@@ -5,8 +5,9 @@
 
 What a run cites is read back from its run log, so an old run exports the same way:
 
-- the passages selected from memory (their stored metadata says whether one is a paper, a web
-  page or a file: authors, year, DOI, the published and fetched-at dates);
+- the passages selected from memory that the answer cites by number (``[1]``, ``[2, 3]``); their
+  stored metadata says whether one is a paper, a web page or a file (authors, year, DOI, the
+  published and fetched-at dates);
 - every page the run read (``read_page`` results): a web page, or a paper when the page is one
   of the papers its ``search_papers`` calls found;
 - the papers from ``search_papers`` that the answer names (by DOI, arXiv id, URL or title).
@@ -55,8 +56,11 @@ class Reference:
 
 def run_references(run: dict[str, Any], store: Any = None) -> list[Reference]:
     """The references of a stored run (``Store.get_run``), deduplicated, in citation order."""
-    meta = _memory_metadata(store, [s.get("id", "") for s in run.get("sources") or []])
-    refs: list[Reference] = [_from_source(s, meta.get(s.get("id", ""), {})) for s in run.get("sources") or []]
+    answer = run.get("answer") or ""
+    cited = cited_numbers(answer)
+    selected = [s for s in run.get("sources") or [] if _int(s.get("n")) in cited]
+    meta = _memory_metadata(store, [s.get("id", "") for s in selected])
+    refs: list[Reference] = [_from_source(s, meta.get(s.get("id", ""), {})) for s in selected]
     papers: list[dict[str, Any]] = []
     pages: list[dict[str, Any]] = []
     for ev in run.get("events") or []:
@@ -67,7 +71,6 @@ def run_references(run: dict[str, Any], store: Any = None) -> list[Reference]:
             papers.extend(p for p in payload["result"].get("papers") or [] if isinstance(p, dict))
         elif payload.get("name") == "read_page":
             pages.append(payload["result"])
-    answer = run.get("answer") or ""
     run_day = _day(str(run.get("started_at") or ""))  # a page read by the run was fetched that day
     used: set[int] = set()
     for page in pages:
@@ -83,6 +86,22 @@ def run_references(run: dict[str, Any], store: Any = None) -> list[Reference]:
             used.add(i)
             refs.append(_from_paper(p))
     return _dedupe(refs)
+
+
+_CITE = re.compile(r"\[(\d+(?:\s*[,;–-]\s*\d+)*)\]")
+
+
+def cited_numbers(answer: str) -> set[int]:
+    """The source numbers an answer cites: ``[1]``, ``[1, 3]``, ``[2-4]``."""
+    out: set[int] = set()
+    for group in _CITE.findall(answer):
+        for part in re.split(r"\s*[,;]\s*", group):
+            ends = [int(x) for x in re.split(r"\s*[–-]\s*", part) if x]
+            if len(ends) == 2 and 0 < ends[1] - ends[0] < 100:
+                out.update(range(ends[0], ends[1] + 1))
+            else:
+                out.update(ends)
+    return out
 
 
 def _memory_metadata(store: Any, ids: list[str]) -> dict[str, dict[str, Any]]:

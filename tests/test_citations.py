@@ -109,13 +109,22 @@ def test_apa_references():
     ]
 
 
+def test_only_the_selected_sources_the_answer_cites_are_exported():
+    from fourhosts_jupyter.citations import cited_numbers
+
+    assert cited_numbers("a [1], b [2, 4] and c [6-8]; not [x] or [10 ] ") == {1, 2, 4, 6, 7, 8}
+    sources = [{"n": n, "id": "", "title": f"Doc {n}", "origin": f"/notes/{n}.md"} for n in (1, 2, 3)]
+    refs = run_references({"sources": sources, "events": [], "answer": "Lower speeds [3] and audits [1]."})
+    assert [r.title for r in refs] == ["Doc 1", "Doc 3"]
+
+
 def test_a_javascript_url_is_never_exported_as_a_link():
     run = {"sources": [{"n": 1, "id": "", "title": "Bad", "origin": "javascript:alert(1)"}], "events": [
         {"type": "tool_call_finished", "payload": {"name": "read_page", "result": {
             "url": "javascript:alert(document.cookie)", "title": "Hostile", "fetched_at": "2026-11-30T10:00:00Z"}}}],
-        "answer": ""}
+        "answer": "See [1]."}
     refs = run_references(run)
-    assert all(r.url == "" for r in refs)
+    assert len(refs) == 2 and all(r.url == "" for r in refs)
     exported = to_bibtex(refs) + json.dumps(to_csl(refs)) + to_apa(refs)
     assert "javascript:alert(document" not in exported
 
@@ -179,8 +188,9 @@ def test_a_runs_sources_export_its_pages_and_cited_papers(openai_server, web, st
     ]
     assert (web[0].authors, web[0].date, web[0].venue) == (("Road Safety Office",), "2025-02-14", "City of Example")
     assert web[3].authors == ("Wei Zhang", "Priya Natarajan")
-    # papers found but not cited are not exported
+    # papers found but not named, and selected passages not cited by number, are not exported
     assert not any("1907.11111" in r.url for r in refs)
+    assert [r for r in refs if not r.url] == []
     bib = str(cite(answer.run_id, "bibtex", store=store))
     day = str(run["started_at"])[:10]
     assert "@online{roadsafetyoffice2025vision," in bib and f"urldate = {{{day}}}" in bib

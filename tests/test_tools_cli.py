@@ -93,3 +93,14 @@ def test_invalid_arguments_come_back_as_the_models_error(server, capsys):
     assert main(["tools", "run", "search_papers", '{"query": "x", "k": "many"}']) == 1
     payload = json.loads(capsys.readouterr().out)
     assert payload["kind"] == "bad_arguments" and "k:" in payload["error"]
+
+
+def test_tools_run_works_inside_a_running_event_loop(server, capsys):
+    """A notebook calls ``main([...])`` from a kernel whose event loop is running."""
+    import asyncio
+
+    async def from_a_kernel() -> int:
+        return main(["tools", "run", "search_papers", '{"query": "speed", "k": 1}', "-p", "teddy"])
+
+    assert asyncio.run(from_a_kernel()) == 0
+    assert json.loads(capsys.readouterr().out)["papers"][0]["arxiv_id"] == "2403.01234"

@@ -100,9 +100,22 @@ def cmd_run(args: argparse.Namespace) -> int:
             f"no tool {args.name!r} is offered to {whom}: use one of {', '.join(sorted(offered))} "
             "(list them with  fourhosts tools --paradigm HOST)"
         )
-    outcome = asyncio.run(_run_one(reg, host, args.name, arguments, args.store))
+    outcome = _run_sync(_run_one(reg, host, args.name, arguments, args.store))
     print(terminal_json(outcome.result, indent=2, default=str))  # the result, or the error payload
     return 0 if outcome.ok else 1
+
+
+def _run_sync(coro: Any) -> Any:
+    """Run ``coro`` to the end, also from inside a running event loop (a Jupyter kernel calling
+    ``main([...])``): then on a thread of its own, with its own loop."""
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:
+        return asyncio.run(coro)
+    import concurrent.futures
+
+    with concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="fh-tools-cli") as pool:
+        return pool.submit(asyncio.run, coro).result()
 
 
 async def _run_one(reg: Any, host: Any, name: str, arguments: dict[str, Any], store_path: str | None) -> Any:
