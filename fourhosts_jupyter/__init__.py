@@ -44,6 +44,7 @@ _EXPORTS: dict[str, str] = {
     "aresearch": "api",
     "batch": "api",
     "blend": "api",
+    "cite": "citations",
     "classify": "classifier",
     "compare": "api",
     "ingest": "memory.ingest",
@@ -89,6 +90,7 @@ if _typing.TYPE_CHECKING:  # for type checkers and IDEs only
     from .answer import Answer
     from .api import abatch, acompare, aresearch, batch, blend, compare, rate, research
     from .blend import BlendResult
+    from .citations import cite
     from .classifier import Classification, Effort, classify
     from .compare import Comparison
     from .config import Settings

@@ -20,7 +20,7 @@ from .redact import neutralise, redact, redact_run, terminal_json
 COMMAND_MODULES: list[str] = ["fourhosts_jupyter.sandbox.cli",
                               "fourhosts_jupyter.memory.cli_commands", "fourhosts_jupyter.usage",
                               "fourhosts_jupyter.schedule.cli", "fourhosts_jupyter.compare_cli",
-                              "fourhosts_jupyter.learning_cli"]
+                              "fourhosts_jupyter.learning_cli", "fourhosts_jupyter.tools.cli"]
 
 
 def _store_arg(p: argparse.ArgumentParser) -> None:

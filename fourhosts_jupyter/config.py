@@ -25,6 +25,8 @@ SETTING_VARIABLES = (
     "FOURHOSTS_PRICES",
     "FOURHOSTS_API",
     "FOURHOSTS_LEARNING",
+    "FOURHOSTS_WEB_SEARCH_TTL",
+    "FOURHOSTS_WEB_PAGE_TTL",
 )
 APIS = ("chat", "responses")
 
@@ -70,6 +72,10 @@ class Settings:
     prices: dict[str, Price] = field(default_factory=dict)
     # Put question, prompt, answer and tool text on telemetry spans (also FOURHOSTS_OTEL_CONTENT=1)
     otel_content: bool = False
+    # How long web search results and read pages stay cached, seconds (brief §2.8: search 1 h;
+    # a page a day). FOURHOSTS_WEB_SEARCH_TTL / FOURHOSTS_WEB_PAGE_TTL; 0 turns caching off.
+    web_search_ttl: float = 3600.0
+    web_page_ttl: float = 86400.0
     extra: dict[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
@@ -95,6 +101,8 @@ class Settings:
             api_version=env.get("OPENAI_API_VERSION") or None,
             prices=parse_prices(env.get(PRICES_VARIABLE), PRICES_VARIABLE),
             api=env.get("FOURHOSTS_API") or "chat",
+            web_search_ttl=_seconds(env, "FOURHOSTS_WEB_SEARCH_TTL", 3600.0),
+            web_page_ttl=_seconds(env, "FOURHOSTS_WEB_PAGE_TTL", 86400.0),
         )
         clean = {k: v for k, v in overrides.items() if v is not None}
         if "store_path" in clean:
@@ -107,6 +115,23 @@ class Settings:
         from .memory.store import default_store_path
 
         return self.store_path or default_store_path()
+
+
+def _seconds(env: Any, name: str, default: float) -> float:
+    raw = (env.get(name) or "").strip()
+    if not raw:
+        return default
+    try:
+        value = float(raw)
+    except ValueError:
+        value = -1.0
+    if not value >= 0:  # also refuses nan
+        from .errors import ConfigError
+
+        raise ConfigError(
+            f"{name}={raw!r} is not a number of seconds: set it to e.g. 3600, or 0 to turn the cache off"
+        )
+    return value
 
 
 def key_status() -> dict[str, bool]:

@@ -119,6 +119,34 @@ class CircuitOpen(ToolError):
     kind = "circuit_open"
 
 
+class WebError(ToolError):
+    kind = "web_error"
+
+
+class FetchRefused(WebError):
+    kind = "refused"
+
+
+class FetchTooLarge(WebError):
+    kind = "too_large"
+
+
+class FetchTimeout(WebError):
+    kind = "timeout"
+
+
+class UnsupportedContent(WebError):
+    kind = "unsupported_content"
+
+
+class NetworkUnavailable(WebError):
+    kind = "network_unavailable"
+
+
+class SearchUnavailable(WebError):
+    kind = "search_unavailable"
+
+
 class StorageError(FourHostsError):
     """The store could not be read or written."""
 

@@ -27,6 +27,7 @@ class Source:
     origin: str = ""  # file path, URL, run id or tool name
     namespace: str = ""
     reasons: tuple[str, ...] = ()
+    date: str = ""  # a web source's date: published when it says, else the day it was fetched
 
 
 @dataclass(frozen=True)

@@ -491,13 +491,21 @@ def thinking_text(text: str) -> str:
 # -- sources, notices, errors ----------------------------------------------------------------
 
 
+_LINK = re.compile(r"^https?://[^\s/?#\\]+[^\s\\]*$", re.I)  # http(s), a host, no spaces
+
+
 def _origin_html(origin: str) -> str:
-    if re.match(r"^https?://", origin):
+    """A link only for an http(s) URL (never ``javascript:``, ``data:`` …); anything else as code."""
+    if _LINK.match(origin):
         return (
             f'<a href="{esc(origin)}" target="_blank" rel="noopener noreferrer nofollow">'
             f"{esc(origin)}</a>"
         )
     return f"<code>{esc(display_origin(origin))}</code>"
+
+
+def _date_suffix(s: Source) -> str:
+    return f" · {s.date}" if getattr(s, "date", "") else ""
 
 
 def sources_html(sources: Sequence[Source]) -> str:
@@ -511,7 +519,8 @@ def sources_html(sources: Sequence[Source]) -> str:
             if s.reasons
             else ""
         )
-        items.append(f'<li value="{int(s.n)}"><b>{esc(s.title)}</b>{origin}{reasons}</li>')
+        date = f'<span style="opacity:0.75">{esc(_date_suffix(s))}</span>' if s.date else ""
+        items.append(f'<li value="{int(s.n)}"><b>{esc(s.title)}</b>{origin}{date}{reasons}</li>')
     return (
         '<div class="fh-sources" style="margin-top:8px"><div style="font-weight:600">Sources</div>'
         '<ol style="margin:2px 0">' + "".join(items) + "</ol></div>"
@@ -524,7 +533,7 @@ def sources_text(sources: Sequence[Source]) -> str:
     lines = ["Sources:"]
     for s in sources:
         origin = f" — {plain(display_origin(s.origin))}" if s.origin else ""
-        lines.append(f"  [{s.n}] {plain(s.title)}{origin}")
+        lines.append(f"  [{s.n}] {plain(s.title)}{origin}{plain(_date_suffix(s))}")
         if s.reasons:
             lines.append(f"      {plain('; '.join(s.reasons))}")
     return "\n".join(lines)
@@ -722,6 +731,6 @@ def answer_markdown(answer: Answer) -> str:
         lines += ["### Sources", ""]
         for s in answer.sources:
             origin = f" — `{display_origin(s.origin).replace('`', '')}`" if s.origin else ""
-            lines.append(f"{s.n}. {_md_inline(s.title)}{origin}")
+            lines.append(f"{s.n}. {_md_inline(s.title)}{origin}{_md_inline(_date_suffix(s))}")
         lines.append("")
     return "\n".join(lines)

@@ -377,7 +377,9 @@ def select(
     hits = select_hits(store, query, host=host, k=k, embedder=embedder, namespaces=namespaces,
                        mode=mode, weights=weights, mmr_lambda=mmr_lambda, calibrated=calibrated)
     terms = set(tokenize(query))
-    return [
+    from ..memory.source_dates import with_dates  # web sources carry their date
+
+    return with_dates(store, [
         Source(
             n=i,
             id=h.id,
@@ -389,7 +391,7 @@ def select(
             reasons=_reasons(h, terms),
         )
         for i, h in enumerate(hits, 1)
-    ]
+    ])
 
 
 def select_hits(

@@ -35,7 +35,7 @@ USER_ERRORS = (ConfigError, StoreLocked, StoreNewerSchema, StoreUnreadable, Stor
 _USER_KINDS = {"config", "configerror", "storelocked", "storenewerschema", "storeunreadable",
                "storeforeign", "storefull"}
 SUBCOMMANDS = ("runs", "show", "config", "classify", "memory", "ingest", "rate", "usage", "batch",
-               "insights")
+               "insights", "sources")
 _OPTIONS_HINT = (
     "options: -p/--paradigm HOST, -e/--effort low|medium|high, -m/--model NAME, --no-stream, "
     "-s/--save VAR, --store PATH, --base-url URL, --api chat|responses, --budget-tokens N, "
@@ -52,6 +52,7 @@ LINE_HELP = """\
 %research usage [--by host|model|day|tool|run]  tokens and cost (DataFrame + bar chart)
 %research batch FILE --column Q   research every question of a CSV/Parquet/JSONL file (DataFrame)
 %research insights               per-host ratings, patterns and trend (DataFrame + chart)
+%research sources RUN_ID --format bibtex|csl-json|apa   a run's sources for a reference manager
 Quote a question that ends with "?" (IPython reads a trailing ? as a help request).
 Ask a question with the cell magic: %%research on the first line, the question below."""
 
@@ -248,8 +249,10 @@ class ResearchMagics(Magics):
             %research memory search QUERY    search the memory store
             %research ingest PATH…           add files to memory
             %research rate RUN_ID 1-5 [NOTE] rate a past run
-%research usage [--by host|model|day|tool|run]  tokens and cost (DataFrame + bar chart)
+            %research usage [--by host|model|day|tool|run]  tokens and cost (DataFrame + chart)
+            %research batch FILE --column Q  research every question of a file (DataFrame)
             %research insights               per-host ratings, patterns, trend and chart
+            %research sources RUN_ID --format bibtex|csl-json|apa   a run's sources, exported
 
         Quote a line-magic question that ends with "?" (IPython reads a trailing ? as help).
 
@@ -456,6 +459,18 @@ class ResearchMagics(Magics):
 
             return show_comparison(a.run_id, self.store(a.store))
         return StoredRunView(self._get_run("show", a.run_id, self.store(a.store)))
+
+    def _sub_sources(self, rest: str) -> Any:
+        from ..citations import STYLES, cite
+
+        usage = f"%research sources RUN_ID [--format {'|'.join(STYLES)}] [--store PATH]"
+        p = _sub_parser("sources", usage)
+        p.add_argument("run_id")
+        p.add_argument("--format", "-f", default="bibtex")
+        p.add_argument("--store", default=None)
+        a = _parse(p, self._argv("sources", rest), usage)
+        store = self.store(a.store)
+        return cite(self._get_run("sources", a.run_id, store)["id"], a.format, store=store)
 
     def _sub_rate(self, rest: str) -> None:
         usage = "%research rate RUN_ID 1-5 [NOTE] [--store PATH]"

@@ -250,6 +250,23 @@ def m008_feedback(con: duckdb.DuckDBPyConnection) -> None:
     )
 
 
+def m009_web_cache(con: duckdb.DuckDBPyConnection) -> None:
+    """Cached web search results and read pages (tools/web_store.py), each with its expiry."""
+    con.execute(
+        """
+        CREATE TABLE web_cache (
+            kind VARCHAR NOT NULL,            -- search | page | papers | …
+            key VARCHAR NOT NULL,             -- sha256 of the normalised request
+            request JSON,                     -- the request, for inspection
+            value JSON NOT NULL,
+            fetched_at TIMESTAMP NOT NULL,
+            expires_at TIMESTAMP NOT NULL,
+            PRIMARY KEY (kind, key)
+        )
+        """
+    )
+
+
 MIGRATIONS: list[Migration] = [
     m001_initial,
     m002_documents_and_identity,
@@ -258,4 +275,5 @@ MIGRATIONS: list[Migration] = [
     m005_ledger,
     m006_comparisons,
     m008_feedback,
+    m009_web_cache,
 ]

@@ -89,9 +89,14 @@ BUILTINS = (search_memory, remember, forget)
 
 
 def register_builtins(registry: ToolRegistry) -> ToolRegistry:
-    """The memory tools, plus the analysis tools (``run_python``, ``sql``) from tools/analysis.py."""
+    """The memory tools, the scholarly search (tools/papers.py) when its packages are installed,
+    plus the analysis tools (``run_python``, ``sql``) from tools/analysis.py."""
     for fn in BUILTINS:
         registry.register(fn, builtin=True, timeout=20.0)
+    from .web import register_web_tools
+
+    register_web_tools(registry)  # search_web, read_page: only with the [web] extra installed
+    register_papers(registry)
     try:
         from .analysis import run_python, sql
     except ImportError:  # the analysis tools are optional here
@@ -101,3 +106,16 @@ def register_builtins(registry: ToolRegistry) -> ToolRegistry:
     registry.register(run_python, builtin=True, timeout=300.0, retries=0)
     registry.register(sql, builtin=True, timeout=45.0, retries=0)
     return registry
+
+
+def register_papers(registry: ToolRegistry) -> bool:
+    """``search_papers`` if httpx and feedparser (the ``[web]`` extra) are installed. It falls
+    back between its own back-ends, so the runner does not retry it (no network fails fast)."""
+    from importlib.util import find_spec
+
+    if find_spec("httpx") is None or find_spec("feedparser") is None:
+        return False
+    from .papers import search_papers
+
+    registry.register(search_papers, builtin=True, timeout=40.0, retries=0)
+    return True

@@ -31,7 +31,7 @@ from typing import Any, Callable, Iterable
 import pydantic
 
 from ..errors import ConfigError, ToolArgumentsError
-from ..paradigms import PROFILES, HostParadigm
+from ..paradigms import HostParadigm
 from .context import ParadigmAwareToolContext
 
 _NAME = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
@@ -207,7 +207,9 @@ class ToolRegistry:
         tools = list(self._tools.values())
         if host is None:
             return tools
-        allowed = set(PROFILES[HostParadigm.parse(host)].tools)
+        from .host_tools import host_tools  # the profile's names, with the web tools they stand for
+
+        allowed = set(host_tools(host))
         return [t for t in tools if not t.builtin or t.name in allowed]
 
     def params(self, host: HostParadigm | str | None = None) -> list[dict[str, Any]]:
