@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from .llm.prices import PRICES_VARIABLE, Price, parse_prices
+from .quality.policy import QualityPolicy
 
 KEY_VARIABLES = ("OPENAI_API_KEY", "AZURE_OPENAI_API_KEY")
 SETTING_VARIABLES = (
@@ -66,6 +67,8 @@ class Settings:
     # also the only prices a compatible server gets. JSON text or [input, output(, cached)]
     # lists are accepted and normalised.
     prices: dict[str, Price] = field(default_factory=dict)
+    # evaluation, self-healing triggers and collaboration (quality/policy.py)
+    quality: QualityPolicy = field(default_factory=QualityPolicy)
     extra: dict[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
@@ -91,6 +94,7 @@ class Settings:
             api_version=env.get("OPENAI_API_VERSION") or None,
             prices=parse_prices(env.get(PRICES_VARIABLE), PRICES_VARIABLE),
             api=env.get("FOURHOSTS_API") or "chat",
+            quality=QualityPolicy.from_env(),
         )
         clean = {k: v for k, v in overrides.items() if v is not None}
         if "store_path" in clean:

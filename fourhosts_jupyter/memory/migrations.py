@@ -147,4 +147,11 @@ def m003_document_passages(con: duckdb.DuckDBPyConnection) -> None:
     )
 
 
-MIGRATIONS: list[Migration] = [m001_initial, m002_documents_and_identity, m003_document_passages]
+def m007_evaluation(con: duckdb.DuckDBPyConnection) -> None:
+    """Each run's evaluation: its confidence (a column, to list and sort by) and the evaluation,
+    healing rounds (confidence before/after) and collaborations as JSON (quality/stage.py)."""
+    con.execute("ALTER TABLE runs ADD COLUMN confidence DOUBLE")
+    con.execute("ALTER TABLE runs ADD COLUMN evaluation JSON")
+
+
+MIGRATIONS: list[Migration] = [m001_initial, m002_documents_and_identity, m003_document_passages, m007_evaluation]
