@@ -97,7 +97,7 @@ def helper_sources(store: Any, question: str, req: Request, *, embedder: Any, k:
     """The helper's own retrieval: the question seen through its focus and its angles."""
     from ..context.select import select
     from .checks import on_topic
-    from .heal import _document, angles
+    from .heal import _document, angles, renumber
 
     found: dict[str, Source] = {}
     for q in (f"{question} {focus(req.helping)}", *(f"{question} {a}" for a in angles(req.helping)[:2])):
@@ -105,7 +105,8 @@ def helper_sources(store: Any, question: str, req: Request, *, embedder: Any, k:
             doc = _document(s)
             if doc not in found or s.score > found[doc].score:
                 found[doc] = s
-    return tuple(sorted(on_topic(question, list(found.values()), embedder), key=lambda s: -s.score)[:k])
+    # numbered 1..k afresh: each select numbered its own hits from 1
+    return renumber(sorted(on_topic(question, list(found.values()), embedder), key=lambda s: -s.score)[:k])
 
 
 def offline_recommendations(question: str, req: Request, sources: Sequence[Source], embedder: Any) -> Recommendations:

@@ -63,4 +63,5 @@ class Evaluation:
         d["metrics"] = [asdict(m) for m in self.metrics]
         d["notes"] = list(self.notes)
         d["summary"] = self.summary()
+        d["parts"] = self.parts()
         return d
