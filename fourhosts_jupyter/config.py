@@ -68,7 +68,7 @@ class Settings:
     # lists are accepted and normalised.
     prices: dict[str, Price] = field(default_factory=dict)
     # evaluation, self-healing triggers and collaboration (quality/policy.py)
-    quality: QualityPolicy = field(default_factory=QualityPolicy)
+    quality: QualityPolicy = field(default_factory=QualityPolicy.from_env)
     extra: dict[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:

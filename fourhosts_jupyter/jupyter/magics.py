@@ -126,7 +126,7 @@ class ResearchMagics(Magics):
     ).tag(config=True)
 
     # evaluation, self-healing and collaboration (quality/policy.py); None = the default there
-    evaluation = Bool(True, help="Evaluate each answer (confidence with its parts).").tag(config=True)
+    evaluation = Bool(None, allow_none=True, help="Evaluate each answer (confidence with its parts).").tag(config=True)
     healing_rounds = Int(None, allow_none=True, help="Most self-healing rounds (0: never heal).").tag(config=True)
     healing_triggers = List(Unicode(), default_value=None, allow_none=True, help=(
         "Healing triggers: needs_improvement, low_confidence, too_short, no_sources, low_metric.")).tag(config=True)
@@ -164,13 +164,13 @@ class ResearchMagics(Magics):
 
         from ..quality.policy import QualityPolicy
 
-        set_ = {k: v for k, v in (("healing_rounds", self.healing_rounds), ("low_confidence", self.low_confidence),
+        set_ = {k: v for k, v in (("evaluate", self.evaluation), ("healing_rounds", self.healing_rounds), ("low_confidence", self.low_confidence),
                                   ("min_chars", self.min_chars), ("metric_floor", self.metric_floor),
                                   ("collaboration", self.collaboration)) if v is not None}
         if self.healing_triggers is not None:
             set_["triggers"] = tuple(self.healing_triggers)
         try:
-            return replace(QualityPolicy.from_env(), evaluate=self.evaluation, **set_)
+            return replace(QualityPolicy.from_env(), **set_)
         except ConfigError as exc:
             raise UsageError(str(exc)) from None
 

@@ -1,7 +1,8 @@
 """When to heal and whether hosts collaborate: the knobs of brief §2.6–§2.7, with its numbers.
 
 Set them on ``Settings(quality=QualityPolicy(...))``, with ``%config ResearchMagics.<name>``
-in a notebook, or from the environment (``FOURHOSTS_HEALING=0``, ``FOURHOSTS_COLLABORATION=0``).
+in a notebook, or from the environment (``FOURHOSTS_EVALUATION=0`` turns the whole stage off,
+``FOURHOSTS_HEALING=0``, ``FOURHOSTS_COLLABORATION=0``).
 """
 
 from __future__ import annotations
@@ -42,6 +43,7 @@ class QualityPolicy:
     def from_env(cls) -> QualityPolicy:
         env = os.environ
         return cls(
+            evaluate=env.get("FOURHOSTS_EVALUATION") != "0",
             healing_rounds=0 if env.get("FOURHOSTS_HEALING") == "0" else 1,
             collaboration=env.get("FOURHOSTS_COLLABORATION") != "0",
         )

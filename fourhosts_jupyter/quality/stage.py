@@ -85,11 +85,11 @@ async def _evaluate(draft: Draft, provider: Any, embedder: Any, policy: QualityP
     t = time.perf_counter()
     ev = await asyncio.to_thread(evaluate_offline, draft.question, text, sources, embedder=embedder)
     if policy.judge_with_model and not getattr(provider, "offline", True):
-        reply, usage = await judge.ask(provider, draft.question, text, sources)
-        draft.usage = draft.usage + usage
-        try:
+        try:  # the answer stands whatever the judge does: its failure is a notice, not the run's
+            reply, usage = await judge.ask(provider, draft.question, text, sources)
+            draft.usage = draft.usage + usage
             ev = judge.combine(ev, judge.parse(reply))
-        except judge.JudgeInvalid as exc:
+        except FourHostsError as exc:
             yield Notice(f"{exc}; the confidence comes from the offline checks alone.", "warning")
     draft.evaluation = ev
     yield Evaluated(ev, label)
@@ -112,9 +112,13 @@ async def _heal(draft: Draft, why: str, before: Evaluation, *, provider: Any, st
         text = await asyncio.to_thread(compose, ModelRequest(
             messages=[], question=draft.question, classification=draft.classification, sources=widened))
     else:
-        text, usage = await judge.collect(provider, heal.sharper_messages(
-            draft.question, draft.classification, widened, draft.text, why, before), question=draft.question)
-        draft.usage = draft.usage + usage
+        try:
+            text, usage = await judge.collect(provider, heal.sharper_messages(
+                draft.question, draft.classification, widened, draft.text, why, before), question=draft.question)
+            draft.usage = draft.usage + usage
+        except FourHostsError as exc:
+            text = ""
+            yield Notice(f"the healing call failed ({exc}); the first answer stands.", "warning")
     first = draft.evaluation
     async for e in _evaluate(draft, provider, embedder, policy, "healed", text, widened):
         yield e
