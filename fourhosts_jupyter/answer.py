@@ -36,6 +36,11 @@ class Answer:
     timings: dict[str, float] = field(default_factory=dict)
     notices: tuple[str, ...] = ()
     finish_reason: str | None = None
+    evaluation: Any = None  # quality.evaluation.Evaluation: confidence and its parts
+
+    @property
+    def confidence(self) -> float | None:
+        return self.evaluation.confidence if self.evaluation is not None else None
 
     @property
     def paradigm(self) -> str:
@@ -70,4 +75,5 @@ class Answer:
             "tool_calls": [to_jsonable(t) for t in self.tool_calls],
             "timings": self.timings,
             "finish_reason": self.finish_reason,
+            "evaluation": self.evaluation.to_dict() if self.evaluation is not None else None,
         }

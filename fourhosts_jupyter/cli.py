@@ -173,6 +173,10 @@ def cmd_show(args: argparse.Namespace) -> int:
     print(neutralise(run["answer"] or "", keep_lines=True))
     for s in run.get("sources") or []:
         print(source_line(s["n"], s["title"], s["origin"]))
+    if run.get("evaluation"):  # quality/ (m007): confidence, healing, collaboration
+        from .quality.panel import stored_lines
+
+        print("\n" + "\n".join(stored_lines(run["evaluation"])))
     if run.get("error"):
         print(f"\nerror: {neutralise(run['error'])}")
     return 0

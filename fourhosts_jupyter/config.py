@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from .llm.prices import PRICES_VARIABLE, Price, parse_prices
+from .quality.policy import QualityPolicy
 
 KEY_VARIABLES = ("OPENAI_API_KEY", "AZURE_OPENAI_API_KEY")
 SETTING_VARIABLES = (
@@ -76,6 +77,8 @@ class Settings:
     # a page a day). FOURHOSTS_WEB_SEARCH_TTL / FOURHOSTS_WEB_PAGE_TTL; 0 turns caching off.
     web_search_ttl: float = 3600.0
     web_page_ttl: float = 86400.0
+    # evaluation, self-healing triggers and collaboration (quality/policy.py)
+    quality: QualityPolicy = field(default_factory=QualityPolicy.from_env)
     extra: dict[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
@@ -103,6 +106,7 @@ class Settings:
             api=env.get("FOURHOSTS_API") or "chat",
             web_search_ttl=_seconds(env, "FOURHOSTS_WEB_SEARCH_TTL", 3600.0),
             web_page_ttl=_seconds(env, "FOURHOSTS_WEB_PAGE_TTL", 86400.0),
+            quality=QualityPolicy.from_env(),
         )
         clean = {k: v for k, v in overrides.items() if v is not None}
         if "store_path" in clean:

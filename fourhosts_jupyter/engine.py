@@ -244,6 +244,17 @@ class Engine:
                     Notice(f"The model stopped early (finish_reason={outcome.finish_reason}); the answer may be cut.", "warning")
                 )
 
+            evaluation = None
+            if self.settings.quality.evaluate:  # evaluate → heal → collaborate (quality/)
+                from .quality.stage import Draft, improve
+
+                draft = Draft(run_id, question, outcome.text, sources, classification)
+                async for ev in improve(draft, provider=provider, store=self.store, embedder=self.embedder,
+                                        policy=self.settings.quality):
+                    yield rec(ev)
+                outcome.text, sources, evaluation = draft.text, draft.sources, draft.evaluation
+                outcome.usage = outcome.usage + draft.usage
+
             if not outcome.offline and outcome.text.strip():
                 await self._stage("write", self._write_answer, run_id, question, outcome.text, classification, dens)
 
@@ -261,6 +272,7 @@ class Engine:
                 timings=dict(rec.timings),
                 notices=tuple(rec.notices),
                 finish_reason=outcome.finish_reason,
+                evaluation=evaluation,
             )
             yield rec(AnswerReady(answer))
         except (asyncio.CancelledError, GeneratorExit):

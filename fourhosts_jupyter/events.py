@@ -195,6 +195,54 @@ class RunFailed:
     type: str = "error"
 
 
+@dataclass(frozen=True)
+class Evaluated:
+    """The evaluation stage's finding (quality/): ``evaluation`` is a quality Evaluation."""
+
+    evaluation: Any
+    label: str = "answer"  # answer | healed
+    type: str = "evaluated"
+
+
+@dataclass(frozen=True)
+class Healed:
+    """A self-healing round ended (brief §2.6): what set it off, confidence before and after."""
+
+    trigger: str
+    before: float
+    after: float
+    kept: bool  # the healed answer replaced the first (it scored higher)
+    added_sources: int = 0
+    detail: str = ""
+    type: str = "healed"
+
+
+@dataclass(frozen=True)
+class AnswerRevised:
+    """The answer text and sources after the run's answer was healed or extended."""
+
+    text: str
+    sources: tuple[Source, ...]
+    reason: str  # healed | collaboration
+    type: str = "answer_revised"
+
+
+@dataclass(frozen=True)
+class Collaborated:
+    """One host asked another for help (brief §2.7) and what came of it."""
+
+    asking: str
+    helping: str
+    reason: str
+    priority: str  # high | medium | low
+    status: str  # done | declined | failed
+    confidence: float
+    threshold: float
+    recommendations: int = 0
+    detail: str = ""
+    type: str = "collaboration"
+
+
 Event = Union[
     RunStarted,
     Classified,
@@ -212,6 +260,10 @@ Event = Union[
     UsageReported,
     AnswerReady,
     RunFailed,
+    Evaluated,
+    Healed,
+    AnswerRevised,
+    Collaborated,
 ]
 
 

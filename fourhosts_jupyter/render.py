@@ -621,6 +621,7 @@ def run_html(
     error: tuple[str, str] | None = None,  # (message, kind)
     footer: str = "",
     thinking: str = "",  # the model's reasoning summary, shown above the answer
+    extras: Sequence[Any] = (),  # pieces that render themselves (to_html / to_text), after the answer
 ) -> str:
     parts = ['<div class="fh-run">']
     if classification is not None:
@@ -637,6 +638,7 @@ def run_html(
             parts.append(f'<div class="fh-answer">{html}</div>')
     if error is not None:
         parts.append(error_html(*error))
+    parts.extend(x.to_html() for x in extras)
     parts.append(sources_html(sources))
     parts.append(notices_html(notices, offline=offline))
     if footer:
@@ -658,6 +660,7 @@ def run_text(
     error: tuple[str, str] | None = None,
     footer: str = "",
     thinking: str = "",
+    extras: Sequence[Any] = (),
 ) -> str:
     parts = []
     if classification is not None:
@@ -673,6 +676,7 @@ def run_text(
             parts.append(plain(block).strip())
     if error is not None:
         parts.append(error_text(*error))
+    parts.extend(t for t in (x.to_text() for x in extras) if t)
     for extra in (sources_text(sources), notices_text(notices, offline=offline), footer):
         if extra:
             parts.append(extra)
@@ -693,11 +697,20 @@ def _answer_parts(answer: Answer) -> dict[str, Any]:
         sources=answer.sources,
         notices=list(answer.notices),
         offline=answer.offline,
+        extras=_evaluation_extras(answer),
         footer=footer_text(
             run_id=answer.run_id, provider=answer.provider, model=answer.model, usage=answer.usage,
             seconds=answer.timings.get("total") if answer.timings else None,
         ),  # fmt: skip
     )
+
+
+def _evaluation_extras(answer: Answer) -> tuple[Any, ...]:
+    if getattr(answer, "evaluation", None) is None:
+        return ()
+    from .quality.panel import QualityPanel
+
+    return (QualityPanel(evaluations=[("answer", answer.evaluation.to_dict())]),)
 
 
 def answer_html(answer: Answer) -> str:

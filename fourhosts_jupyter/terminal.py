@@ -81,6 +81,15 @@ def render(events: Iterable[Event], out: IO[str] = sys.stdout, err: IO[str] = sy
             print(f"✓ {ev.name} {ev.seconds:.2f}s", file=err)
         elif isinstance(ev, ToolCallFailed):
             print(f"✗ {neutralise(ev.name)}: {neutralise(redact(ev.error), keep_lines=True)}", file=err)
+        elif ev.type in ("evaluated", "healed", "collaboration"):  # quality/: one line each
+            from .quality.panel import QualityPanel
+
+            panel = QualityPanel()
+            panel.apply(ev)
+            print(panel.to_text(), file=err)
+        elif ev.type == "answer_revised":  # the healed / extended answer, in full
+            out.write(f"\n--- revised answer ({ev.reason}) ---\n" + neutralise(ev.text, keep_lines=True))
+            wrote_text = True
         elif isinstance(ev, TextDelta):
             out.write(neutralise(ev.text, keep_lines=True))  # model text: no terminal escapes
             out.flush()

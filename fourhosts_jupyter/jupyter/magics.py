@@ -16,7 +16,7 @@ from typing import Any, Iterator
 from IPython.core.error import UsageError
 from IPython.core.magic import Magics, line_cell_magic, magics_class
 from IPython.core.magic_arguments import MagicArgumentParser, argument, magic_arguments
-from traitlets import Bool, Dict, Float, Integer, Unicode
+from traitlets import Bool, Dict, Float, Int, Integer, List, Unicode
 
 from ..errors import (
     ConfigError,
@@ -145,6 +145,16 @@ class ResearchMagics(Magics):
         help="Most tokens this kernel's runs and batches may use together (None = no limit).",
     ).tag(config=True)
 
+    # evaluation, self-healing and collaboration (quality/policy.py); None = the default there
+    evaluation = Bool(None, allow_none=True, help="Evaluate each answer (confidence with its parts).").tag(config=True)
+    healing_rounds = Int(None, allow_none=True, help="Most self-healing rounds (0: never heal).").tag(config=True)
+    healing_triggers = List(Unicode(), default_value=None, allow_none=True, help=(
+        "Healing triggers: needs_improvement, low_confidence, too_short, no_sources, low_metric.")).tag(config=True)
+    low_confidence = Float(None, allow_none=True, help="Heal below this confidence (0.35).").tag(config=True)
+    min_chars = Int(None, allow_none=True, help="Heal an answer shorter than this (100).").tag(config=True)
+    metric_floor = Float(None, allow_none=True, help="Heal when a metric is below this (0.5).").tag(config=True)
+    collaboration = Bool(None, allow_none=True, help="Let a host ask another for help.").tag(config=True)
+
     def __init__(self, shell: Any = None, **kwargs: Any) -> None:
         super().__init__(shell=shell, **kwargs)
         # A Provider object to answer runs instead of the configured one (tests, custom models).
@@ -168,6 +178,7 @@ class ResearchMagics(Magics):
             base_url=base_url or self.base_url or None,
             **({"prices": dict(self.prices)} if self.prices else {}),
             **({} if self.learning else {"learning": False}),
+            quality=self._quality(),
         )
 
     @property
@@ -180,6 +191,21 @@ class ResearchMagics(Magics):
         b = self._session_budget
         b.limit_usd, b.limit_tokens = self.session_budget_usd, self.session_budget_tokens
         return b
+
+    def _quality(self):  # noqa: ANN202 - QualityPolicy
+        from dataclasses import replace
+
+        from ..quality.policy import QualityPolicy
+
+        set_ = {k: v for k, v in (("evaluate", self.evaluation), ("healing_rounds", self.healing_rounds), ("low_confidence", self.low_confidence),
+                                  ("min_chars", self.min_chars), ("metric_floor", self.metric_floor),
+                                  ("collaboration", self.collaboration)) if v is not None}
+        if self.healing_triggers is not None:
+            set_["triggers"] = tuple(self.healing_triggers)
+        try:
+            return replace(QualityPolicy.from_env(), **set_)
+        except ConfigError as exc:
+            raise UsageError(str(exc)) from None
 
     def store(self, path: str | None = None):  # noqa: ANN201 - Store
         from ..memory.store import Store

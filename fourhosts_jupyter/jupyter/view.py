@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 from typing import Any, Callable, Iterable, Mapping
 
 from .. import events as ev
+from ..quality.panel import QualityPanel
 from ..render import (
     Block,
     ToolCard,
@@ -35,7 +36,7 @@ _EVENT_TYPES: dict[str, type] = {
     for cls in (
         ev.RunStarted, ev.LayerStarted, ev.LayerFinished, ev.Notice, ev.TextDelta,
         ev.ToolCallStarted, ev.ToolCallArgumentsDelta, ev.ToolCallRunning, ev.ToolCallFinished,
-        ev.ToolCallFailed, ev.RunFailed,
+        ev.ToolCallFailed, ev.RunFailed, ev.Evaluated, ev.Healed, ev.Collaborated, ev.AnswerRevised,
     )
 }  # fmt: skip
 
@@ -61,6 +62,7 @@ class RunState:
     thinking: list[str] = field(default_factory=list)  # reasoning summary pieces, apart from the answer
     _thought_at: int = 0  # len(blocks) at the last reasoning piece: answer or tools came between
     events: int = 0
+    quality: QualityPanel = field(default_factory=QualityPanel)  # evaluation, healing, collaboration
 
     @property
     def done(self) -> bool:
@@ -116,6 +118,11 @@ class RunState:
             self.usage = self.usage + e.usage
         elif isinstance(e, ev.RunStarted):
             self.run_id, self.question = e.run_id, e.question
+        elif isinstance(e, ev.AnswerRevised):  # healed or extended: the new text replaces the old
+            self.blocks = [b for b in self.blocks if not isinstance(b, list)] + [[e.text]]
+            self.sources = tuple(s if isinstance(s, ev.Source) else _source(s) for s in e.sources)
+        elif isinstance(e, (ev.Evaluated, ev.Healed, ev.Collaborated)):
+            self.quality.apply(e)
         elif isinstance(e, ev.AnswerReady):
             self._finish(e.answer)
         elif isinstance(e, ev.RunFailed):
@@ -175,6 +182,7 @@ class RunState:
             error=self.error,
             footer=footer,
             thinking="".join(self.thinking),
+            extras=(self.quality,) if self.quality else (),
         )
 
     def to_html(self) -> str:

@@ -231,6 +231,13 @@ def m006_comparisons(con: duckdb.DuckDBPyConnection) -> None:
     con.execute("ALTER TABLE runs ADD COLUMN comparison_id VARCHAR")
 
 
+def m007_evaluation(con: duckdb.DuckDBPyConnection) -> None:
+    """Each run's evaluation: its confidence (a column, to list and sort by) and the evaluation,
+    healing rounds (confidence before/after) and collaborations as JSON (quality/stage.py)."""
+    con.execute("ALTER TABLE runs ADD COLUMN confidence DOUBLE")
+    con.execute("ALTER TABLE runs ADD COLUMN evaluation JSON")
+
+
 def m008_feedback(con: duckdb.DuckDBPyConnection) -> None:
     """The features of each run's question, which learning groups ratings by (brief §1.4)."""
     con.execute(
@@ -274,6 +281,7 @@ MIGRATIONS: list[Migration] = [
     m004_batches,
     m005_ledger,
     m006_comparisons,
+    m007_evaluation,
     m008_feedback,
     m009_web_cache,
 ]

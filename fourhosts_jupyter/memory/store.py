@@ -365,7 +365,7 @@ class Store:
                 raise ConfigError(
                     f"run id {run_id!r} is ambiguous: several runs start with it; give more of the id"
                 )
-            for key in ("options", "classification", "sources", "usage", "timings"):
+            for key in ("options", "classification", "sources", "usage", "timings", "evaluation"):
                 if run.get(key):
                     run[key] = json.loads(run[key])
             ev = con.execute(
