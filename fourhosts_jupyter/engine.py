@@ -110,11 +110,15 @@ class Engine:
         model: str | None = None,
         base_url: str | None = None,
         top_k: int | None = None,
+        budget_tokens: int | None = None,
+        budget_usd: float | None = None,
+        budget: Any = None,
     ) -> AsyncIterator[Event]:
         from .telemetry import traced_run  # a run span and stage spans, if an SDK is configured
 
         return traced_run(self._pipeline(question, paradigm=paradigm, effort=effort, model=model,
-                                         base_url=base_url, top_k=top_k), self.settings)
+                                         base_url=base_url, top_k=top_k, budget_tokens=budget_tokens,
+                                         budget_usd=budget_usd, budget=budget), self.settings)
 
     async def _pipeline(
         self,
