@@ -205,10 +205,10 @@ async def _traced_run(events: AsyncIterator[Event], content: bool) -> AsyncItera
                 run.set_attribute("error.type", ev.kind)
             yield ev
     except BaseException as exc:
-        if not failed:
-            kind = "cancelled" if isinstance(exc, GeneratorExit) else type(exc).__qualname__
-            close_stages(str(exc) or kind, kind)
-            fail(run, exc, kind)
+        if not failed:  # stopped (cancelled, closed) rather than failed: no RunFailed came
+            why = "cancelled" if isinstance(exc, GeneratorExit) else type(exc).__qualname__
+            close_stages(str(exc) or why, why)
+            fail(run, exc, why)
         raise
     finally:
         try:

@@ -233,6 +233,15 @@ def test_secrets_in_an_error_never_reach_a_span(spans, openai_server, store, reg
     assert key not in text and "hunter2" not in text
 
 
+def test_an_empty_question_is_still_a_config_error_and_an_error_span(spans, store):
+    from fourhosts_jupyter.errors import ConfigError
+
+    with pytest.raises(ConfigError, match="the question is empty"):
+        offline_engine(store).research("   ")
+    run = Tree(spans.get_finished_spans()).one(telemetry.RUN_SPAN)
+    assert run.status.status_code is StatusCode.ERROR and run.attributes["error.type"] == "ConfigError"
+
+
 # -- content --------------------------------------------------------------------------------
 
 

@@ -15,9 +15,10 @@ it (a run that called two tools counts in both).
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import duckdb
+if TYPE_CHECKING:
+    import duckdb
 
 GROUPS = ("host", "model", "provider", "day", "tool", "run")
 
