@@ -471,3 +471,39 @@ def test_research_cell_budget_and_the_session_budget(openai_server, tmp_path, mo
         m.store_path, m.base_url, m.model, m.prices, m.live = saved
         m.session_budget_usd = None
         m._session_budget = None
+
+
+# -- the engine's layer tasks go through the scheduler ----------------------------------------------
+
+
+@pytest.mark.parametrize("slots, expected_peak", [(4, 2), (1, 1)])
+def test_sources_are_compressed_concurrently_as_scheduler_tasks(slots, expected_peak):
+    from pathlib import Path
+
+    from fourhosts_jupyter.context.compress import acompress_sources
+    from fourhosts_jupyter.events import Source
+
+    corpus = Path(__file__).resolve().parent.parent / "fourhosts_jupyter" / "data" / "corpus"
+    texts = [(corpus / f"{n}.md").read_text() for n in ("speed-management", "vision-zero-safe-system")]
+    sources = [Source(n=i + 1, id=f"m{i}", title=f"t{i}", text=t) for i, t in enumerate(texts)]
+    live = peak = 0
+
+    async def summarizer(prompt: str, max_tokens: int) -> str:
+        nonlocal live, peak
+        live += 1
+        peak = max(peak, live)
+        await asyncio.sleep(0.05)
+        live -= 1
+        return ""  # rejected: the extractive step answers; only the concurrency is looked at
+
+    async def main():
+        sched = Scheduler(concurrency=slots)
+        out, report = await acompress_sources(sources, host="dolores", budget_tokens=400,
+                                              providers=[summarizer], embedder=HashingEmbedder(),
+                                              scheduler=sched)
+        return out, report, sched.status()
+
+    out, report, status = run(main())
+    assert peak == expected_peak
+    assert [s.id for s in out] == ["m0", "m1"] and report.tokens_in > 400
+    assert (status.done, status.running, status.failed) == (2, 0, 0)
