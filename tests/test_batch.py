@@ -298,3 +298,35 @@ def test_research_batch_magic_returns_the_frame_and_lists(answering, tmp_path, m
 
 def test_list_batches_on_an_empty_store(tmp_path):
     assert list_batches(Store(tmp_path / "s.duckdb")).empty
+
+
+def test_a_cancelled_batch_is_interrupted_and_resumes_with_what_is_left(openai_server, seeded_store):
+    # Ctrl-C and a kernel interrupt cancel the batch's task (schedule.batch.batch does it)
+    import asyncio
+
+    from fourhosts_jupyter.schedule.batch import abatch
+
+    openai_server.set_default(Reply.say("Lower speeds save lives [1].", usage=(1_000, 50), first_delay=0.3))
+    engine = engine_for(openai_server, seeded_store)
+    started: list[str] = []
+
+    async def main() -> None:
+        task = asyncio.ensure_future(abatch(questions(6), engine=engine, concurrency=2, progress=False,
+                                            on_start=started.append))
+        while len(openai_server.chat_requests) < 3:
+            await asyncio.sleep(0.02)
+        task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await task
+
+    asyncio.run(main())
+    rows = BatchStore(seeded_store)
+    [bid] = started
+    info = rows.info(bid)
+    assert info.state == "interrupted" and info.left > 0
+    first = rows.results(bid)
+    finished = set(first.index[first["status"] == "ok"])
+    openai_server.clear()
+    done = batch(resume=bid, engine=engine, progress=False)
+    assert done.attrs["state"] == "done" and list(done["status"]) == ["ok"] * 6
+    assert sorted(asked(r) for r in openai_server.chat_requests) == sorted(set(range(6)) - finished)

@@ -406,3 +406,104 @@ def test_the_estimate_counts_the_prompt_and_the_output_cap():
     assert 380 <= e2.prompt_tokens <= 420
     assert e2.usd == pytest.approx((e2.prompt_tokens * 0.15 + 50 * 0.60) / 1e6)
     assert estimate_call(short, "my-local-model").usd is None
+
+
+# -- the faces: fh.research, fourhosts research, %%research ---------------------------------------
+
+
+def test_fh_research_takes_budget_options(openai_server, tmp_path, monkeypatch):
+    import fourhosts_jupyter as fh
+
+    monkeypatch.setenv("OPENAI_BASE_URL", openai_server.base_url)
+    monkeypatch.setenv("FOURHOSTS_MODEL", "scripted-model")
+    monkeypatch.setenv("FOURHOSTS_EMBEDDER", "hashing")
+    openai_server.script(Reply.say("never sent"))
+    with pytest.raises(RunError) as err:
+        fh.research(QUESTION, store=str(tmp_path / "s.duckdb"), paradigm="bernard", budget_tokens=100)
+    assert err.value.kind == "budget" and openai_server.chat_requests == []
+
+
+def test_cli_research_refuses_a_call_over_its_budget(openai_server, tmp_path):
+    import os
+    import subprocess
+    import sys
+
+    openai_server.script(Reply.say("never sent"))
+    env = {k: v for k, v in os.environ.items() if k not in ("OPENAI_API_KEY", "OPENAI_BASE_URL")}
+    env.update(FOURHOSTS_HOME=str(tmp_path / "home"), FOURHOSTS_EMBEDDER="hashing")
+    out = subprocess.run(
+        [sys.executable, "-m", "fourhosts_jupyter.cli", "research", "--base-url", openai_server.base_url,
+         "--model", "scripted-model", "-p", "bernard", "--budget-tokens", "200", QUESTION],
+        capture_output=True, text=True, timeout=180, env=env)
+    assert out.returncode == 1
+    assert "the run failed (budget): the run budget of 200 tokens" in out.stderr
+    assert openai_server.chat_requests == []
+
+
+def test_research_cell_budget_and_the_session_budget(openai_server, tmp_path, monkeypatch):
+    from IPython.core.interactiveshell import InteractiveShell
+    from IPython.utils.capture import capture_output
+
+    from fourhosts_jupyter.jupyter.magics import CellRunError
+
+    ip = InteractiveShell.instance()
+    ip.run_line_magic("load_ext", "fourhosts_jupyter")
+    m = ip.magics_manager.registry["ResearchMagics"]
+    saved = (m.store_path, m.base_url, m.model, m.prices, m.live)
+    monkeypatch.setenv("FOURHOSTS_EMBEDDER", "hashing")
+    m.store_path, m.base_url, m.model, m.live = str(tmp_path / "s.duckdb"), openai_server.base_url, "scripted-model", False
+    m.prices = {"scripted-model": [1.0, 2.0]}
+    try:
+        openai_server.set_default(Reply.say("Lower speeds save lives [1].", usage=(6_000, 2_000)))
+        with capture_output(), pytest.raises(CellRunError) as err:
+            ip.run_cell_magic("research", "-p bernard --budget-tokens 100", QUESTION)
+        assert err.value.kind == "budget" and openai_server.chat_requests == []
+
+        ip.run_line_magic("config", "ResearchMagics.session_budget_usd = 0.015")
+        with capture_output():
+            ip.run_cell_magic("research", "-p bernard --save first", QUESTION)  # $0.010
+        assert m.session_budget.usage().used_usd == pytest.approx(0.010)
+        with capture_output(), pytest.raises(CellRunError) as err:
+            ip.run_cell_magic("research", "-p bernard", QUESTION)
+        assert err.value.kind == "budget" and "session budget of $0.0150" in str(err.value)
+        assert len(openai_server.chat_requests) == 1
+    finally:
+        m.store_path, m.base_url, m.model, m.prices, m.live = saved
+        m.session_budget_usd = None
+        m._session_budget = None
+
+
+# -- the engine's layer tasks go through the scheduler ----------------------------------------------
+
+
+@pytest.mark.parametrize("slots, expected_peak", [(4, 2), (1, 1)])
+def test_sources_are_compressed_concurrently_as_scheduler_tasks(slots, expected_peak):
+    from pathlib import Path
+
+    from fourhosts_jupyter.context.compress import acompress_sources
+    from fourhosts_jupyter.events import Source
+
+    corpus = Path(__file__).resolve().parent.parent / "fourhosts_jupyter" / "data" / "corpus"
+    texts = [(corpus / f"{n}.md").read_text() for n in ("speed-management", "vision-zero-safe-system")]
+    sources = [Source(n=i + 1, id=f"m{i}", title=f"t{i}", text=t) for i, t in enumerate(texts)]
+    live = peak = 0
+
+    async def summarizer(prompt: str, max_tokens: int) -> str:
+        nonlocal live, peak
+        live += 1
+        peak = max(peak, live)
+        await asyncio.sleep(0.05)
+        live -= 1
+        return ""  # rejected: the extractive step answers; only the concurrency is looked at
+
+    async def main():
+        sched = Scheduler(concurrency=slots)
+        out, report = await acompress_sources(sources, host="dolores", budget_tokens=400,
+                                              providers=[summarizer], embedder=HashingEmbedder(),
+                                              scheduler=sched)
+        return out, report, sched.status()
+
+    out, report, status = run(main())
+    assert peak == expected_peak
+    assert [s.id for s in out] == ["m0", "m1"] and report.tokens_in > 400
+    assert (status.done, status.running, status.failed) == (2, 0, 0)
