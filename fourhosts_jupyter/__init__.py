@@ -16,9 +16,9 @@ __version__ = "0.1.0"
 # public name → module that defines it
 _EXPORTS: dict[str, str] = {
     "Answer": "answer",
-    "BlendResult": "blend",
+    "BlendResult": "blending",
     "Classification": "classifier",
-    "Comparison": "compare",
+    "Comparison": "comparison",
     "ConfigError": "errors",
     "Effort": "classifier",
     "Engine": "engine",
@@ -81,9 +81,9 @@ def unload_ipython_extension(ipython: "_typing.Any") -> None:
 if _typing.TYPE_CHECKING:  # for type checkers and IDEs only
     from .answer import Answer
     from .api import acompare, aresearch, blend, compare, research
-    from .blend import BlendResult
+    from .blending import BlendResult
     from .classifier import Classification, Effort, classify
-    from .compare import Comparison
+    from .comparison import Comparison
     from .config import Settings
     from .engine import Engine
     from .errors import (

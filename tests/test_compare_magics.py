@@ -10,8 +10,8 @@ from IPython.core.error import UsageError
 from IPython.core.interactiveshell import InteractiveShell
 from IPython.utils.capture import capture_output
 
-from fourhosts_jupyter.blend import BlendResult
-from fourhosts_jupyter.compare import Comparison
+from fourhosts_jupyter.blending import BlendResult
+from fourhosts_jupyter.comparison import Comparison
 from fourhosts_jupyter.paradigms import HostParadigm
 
 QUESTION = "How should a mid-size city cut traffic deaths in half within five years?"

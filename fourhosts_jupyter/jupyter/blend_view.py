@@ -23,7 +23,7 @@ class BlendState(GridState):
     sources: tuple = ()
 
     def apply(self, e: Any) -> None:
-        from ..blend import BlendFinished, BlendStarted, SplitDecided, UnifiedDelta
+        from ..blending import BlendFinished, BlendStarted, SplitDecided, UnifiedDelta
 
         if isinstance(e, UnifiedDelta):
             self.events += 1

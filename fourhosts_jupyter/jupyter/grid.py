@@ -78,7 +78,7 @@ class GridState:
         return state
 
     def apply(self, e: Any) -> None:
-        from ..compare import CompareFinished, CompareStarted, HostEvent
+        from ..comparison import CompareFinished, CompareStarted, HostEvent
 
         self.events += 1
         if isinstance(e, HostEvent):
@@ -167,7 +167,7 @@ class GridState:
             if a.usage.total_tokens:
                 figures.append(f"{a.usage.total_tokens:,} tokens")
             if a.timings.get("total") is not None:
-                figures.append(f"{a.timings['total']:.1f} s")
+                figures.append(f"{a.timings['total']:.2f} s")
             figures.append(f"run {a.run_id}")
             parts.append(f'<div style="{_SMALL}">{esc(" · ".join(figures))}</div>')
         parts.append("</div>")
