@@ -18,9 +18,9 @@ _EXPORTS: dict[str, str] = {
     "Answer": "answer",
     "Budget": "schedule.budget",
     "BudgetExceeded": "errors",
-    "BlendResult": "blend",
+    "BlendResult": "blending",
     "Classification": "classifier",
-    "Comparison": "compare",
+    "Comparison": "comparison",
     "ConfigError": "errors",
     "Effort": "classifier",
     "Engine": "engine",
@@ -89,10 +89,10 @@ def unload_ipython_extension(ipython: "_typing.Any") -> None:
 if _typing.TYPE_CHECKING:  # for type checkers and IDEs only
     from .answer import Answer
     from .api import abatch, acompare, aresearch, batch, blend, compare, rate, research
-    from .blend import BlendResult
+    from .blending import BlendResult
     from .citations import cite
     from .classifier import Classification, Effort, classify
-    from .compare import Comparison
+    from .comparison import Comparison
     from .config import Settings
     from .engine import Engine
     from .errors import (

@@ -44,13 +44,13 @@ async def abatch(questions: Any = None, *, column: str | None = None, store: str
 def compare(question: str, hosts: Any = None, *, store: str | None = None, **options: Any) -> Any:
     """The hosts (all four, or e.g. ``"dolores,bernard"``) answer ``question`` at the same time;
     returns a ``Comparison`` (answers by host, ``.to_frame()``, ``.sources_matrix()``)."""
-    from .compare import compare as run
+    from .comparison import compare as run
 
     return run(_engine(store), question, hosts, **options)
 
 
 async def acompare(question: str, hosts: Any = None, *, store: str | None = None, **options: Any) -> Any:
-    from .compare import acompare as run
+    from .comparison import acompare as run
 
     return await run(_engine(store), question, hosts, **options)
 
@@ -58,7 +58,7 @@ async def acompare(question: str, hosts: Any = None, *, store: str | None = None
 def blend(question: str, mode: str | None = None, *, store: str | None = None, **options: Any) -> Any:
     """Blend the most likely hosts into one answer (``mode``: weighted, sequential,
     collaborative, or None to choose by the brief's pair rules); returns a ``BlendResult``."""
-    from .blend import blend as run
+    from .blending import blend as run
 
     return run(_engine(store), question, mode=mode, **options)
 def rate(run_id: str, rating: int, note: str = "", *, store: str | None = None) -> str:

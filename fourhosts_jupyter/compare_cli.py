@@ -46,7 +46,7 @@ def host_object(result: Any) -> dict[str, Any]:
 
 
 def cmd_compare(args: argparse.Namespace) -> int:
-    from .compare import CompareFinished, parse_hosts
+    from .comparison import CompareFinished, parse_hosts
     from .config import Settings
 
     question = " ".join(args.question).strip()
@@ -64,7 +64,7 @@ def cmd_compare(args: argparse.Namespace) -> int:
 
 
 def _stream(engine: Any, question: str, hosts: Any, args: argparse.Namespace) -> Any:
-    from .compare import CompareFinished, HostEvent, stream_compare
+    from .comparison import CompareFinished, HostEvent, stream_compare
     from .events import AnswerReady, RunFailed
     from .jupyter.grid_footer import footer_text
 

@@ -9,7 +9,7 @@ from dataclasses import replace
 
 import pytest
 
-from fourhosts_jupyter.blend import (
+from fourhosts_jupyter.blending import (
     BlendFinished,
     SplitDecided,
     blend_hosts,

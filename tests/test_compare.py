@@ -16,7 +16,7 @@ import pytest
 from IPython.core.interactiveshell import InteractiveShell
 from IPython.utils.capture import capture_output
 
-from fourhosts_jupyter.compare import (
+from fourhosts_jupyter.comparison import (
     CompareFinished,
     Comparison,
     HostResult,

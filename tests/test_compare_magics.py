@@ -10,8 +10,8 @@ from IPython.core.error import UsageError
 from IPython.core.interactiveshell import InteractiveShell
 from IPython.utils.capture import capture_output
 
-from fourhosts_jupyter.blend import BlendResult
-from fourhosts_jupyter.compare import Comparison
+from fourhosts_jupyter.blending import BlendResult
+from fourhosts_jupyter.comparison import Comparison
 from fourhosts_jupyter.paradigms import HostParadigm
 
 QUESTION = "How should a mid-size city cut traffic deaths in half within five years?"
@@ -84,3 +84,21 @@ def test_bad_options_are_one_line_usage_errors(ip, magics, line, message):
 def test_show_unknown_comparison(ip, magics):
     with pytest.raises(UsageError, match="no comparison 'c_nope'"):
         ip.run_line_magic("research", "show c_nope")
+
+
+def test_a_question_with_two_qualifying_hosts_is_blended_by_itself(ip, magics):
+    question = "Which frameworks explain road deaths, and what actions should a city take this month?"
+    with capture_output() as cap:
+        ip.run_cell_magic("research", "--save auto", question)
+    result = ip.user_ns["auto"]
+    assert isinstance(result, BlendResult)  # no flag: the classifier's two ≥ 35% hosts asked for it
+    assert set(result.plan.hosts) == {HostParadigm.BERNARD, HostParadigm.DOLORES} and not result.plan.forced
+    assert result.plan.mode == "sequential" and "complement each other" in result.plan.why
+    assert len(cap.outputs) == 1 and "fh-blend-chip" in cap.outputs[0].data["text/html"]
+    magics.auto_blend = False  # switched off: the same question is one plain run
+    try:
+        with capture_output():
+            ip.run_cell_magic("research", "--save plain", question)
+    finally:
+        magics.auto_blend = True
+    assert not isinstance(ip.user_ns["plain"], BlendResult) and ip.user_ns["plain"].text

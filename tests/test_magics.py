@@ -64,7 +64,7 @@ def home(tmp_path_factory):
 
 def _reset(m):  # noqa: ANN001, ANN202 - the shell is shared by every test file
     for name in ("live", "paradigm", "effort", "model", "base_url", "lock_timeout", "max_rate", "api",
-                 "learning"):
+                 "learning", "segmented"):
         if name in m.traits():
             m.traits()[name].set(m, m.traits()[name].default_value)
     m.prices = {}
@@ -301,6 +301,7 @@ def test_no_stream_run_displays_once_and_saves_the_answer(first_run):
 
 def test_live_run_streams_through_one_display_handle(ip, magics, first_run, monkeypatch):
     monkeypatch.delenv("FOURHOSTS_LIVE")
+    magics.segmented = False  # the whole-run view (the segmented default: tests/test_segmented.py)
     magics.max_rate = 1000  # let several redraws through on a fast offline run
     with capture_output() as cap:
         ip.run_cell_magic("research", "-p teddy -e low", "Which safeguards protect pedestrians?")

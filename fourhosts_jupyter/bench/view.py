@@ -120,4 +120,22 @@ def main(argv: list[str] | None = None) -> int:
         f"ratio {paced_view / paced_bare:.3f}, redraws {paced_redraws[-1]} "
         f"({paced_redraws[-1] / paced_view:.1f}/s)"
     )
+    _bytes_figures()
     return 0
+
+
+def _bytes_figures() -> None:
+    """Bytes sent to the browser during a 7-second stream of a ~12 kB answer (fake clock, so
+    the coalescer redraws as at 10/s): exact counts, no timing noise."""
+    from ..jupyter.grid import GridView
+    from ..jupyter.segmented import SegmentedCellView
+    from ..jupyter.view import CellView
+    from ._view_bytes import measure_grid, measure_run
+
+    print("bytes to the browser, 7 s stream of a ~12 kB answer (one tool round), ≤ 10 redraws/s:")
+    for name, r in (("one run, whole-run redraws (CellView, before)", measure_run(CellView)),
+                    ("one run, segmented (SegmentedCellView, after)", measure_run(SegmentedCellView)),
+                    ("four-panel compare grid (GridView)", measure_grid(GridView))):  # fmt: skip
+        print(f"  {name:<48} sent {r['bytes'] / 1000:8.1f} kB in {r['messages']:3d} messages "
+              f"({r['redraws']} redraws); final output {r['final'] / 1000:6.1f} kB; "
+              f"ratio {r['bytes'] / r['final']:.2f} (goal ≤ 3)")  # fmt: skip

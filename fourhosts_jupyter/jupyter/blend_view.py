@@ -23,7 +23,7 @@ class BlendState(GridState):
     sources: tuple = ()
 
     def apply(self, e: Any) -> None:
-        from ..blend import BlendFinished, BlendStarted, SplitDecided, UnifiedDelta
+        from ..blending import BlendFinished, BlendStarted, SplitDecided, UnifiedDelta
 
         if isinstance(e, UnifiedDelta):
             self.events += 1
@@ -52,14 +52,14 @@ class BlendState(GridState):
         g = GridState.from_comparison(result.parts)
         s = cls(comparison_id=g.comparison_id, question=g.question, hosts=g.hosts, panels=g.panels, kind="blend")
         s.result, s.plan, s.unified, s.sources = result, result.plan, result.text, result.sources
-        s.summary = result.summary()
+        s.summary, s.final = result.summary(), True
         return s
 
     @classmethod
     def from_stored(cls, stored: Mapping[str, Any]) -> BlendState:
         g = GridState.from_stored(stored)
         s = cls(comparison_id=g.comparison_id, question=g.question, hosts=g.hosts, panels=g.panels, kind="blend")
-        s.summary = g.summary
+        s.summary, s.final = g.summary, True
         b = (g.summary or {}).get("blend") or {}
         s.plan = b
         s.unified = str(b.get("text") or "")

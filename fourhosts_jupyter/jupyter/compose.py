@@ -30,14 +30,14 @@ def run_composed(
         store = Store(settings.resolved_store_path(), lock_timeout=magics.lock_timeout)
         engine = Engine(settings, store=store, provider=magics.provider)
         if args.compare is not None:
-            from ..compare import parse_hosts, stream_compare
+            from ..comparison import parse_hosts, stream_compare
 
             hosts = parse_hosts(args.compare)
             view = GridView(live=live, max_rate=magics.max_rate)
             state = view.consume(stream_compare(engine, question, hosts, effort=effort, model=model,
                                                 synthesize=args.synthesize))  # fmt: skip
             return True, _checked(state.comparison, state)
-        from ..blend import parse_mode, stream_blend
+        from ..blending import parse_mode, stream_blend
 
         mode = parse_mode(args.blend) if args.blend is not None else None
         classification = None

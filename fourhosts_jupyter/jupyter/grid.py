@@ -70,6 +70,7 @@ class GridState:
     summary: dict[str, Any] | None = None  # the footer as stored (a redrawn grid)
     kind: str = "compare"
     events: int = 0
+    final: bool = False  # drawn from a finished comparison or the run log: every panel is done
 
     def panel(self, host: HostParadigm) -> RunState:
         state = self.panels.get(host)
@@ -78,7 +79,7 @@ class GridState:
         return state
 
     def apply(self, e: Any) -> None:
-        from ..compare import CompareFinished, CompareStarted, HostEvent
+        from ..comparison import CompareFinished, CompareStarted, HostEvent
 
         self.events += 1
         if isinstance(e, HostEvent):
@@ -109,7 +110,7 @@ class GridState:
                 s.apply(ev.AnswerReady(r.answer))
             else:
                 s.apply(ev.RunFailed(r.error, r.kind, r.partial_text))
-        g.comparison, g.summary = c, c.summary()
+        g.comparison, g.summary, g.final = c, c.summary(), True
         return g
 
     @classmethod
@@ -122,16 +123,23 @@ class GridState:
             host = (run.get("options") or {}).get("paradigm") or run.get("paradigm")
             if host in {h.value for h in hosts}:
                 g.panels[HostParadigm(host)] = RunState.from_stored(run)
-        g.summary = dict(stored.get("summary") or {})
+        g.summary, g.final = dict(stored.get("summary") or {}), True
         return g
 
     # -- rendering ---------------------------------------------------------------------------
 
     def _bar_classification(self) -> Any:
+        """The question's classification, as the grid's bar: each panel's run was forced to its
+        host, so the bar marks the classifier's own top host, not the first panel's."""
         for h in self.hosts:
             c = self.panel(h).classification
             if c is not None:
-                return c
+                d = dict(c) if isinstance(c, Mapping) else c.to_dict()
+                ranked = d.get("ranked") or []
+                top = d.get("dominant") or (ranked[0] if ranked else None)
+                names = ", ".join(x.value for x in self.hosts)
+                return {**d, "forced": False, "primary": top,
+                        "reason": f"{len(self.hosts)} hosts side by side ({names})"}  # fmt: skip
         return None
 
     def panel_html(self, host: HostParadigm) -> str:
@@ -145,9 +153,9 @@ class GridState:
             f'border-radius:4px;padding:6px 8px">',
             f'<div class="fh-panel-head" style="font-weight:600;color:{_color(host)}">'
             f"{esc(p.emoji)} {esc(p.label)} ({esc(p.stance)}){esc(pct)}</div>",
-            stage_html(s.stage, s.stage_words, done=s.answer is not None, failed=s.error is not None),
+            stage_html(s.stage, s.stage_words, done=self.final or s.answer is not None, failed=s.error is not None),
         ]
-        live = not s.done
+        live = not (self.final or s.done)
         last = len(s.blocks) - 1
         for i, b in enumerate(s.blocks):
             if isinstance(b, ToolCard):
@@ -167,7 +175,7 @@ class GridState:
             if a.usage.total_tokens:
                 figures.append(f"{a.usage.total_tokens:,} tokens")
             if a.timings.get("total") is not None:
-                figures.append(f"{a.timings['total']:.1f} s")
+                figures.append(f"{a.timings['total']:.2f} s")
             figures.append(f"run {a.run_id}")
             parts.append(f'<div style="{_SMALL}">{esc(" · ".join(figures))}</div>')
         parts.append("</div>")
@@ -179,7 +187,7 @@ class GridState:
         prob = _probability(s, host)
         pct = f" {round(prob * 100)}%" if prob is not None else ""
         lines = [f"== {p.label} ({p.stance}){pct} =="]
-        if not s.done:
+        if not (self.final or s.done):
             lines.append(stage_text(s.stage, s.stage_words))
         for b in s.blocks:
             if isinstance(b, ToolCard):

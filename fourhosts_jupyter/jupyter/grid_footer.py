@@ -41,7 +41,7 @@ def footer_html(summary: Mapping[str, Any], hosts: Sequence[HostParadigm]) -> st
         ("length (chars)", "chars", lambda v: f"{int(v):,}"),
         ("tokens", "tokens", lambda v: f"{int(v):,}"),
         ("cost", "cost_usd", _cost),
-        ("time (s)", "seconds", lambda v: f"{float(v):.2f}"),
+        ("time", "seconds", lambda v: f"{float(v):.2f} s"),
         ("sources", "sources", str),
         ("stressed", "distinctive", lambda v: ", ".join(v) or "—"),
     ):
@@ -73,7 +73,7 @@ def footer_html(summary: Mapping[str, Any], hosts: Sequence[HostParadigm]) -> st
     )
     notes = "".join(f'<div style="font-size:0.85em;opacity:0.75">{esc(n)}</div>' for n in summary.get("notes") or ())
     secs = summary.get("seconds")
-    wall = f" · all hosts in {float(secs):.1f} s" if secs is not None else ""
+    wall = f" · all hosts in {float(secs):.2f} s" if secs is not None else ""
     return (
         '<div class="fh-compare-footer" style="margin-top:8px;font-size:0.9em">'
         f'<div style="font-weight:600">Comparison {esc(summary.get("comparison_id", ""))}{esc(wall)}</div>'

@@ -124,6 +124,10 @@ class ResearchMagics(Magics):
         "", help="OpenAI API for model providers: chat or responses ('' = $FOURHOSTS_API or chat)."
     ).tag(config=True)
     max_rate = Float(10.0, help="Most redraws per second while streaming.").tag(config=True)
+    segmented = Bool(
+        True, help="Live cells send each finished piece once (bytes linear in the answer); "
+        "False: redraw the whole run through one display handle."
+    ).tag(config=True)
     prices = Dict(
         help="Price overrides, model → [input, output(, cached input)] USD per 1M tokens."
     ).tag(config=True)
@@ -371,9 +375,10 @@ class ResearchMagics(Magics):
         """One run drawn into the cell; returns the Answer, raises after a failed run."""
         from ..engine import Engine
         from ..memory.store import Store
+        from .segmented import SegmentedCellView
         from .view import CellView
 
-        view = CellView(live=live, max_rate=self.max_rate)
+        view = (SegmentedCellView if self.segmented else CellView)(live=live, max_rate=self.max_rate)
         with user_errors("%%research: "):
             store = Store(settings.resolved_store_path(), lock_timeout=self.lock_timeout)
             engine = Engine(settings, store=store, provider=self.provider,

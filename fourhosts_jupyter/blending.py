@@ -27,7 +27,7 @@ from typing import Any, AsyncIterator, Iterator, Mapping, Sequence
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from .classifier import BLEND, SECONDARY, Classification, classify
-from .compare import Comparison, HostEvent, HostResult, _run_concurrently, record, source_key
+from .comparison import Comparison, HostEvent, HostResult, _run_concurrently, record, source_key
 from .errors import ConfigError, FourHostsError
 from .events import AnswerReady, RunFailed, RunStarted, Source, TextDelta, Usage
 from .paradigms import HOSTS, PROFILES, HostParadigm
@@ -349,7 +349,7 @@ async def astream_blend(
     cid = new_id("c_")
     yield BlendStarted(cid, question, plan, classification)
     provider = engine.provider_for(options.get("model"), options.get("base_url"))
-    from .compare import _seed
+    from .comparison import _seed
 
     await asyncio.to_thread(_seed, engine)
 

@@ -1,0 +1,146 @@
+"""Bytes to the browser: what a live cell sends while a long answer streams.
+
+Shared by ``bench view`` (figures) and the tests (the bound). A synthetic run: a ~12 kB
+Markdown answer streamed in small chunks over ``seconds`` of *fake* time (a clock the views
+read), with one tool round in the middle, so the coalescer redraws as it would at 10/s. Every
+display and update is counted in bytes (each MIME type's text, UTF-8), as the kernel would send
+them; the final size is what the cell shows at the end (each output's last content).
+"""
+
+from __future__ import annotations
+
+from typing import Any, Callable
+
+PARAGRAPH = ("Lower urban speed limits reduce the severity of crashes [1], and streets designed so "
+             "that the limit feels natural keep speeds down without constant enforcement [2]. ")  # fmt: skip
+
+
+def answer_text(target: int = 12_000) -> str:
+    paras, i = [], 0
+    while sum(len(p) + 2 for p in paras) < target:
+        i += 1
+        paras.append(f"**Step {i}.** " + PARAGRAPH * 2)
+    return "\n\n".join(paras)
+
+
+def _size(obj: Any) -> int:
+    return sum(len(v.encode()) for v in obj._repr_mimebundle_().values() if isinstance(v, str))
+
+
+class Sink:
+    """A display function that counts bytes and keeps each output's last content."""
+
+    def __init__(self) -> None:
+        self.bytes = 0
+        self.messages = 0
+        self.last: list[dict[str, str]] = []
+
+    def display(self, obj: Any, display_id: bool = False) -> Any:
+        self.bytes += _size(obj)
+        self.messages += 1
+        self.last.append(obj._repr_mimebundle_())
+        slot = len(self.last) - 1
+        sink = self
+
+        class Handle:
+            def update(self, new: Any) -> None:
+                sink.bytes += _size(new)
+                sink.messages += 1
+                sink.last[slot] = new._repr_mimebundle_()
+
+        return Handle() if display_id else None
+
+    @property
+    def final_bytes(self) -> int:
+        return sum(len(v.encode()) for b in self.last for v in b.values() if isinstance(v, str))
+
+
+class FakeClock:
+    def __init__(self) -> None:
+        self.now = 0.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def run_events(question: str = "How should a city cut traffic deaths?", *, host: str | None = None,
+               text: str | None = None, chunks: int = 700) -> list[Any]:  # fmt: skip
+    """RunStarted … text chunks (a tool round halfway) … AnswerReady, for one run."""
+    from ..answer import Answer
+    from ..classifier import classify
+    from ..events import (
+        AnswerReady,
+        Classified,
+        LayerStarted,
+        RunStarted,
+        Source,
+        TextDelta,
+        ToolCallArgumentsDelta,
+        ToolCallFinished,
+        ToolCallRunning,
+        ToolCallStarted,
+    )
+    from ..memory.embeddings import HashingEmbedder
+
+    text = text if text is not None else answer_text()
+    c = classify(question, paradigm=host, embedder=HashingEmbedder())
+    size = max(1, len(text) // chunks)
+    pieces = [text[i : i + size] for i in range(0, len(text), size)]
+    out: list[Any] = [RunStarted("r_0000000000000000", question, {}), Classified(c),
+                      LayerStarted("model", "✍️ Answering")]  # fmt: skip
+    for i, p in enumerate(pieces):
+        if i == len(pieces) // 2:
+            out += [ToolCallStarted("c1", "search_memory"), ToolCallArgumentsDelta("c1", '{"query": "speed"}'),
+                    ToolCallRunning("c1", "search_memory", {"query": "speed"}),
+                    ToolCallFinished("c1", "search_memory", {"hits": 3}, 0.01, "3 hits")]  # fmt: skip
+        out.append(TextDelta(p))
+    sources = (Source(1, "m1", "Speed management", "…"), Source(2, "m2", "Street design", "…"))
+    answer = Answer("r_0000000000000000", question, text, c, sources, "scripted", "m", False,
+                    timings={"total": 7.0})  # fmt: skip
+    out.append(AnswerReady(answer))
+    return out
+
+
+def stream_view(view: Any, clock: FakeClock, events: list[Any], seconds: float) -> None:
+    step = seconds / max(1, len(events))
+    for e in events:
+        view.handle_item(e)
+        clock.now += step
+    view.flush()
+
+
+def measure_run(make_view: Callable[..., Any], seconds: float = 7.0) -> dict[str, Any]:
+    sink, clock = Sink(), FakeClock()
+    view = make_view(live=True, max_rate=10, clock=clock, display=sink.display)
+    stream_view(view, clock, run_events(), seconds)
+    return {"bytes": sink.bytes, "messages": sink.messages, "final": sink.final_bytes, "sink": sink,
+            "view": view, "redraws": getattr(view, "redraws", view.updates)}  # fmt: skip
+
+
+def grid_events(seconds_hosts: tuple[str, ...] = ("dolores", "teddy", "bernard", "maeve")) -> list[Any]:
+    """A four-panel comparison: each host's run interleaved chunk by chunk, then the footer."""
+    from ..comparison import CompareFinished, CompareStarted, Comparison, HostEvent, HostResult
+    from ..events import AnswerReady
+    from ..paradigms import HostParadigm
+
+    hosts = tuple(HostParadigm(h) for h in seconds_hosts)
+    runs = {h: run_events(host=h.value) for h in hosts}
+    out: list[Any] = [CompareStarted("c_0000000000000000", "How should a city cut traffic deaths?", hosts)]
+    comparison = Comparison("c_0000000000000000", "How should a city cut traffic deaths?", hosts)
+    for i in range(max(len(r) for r in runs.values())):
+        for h in hosts:
+            if i < len(runs[h]):
+                e = runs[h][i]
+                out.append(HostEvent(h, e))
+                if isinstance(e, AnswerReady):
+                    comparison.results[h] = HostResult(h, e.answer.run_id, e.answer, seconds=7.0)
+    out.append(CompareFinished(comparison))
+    return out
+
+
+def measure_grid(make_view: Callable[..., Any], seconds: float = 7.0) -> dict[str, Any]:
+    sink, clock = Sink(), FakeClock()
+    view = make_view(live=True, max_rate=10, clock=clock, display=sink.display)
+    stream_view(view, clock, grid_events(), seconds)
+    return {"bytes": sink.bytes, "messages": sink.messages, "final": sink.final_bytes, "sink": sink,
+            "view": view, "redraws": getattr(view, "redraws", view.updates)}  # fmt: skip

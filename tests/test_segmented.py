@@ -1,0 +1,69 @@
+"""Bytes to the browser: the segmented live view sends each finished piece once, so a 7-second,
+12 kB stream sends at most 3× what the cell finally shows (the whole-run view: ~35×)."""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+from IPython.core.interactiveshell import InteractiveShell
+from IPython.utils.capture import capture_output
+
+from fourhosts_jupyter.bench._view_bytes import answer_text, measure_run
+from fourhosts_jupyter.jupyter.segmented import SegmentedCellView
+from fourhosts_jupyter.jupyter.view import CellView
+
+
+@pytest.fixture(scope="module")
+def segmented():
+    return measure_run(SegmentedCellView)
+
+
+def test_bytes_sent_stay_within_three_times_the_final_output(segmented):
+    assert segmented["final"] > 12_000
+    assert segmented["bytes"] <= 3 * segmented["final"]
+    whole = measure_run(CellView)  # the view that redraws the whole run: the bound fails there
+    assert whole["bytes"] > 3 * whole["final"]
+
+
+def test_redraws_stay_coalesced(segmented):
+    # 7 s of stream at ≤ 10 redraws a second, plus the first draw and the final flush
+    assert 2 <= segmented["redraws"] <= 7 * 10 + 2
+
+
+def test_every_piece_of_the_answer_is_shown_once_and_in_order(segmented):
+    shown = "\n".join(b["text/plain"] for b in segmented["sink"].last)
+    steps = [int(n) for n in re.findall(r"\*\*Step (\d+)\.\*\*", shown)]
+    expected = len(re.findall(r"\*\*Step \d+\.\*\*", answer_text()))
+    assert steps == list(range(1, expected + 1))
+    assert shown.count("[tool search_memory: done") == 1
+    assert "Sources:" in shown.split("[tool search_memory")[1]  # the footer comes last
+    html = "".join(b["text/html"] for b in segmented["sink"].last)
+    assert html.count("fh-hostbar") == 1 and "✅ Done" in html
+
+
+def test_a_live_cell_uses_the_segmented_view(_seeded_template, tmp_path, monkeypatch):
+    import shutil
+
+    ip = InteractiveShell.instance()
+    ip.run_line_magic("load_ext", "fourhosts_jupyter")
+    m = ip.magics_manager.registry["ResearchMagics"]
+    path = tmp_path / "store.duckdb"
+    shutil.copyfile(_seeded_template, path)
+    old = (m.store_path, m.max_rate)
+    m.store_path, m.max_rate = str(path), 1000
+    monkeypatch.delenv("FOURHOSTS_LIVE", raising=False)
+    monkeypatch.setenv("FOURHOSTS_PROVIDER", "offline")
+    try:
+        with capture_output() as cap:
+            ip.run_cell_magic("research", "-p teddy", "Which safeguards protect pedestrians?")
+    finally:
+        m.store_path, m.max_rate = old
+    first = cap.outputs[0]
+    header = [o for o in cap.outputs if o.transient and o.transient["display_id"] == first.transient["display_id"]]
+    assert first.update is False and all(o.update for o in header[1:])  # the header: one handle …
+    assert "fh-hostbar" in header[-1].data["text/html"] and "✅ Done" in header[-1].data["text/html"]
+    assert len({o.transient["display_id"] for o in cap.outputs if o.transient}) >= 2  # header + tail
+    texts = "\n".join(o.data["text/plain"] for o in cap.outputs)
+    assert "Sources:" in cap.outputs[-1].data["text/plain"]
+    assert "Offline extractive answer" in texts
