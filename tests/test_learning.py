@@ -336,3 +336,26 @@ def test_insights_recommend_reviewing_a_declining_low_rated_host():
     )
     low = _recs([2, 1, 2], host=HostParadigm.TEDDY)
     assert recommendation("Teddy", low, [], trend(low)) == "rated 1.7 on average: try another host for its questions"
+
+
+def test_fourhosts_insights_table_and_missing_store(store, tmp_path, capsys):
+    add_run(store, TECH, "maeve", 5, 1)
+    rc, out, _ = _cli(["insights", "--store", str(store.path)], capsys)
+    assert rc == 0
+    header, *rows = out.splitlines()
+    assert header.split()[:3] == ["runs", "ratings", "mean_rating"]
+    assert [r.split()[0] for r in rows if r.split()] == ["host", "dolores", "teddy", "bernard", "maeve"]
+    missing = tmp_path / "none.duckdb"
+    rc, _, err = _cli(["insights", "--store", str(missing)], capsys)
+    assert rc == 2 and err.startswith(f"fourhosts: error: no store at {missing}")
+    assert not missing.exists()
+
+
+def test_fh_rate(store):
+    import fourhosts_jupyter as fh
+
+    run_id = add_run(store, TECH, "bernard")
+    assert fh.rate(run_id[:10], 3, note="ok", store=str(store.path)) == run_id
+    assert learning.ratings(store) == {run_id: 3}
+    with pytest.raises(ConfigError, match="out of range"):
+        fh.rate(run_id, "five", store=str(store.path))
