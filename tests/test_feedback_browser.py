@@ -11,7 +11,9 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from test_browser_ui import lab  # noqa: F401 - the JupyterLab + chromium fixture
+import test_browser_ui
+
+lab = test_browser_ui.lab  # the JupyterLab + chromium fixture, shared
 
 SOURCE = """\
 import os
@@ -31,7 +33,7 @@ def _notebook(path: Path, home: Path) -> None:
     path.write_text(json.dumps(nb))
 
 
-def test_rating_a_live_answer_in_jupyterlab(lab, tmp_path):  # noqa: F811
+def test_rating_a_live_answer_in_jupyterlab(lab, tmp_path):
     from fourhosts_jupyter import learning
     from fourhosts_jupyter.memory.store import Store
 
