@@ -3,7 +3,7 @@
 ``insights(store)`` is a DataFrame, one row per host in host order: runs answered, ratings,
 mean rating, success rate (rating ≥ 4), top-3 patterns (last 7 days, as learning uses them),
 strong domains (3 or more ratings, success ≥ 0.7), and the trend (10 or more ratings: the
-newer half's success rate against the older half's, ±0.1). ``RatingsChart`` draws each
+newer half's success rate against the older half's, ±0.1) and a recommendation. ``RatingsChart`` draws each
 host's ratings over time (matplotlib, imported when drawn).
 """
 
@@ -24,7 +24,7 @@ STRONG_SAMPLES = 3
 TREND_RECORDS = 10
 TREND_STEP = 0.1
 COLUMNS = ("host", "runs", "ratings", "mean_rating", "success_rate", "top_patterns",
-           "strong_domains", "trend")  # fmt: skip
+           "strong_domains", "trend", "recommendation")  # fmt: skip
 
 
 def _success(recs: list[learning.Record]) -> float:
@@ -53,6 +53,21 @@ def strong_domains(recs: list[learning.Record]) -> list[str]:
     )
 
 
+def recommendation(host_label: str, recs: list[learning.Record], strong: list[str], trend_text: str) -> str:
+    """What the analyst might do next, from the same figures the row shows."""
+    if not recs:
+        return "rate its answers to learn where it is strong"
+    out = []
+    if strong:
+        out.append(f"prefer {host_label} for {', '.join(strong)} questions")
+    if trend_text.startswith("declining"):
+        out.append("recent ratings fell: review its latest answers")
+    mean = sum(r.rating for r in recs) / len(recs)
+    if len(recs) >= STRONG_SAMPLES and mean < 3:
+        out.append(f"rated {mean:.1f} on average: try another host for its questions")
+    return "; ".join(out) or "keep rating: no clear strength yet"
+
+
 def _runs_per_host(store: Store) -> dict[str, int]:
     with store.connect() as con:
         rows = con.execute(
@@ -73,6 +88,7 @@ def insights(store: Store, now: dt.datetime | None = None):  # noqa: ANN201 - pa
         mine = [r for r in recs if r.host is host]
         top = [p for p in learned.patterns if p.host is host]
         top.sort(key=lambda p: (-p.success, -p.records))
+        strong, trend_text = strong_domains(mine), trend(mine)
         rows.append({
             "host": host.value,
             "runs": runs.get(host.value, 0),
@@ -82,8 +98,9 @@ def insights(store: Store, now: dt.datetime | None = None):  # noqa: ANN201 - pa
             "top_patterns": "; ".join(
                 f"{learning.pattern_text(p.key)} {p.success:.0%} of {p.records}" for p in top[:3]
             ),
-            "strong_domains": ", ".join(strong_domains(mine)),
-            "trend": trend(mine),
+            "strong_domains": ", ".join(strong),
+            "trend": trend_text,
+            "recommendation": recommendation(PROFILES[host].label, mine, strong, trend_text),
         })  # fmt: skip
     return pd.DataFrame(rows, columns=list(COLUMNS)).set_index("host")
 

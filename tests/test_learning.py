@@ -189,16 +189,19 @@ def test_insights_frame_per_host(store):
     df = insights(store)
     assert list(df.index) == [h.value for h in HOSTS]
     assert list(df.columns) == ["runs", "ratings", "mean_rating", "success_rate", "top_patterns",
-                                "strong_domains", "trend"]  # fmt: skip
+                                "strong_domains", "trend", "recommendation"]  # fmt: skip
     m = df.loc["maeve"]
     assert (m.runs, m.ratings, m.mean_rating, m.success_rate) == (10, 10, 4.1, 0.7)
     assert m.top_patterns == "technology question 70% of 10"
     assert m.strong_domains == "technology"
     assert m.trend == "improving (+0.60)"
+    assert m.recommendation == "prefer Maeve for technology questions"
     t = df.loc["teddy"]
     assert (t.runs, t.ratings, t.mean_rating, t.success_rate) == (2, 1, 2.0, 0.0)
     assert (t.top_patterns, t.strong_domains, t.trend) == ("", "", "")  # too few for any
+    assert t.recommendation == "keep rating: no clear strength yet"
     assert df.loc["dolores"].ratings == 0
+    assert df.loc["dolores"].recommendation == "rate its answers to learn where it is strong"
     chart = RatingsChart.of(store)
     bundle = chart._repr_mimebundle_()
     assert bundle["text/plain"] == "Ratings by host over time: 11 ratings (Teddy 1, Maeve 10)"
@@ -320,3 +323,39 @@ def test_runs_rated_before_features_were_stored_still_count(store):
     assert len(recs) == 10
     assert {r.features for r in recs} == {Features.of(TECH_RATED.format(i=0))}
     assert learning.route(store, classify(TECH)).primary is HostParadigm.MAEVE
+
+
+def test_insights_recommend_reviewing_a_declining_low_rated_host():
+    from fourhosts_jupyter.insights import recommendation, trend
+
+    recs = _recs([5, 4, 4, 5, 4, 1, 1, 2, 1, 2], host=HostParadigm.TEDDY)
+    assert trend(recs) == "declining (-1.00)"
+    assert recommendation("Teddy", recs, [], trend(recs)) == (
+        "recent ratings fell: review its latest answers; "
+        "rated 2.9 on average: try another host for its questions"
+    )
+    low = _recs([2, 1, 2], host=HostParadigm.TEDDY)
+    assert recommendation("Teddy", low, [], trend(low)) == "rated 1.7 on average: try another host for its questions"
+
+
+def test_fourhosts_insights_table_and_missing_store(store, tmp_path, capsys):
+    add_run(store, TECH, "maeve", 5, 1)
+    rc, out, _ = _cli(["insights", "--store", str(store.path)], capsys)
+    assert rc == 0
+    header, *rows = out.splitlines()
+    assert header.split()[:3] == ["runs", "ratings", "mean_rating"]
+    assert [r.split()[0] for r in rows if r.split()] == ["host", "dolores", "teddy", "bernard", "maeve"]
+    missing = tmp_path / "none.duckdb"
+    rc, _, err = _cli(["insights", "--store", str(missing)], capsys)
+    assert rc == 2 and err.startswith(f"fourhosts: error: no store at {missing}")
+    assert not missing.exists()
+
+
+def test_fh_rate(store):
+    import fourhosts_jupyter as fh
+
+    run_id = add_run(store, TECH, "bernard")
+    assert fh.rate(run_id[:10], 3, note="ok", store=str(store.path)) == run_id
+    assert learning.ratings(store) == {run_id: 3}
+    with pytest.raises(ConfigError, match="out of range"):
+        fh.rate(run_id, "five", store=str(store.path))

@@ -5,7 +5,9 @@
 For stores holding N rated runs (runs, features and ratings written in bulk, spread over 10
 days and the brief's domains), the median time of ``classify()`` alone (the baseline, same
 process, same question cache) against ``classify()`` + ``learning.route()`` (one store query,
-weights, patterns, the adjustment), and of ``learning.load()`` by itself.
+weights, patterns, the adjustment), and of ``learning.load()`` by itself. Then whole offline
+runs (``Engine.research``) on the bundled corpus with 1,000 rated runs in the store, learning
+off (the baseline) against on, interleaved, with the host forced so both do the same work.
 """
 
 from __future__ import annotations
@@ -60,6 +62,7 @@ def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(prog="bench learning")
     ap.add_argument("--ratings", default="100,1000,10000")
     ap.add_argument("--rounds", type=int, default=30)
+    ap.add_argument("--runs", type=int, default=7, help="offline engine runs per side (0: skip)")
     args = ap.parse_args(argv)
 
     from .. import learning
@@ -78,4 +81,29 @@ def main(argv: list[str] | None = None) -> int:
             load = _median_ms(lambda: learning.load(store), args.rounds)
             print(f"{n:>8} {plain:>12.2f} {routed:>10.2f} {routed / plain:>6.2f} {load:>8.2f} "
                   f"{len(learned.patterns):>9}")  # fmt: skip
+    if args.runs:
+        _engine_runs(args.runs)
     return 0
+
+
+def _engine_runs(runs: int) -> None:
+    from ..config import Settings
+    from ..engine import Engine
+    from ..memory.seed import ensure_seeded
+    from ..memory.store import Store
+
+    with tempfile.TemporaryDirectory(prefix="fh-bench-learning-") as tmp:
+        store = Store(Path(tmp) / "store.duckdb")
+        ensure_seeded(store)
+        _fill(store, 1000)
+        engines = {on: Engine(Settings.from_env(learning=on), store=store) for on in (False, True)}
+        engines[True].research(QUESTION)  # warm: model, index, prompts
+        times: dict[bool, list[float]] = {False: [], True: []}
+        for _ in range(runs):
+            for on in (False, True):
+                t = time.perf_counter()
+                engines[on].research(QUESTION, paradigm="bernard")  # same host: same work after
+                times[on].append((time.perf_counter() - t) * 1000)
+        off, on_ = statistics.median(times[False]), statistics.median(times[True])
+        print(f"offline run, 1,000 ratings, median of {runs}: learning off {off:.0f} ms, "
+              f"on {on_:.0f} ms, ratio {on_ / off:.3f}")

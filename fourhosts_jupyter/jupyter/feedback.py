@@ -33,6 +33,9 @@ class RatingRow:
                            layout=w.Layout(width="320px"))  # fmt: skip
         self.status = w.Label(value="")
         self.box = w.HBox([w.Label("Rate this answer:"), *self.buttons, self.note, self.status])
+        for widget, name in ((self.box, "fh-rating"), (self.note, "fh-rating-note"),
+                             (self.status, "fh-rating-status"), *((b, "fh-rating-button") for b in self.buttons)):
+            widget.add_class(name)  # for the browser test and for styling  # fmt: skip
 
     def rate(self, n: int) -> None:
         try:
