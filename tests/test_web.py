@@ -376,3 +376,18 @@ def test_without_the_extra_they_are_not_registered_and_the_error_names_it(monkey
     assert web.register_web_tools(registry) is False and registry.names() == []
     with pytest.raises(ConfigError, match=r"need no_such_module_for_test: pip install 'fourhosts-jupyter\[web\]'"):
         web.require_web()
+
+
+def test_registering_the_web_tools_imports_none_of_their_libraries():
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    code = ("import sys; from fourhosts_jupyter.tools.registry import default_registry; "
+            "names = default_registry().names(); assert 'read_page' in names, names; "
+            "print([m for m in ('httpx', 'trafilatura', 'ddgs', 'tavily', 'exa_py', 'pypdf', 'lxml', 'primp') "
+            "if m in sys.modules])")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120,
+                          cwd=Path(__file__).resolve().parents[1])
+    assert done.returncode == 0, done.stderr[-1500:]
+    assert done.stdout.strip() == "[]"
