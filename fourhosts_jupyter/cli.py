@@ -172,7 +172,7 @@ def cmd_show(args: argparse.Namespace) -> int:
     print(f"Q: {neutralise(run['question'] or '')}\n")
     print(neutralise(run["answer"] or "", keep_lines=True))
     for s in run.get("sources") or []:
-        print(source_line(s["n"], s["title"], s["origin"]))
+        print(source_line(s["n"], s["title"], s["origin"], s.get("date", "")))
     if run.get("evaluation"):  # quality/ (m007): confidence, healing, collaboration
         from .quality.panel import stored_lines
 

@@ -243,6 +243,10 @@ class Engine:
             except TimeoutError:
                 raise StageTimeout("the model stage ran past its time limit and was stopped") from None
             yield rec(LayerFinished("model", rec.lap("model", t), outcome.finish_reason or ""))
+            read = _read_sources(rec.log, start=len(sources) + 1)  # pages read: sources too, with links
+            if read:
+                sources = sources + read
+                yield rec(SourcesSelected(sources))
             if outcome.finish_reason in ("length", "content_filter"):
                 yield rec(
                     Notice(f"The model stopped early (finish_reason={outcome.finish_reason}); the answer may be cut.", "warning")
@@ -432,6 +436,12 @@ def _profile(host: HostParadigm):  # noqa: ANN202
     from .paradigms import PROFILES
 
     return PROFILES[host]
+
+
+def _read_sources(log: list[tuple[int, str, float, dict[str, Any]]], start: int) -> tuple[Source, ...]:
+    from .tools.read_sources import read_sources
+
+    return read_sources(log, start)
 
 
 def _select(store: Store, question: str, **kwargs: Any) -> list[Source]:

@@ -101,7 +101,7 @@ def render(events: Iterable[Event], out: IO[str] = sys.stdout, err: IO[str] = sy
             if ev.answer.sources:
                 out.write("\nSources\n")
                 for s in ev.answer.sources:
-                    out.write(source_line(s.n, s.title, s.origin) + "\n")
+                    out.write(source_line(s.n, s.title, s.origin, s.date) + "\n")
         elif isinstance(ev, RunFailed):
             last = ev
             if wrote_text:

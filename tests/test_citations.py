@@ -178,6 +178,12 @@ def test_a_runs_sources_export_its_pages_and_cited_papers(openai_server, web, st
     events = list(engine.stream("How should a city cut traffic deaths?", paradigm="teddy"))
     answer = next(e.answer for e in events if isinstance(e, AnswerReady))
     run = store.get_run(answer.run_id)
+    # the pages read are sources of the answer too, after the selected ones: link and date
+    read = [s for s in answer.sources if s.origin.startswith("http")]
+    assert [(s.origin, s.date) for s in read] == [(plan, "2025-02-14"), (news, "2026-09-03")]
+    assert [s.n for s in read] == [len(answer.sources) - 1, len(answer.sources)]
+    assert "QUOTED PAGE TEXT" not in read[0].text and read[0].text.startswith("Vision Zero Action Plan")
+    assert [s["origin"] for s in run["sources"][-2:]] == [plan, news]  # kept in the run log
     refs = run_references(run, store)
     web = [r for r in refs if r.url]
     assert [(r.kind, r.url) for r in web] == [

@@ -74,3 +74,12 @@ def test_selected_web_memories_carry_url_and_date(store):
     found = {s.origin: s.date for s in select(store, "speed limits pedestrian deaths cameras", host="teddy",
                                               k=5, embedder=emb, calibrated=False)}
     assert found == {"https://city.example/vision-zero": "2025-02-14", "https://news.example/cameras": "2026-11-29"}
+
+
+def test_the_terminal_source_line_carries_the_date():
+    from fourhosts_jupyter.memory.origins import source_line
+
+    assert source_line(2, "Speed cameras", "https://news.example/cameras", "2026-09-03") == (
+        "[2] Speed cameras — https://news.example/cameras · 2026-09-03")
+    assert source_line(1, "Notes", "/notes/a.md") == "[1] Notes — /notes/a.md"
+    assert "\x1b" not in source_line(1, "t", "https://x.example", "2026\x1b[31m")

@@ -23,8 +23,10 @@ def display_origin(origin: str) -> str:
     return f"{DEMO_CORPUS}: {m.group(1)}" if m else origin
 
 
-def source_line(n: object, title: object, origin: object) -> str:
-    """``[n] title — origin`` for a terminal: the origin labelled, both neutralised (untrusted)."""
+def source_line(n: object, title: object, origin: object, date: object = "") -> str:
+    """``[n] title — origin · date`` for a terminal: the origin labelled, all neutralised
+    (untrusted); the date only for a web source that has one."""
     from ..redact import neutralise
 
-    return f"[{n}] {neutralise(str(title))} — {neutralise(display_origin(str(origin)))}"
+    when = f" · {neutralise(str(date))}" if date else ""
+    return f"[{n}] {neutralise(str(title))} — {neutralise(display_origin(str(origin)))}{when}"
