@@ -128,13 +128,14 @@ def test_protection_check_rules_fire_below_their_threshold_and_not_above():
 
 def test_collaboration_merges_sources_without_duplicates():
     main = (Source(1, "a", "A", "alpha text"), Source(2, "b", "B", "beta text"))
-    helper = (Source(1, "b", "B", "beta text"), Source(2, "c", "C", "gamma text"))
+    helper = (Source(1, "b", "B", "beta text"), Source(2, "c", "C", "gamma text"),
+              Source(3, "a2", "A", "another passage of document A"))
     recs = collaborate.Recommendations(recommendations=[
         collaborate.Recommendation(text="one", sources=[1]), collaborate.Recommendation(text="two", sources=[2]),
-        collaborate.Recommendation(text="three", sources=[2, 1, 9])])
+        collaborate.Recommendation(text="three", sources=[2, 1, 9, 3])])
     sources, items = collaborate.merge(main, helper, recs)
     assert [(s.n, s.id) for s in sources] == [(1, "a"), (2, "b"), (3, "c")]
-    assert items == [("one", [2]), ("two", [3]), ("three", [3, 2])]
+    assert items == [("one", [2]), ("two", [3]), ("three", [3, 2, 1])]
 
 
 # -- the model path through the scripted server ----------------------------------------------
