@@ -22,6 +22,8 @@ ROOT = Path(__file__).resolve().parent.parent
 NOTEBOOKS = ROOT / "notebooks"
 TEST_ENV = {"HF_HUB_OFFLINE": "1", "TOKENIZERS_PARALLELISM": "false", "FOURHOSTS_DOTENV": "0",
             "FOURHOSTS_LIVE": "0",
+            # the evaluation stage (quality/) off, as in tests/conftest.py; 08a turns it on
+            "FOURHOSTS_EVALUATION": "0",
             # float32 on every CPU: bf16 (chosen automatically where the CPU has it) moves the
             # scores and percentages the checked cells print (tests force each path themselves)
             "FOURHOSTS_EMBED_BF16": "0"}

@@ -23,6 +23,8 @@ _CITE = re.compile(r"\[(\d{1,3})\]")
 _SENTENCE = re.compile(r"(?<=[.!?])\s+(?=[A-Z0-9\"'(*])|\n+")
 _WORD = re.compile(r"[a-z][a-z'-]+")
 # the offline engine's own words: its lead and its "words the evidence does not mention" note
+# "… a claim. [2] Next claim": a citation after the full stop belongs to the sentence before it
+_CITE_AFTER_STOP = re.compile(r"([.!?])((?:\s*\[\d{1,3}\])+)")
 _ASIDE = re.compile(r"^\s*\*[^*].*\*\s*$")
 _STOP = frozenset(
     "a an and are as at be by can could did do does for from has have how i in is it its of on "
@@ -50,7 +52,7 @@ def claims(answer: str) -> list[tuple[str, list[int]]]:
     for line in answer.splitlines():
         if _ASIDE.match(line):
             continue
-        for sentence in _SENTENCE.split(line):
+        for sentence in _SENTENCE.split(_CITE_AFTER_STOP.sub(r"\2\1", line)):
             cited = [int(n) for n in _CITE.findall(sentence)]
             if cited:
                 out.append((_CITE.sub("", sentence).strip(), cited))

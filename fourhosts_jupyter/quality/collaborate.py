@@ -147,12 +147,16 @@ def parse(reply: str) -> Recommendations:
 
 def merge(main: Sequence[Source], helper: Sequence[Source], recs: Recommendations) -> tuple[tuple[Source, ...], list[tuple[str, list[int]]]]:
     """The main sources (numbers unchanged: the answer cites them) plus the helper's sources that
-    a recommendation cites, numbered on from the last; a source already listed keeps its number.
+    a recommendation cites, numbered on from the last; a source already listed (the same
+    passage, or the same document) keeps its number.
     Returns them and each recommendation with its citations renumbered into that list."""
     from dataclasses import replace
 
+    from .heal import _document
+
     out = list(main)
-    by_id = {s.id: s.n for s in main}
+    # a passage already listed, or another passage of a document already listed, keeps its number
+    by_id = {key: s.n for s in main for key in (s.id, _document(s))}
     helper_by_n = {s.n: s for s in helper}
     nxt = max((s.n for s in main), default=0)
     items: list[tuple[str, list[int]]] = []
@@ -162,11 +166,13 @@ def merge(main: Sequence[Source], helper: Sequence[Source], recs: Recommendation
             src = helper_by_n.get(n)
             if src is None:  # the helper cited a passage it was not given: dropped
                 continue
-            if src.id not in by_id:
+            known = by_id.get(src.id, by_id.get(_document(src)))
+            if known is None:
                 nxt += 1
-                by_id[src.id] = nxt
+                known = by_id[src.id] = by_id[_document(src)] = nxt
                 out.append(replace(src, n=nxt))
-            cited.append(by_id[src.id])
+            if known not in cited:
+                cited.append(known)
         items.append((r.text.strip(), cited))
     return tuple(out), items
 
