@@ -34,7 +34,7 @@ USER_ERRORS = (ConfigError, StoreLocked, StoreNewerSchema, StoreUnreadable, Stor
 # RunFailed kinds that mean "the user can fix this" (engine kinds or error class names).
 _USER_KINDS = {"config", "configerror", "storelocked", "storenewerschema", "storeunreadable",
                "storeforeign", "storefull"}
-SUBCOMMANDS = ("runs", "show", "config", "classify", "memory", "ingest", "rate")
+SUBCOMMANDS = ("runs", "show", "config", "classify", "memory", "ingest", "rate", "explore")
 _OPTIONS_HINT = (
     "options: -p/--paradigm HOST, -e/--effort low|medium|high, -m/--model NAME, --no-stream, "
     "-s/--save VAR, --store PATH, --base-url URL, --api chat|responses (see %%research?)"
@@ -47,6 +47,7 @@ LINE_HELP = """\
 %research memory search QUERY    search the memory store (DataFrame)
 %research ingest PATH…           add files (text, Markdown, HTML, PDF, CSV, JSONL) to memory
 %research rate RUN_ID 1-5 [NOTE] rate a past run
+%research explore [QUESTION]     the paradigm explorer: live bar, why, overrides
 Quote a question that ends with "?" (IPython reads a trailing ? as a help request).
 Ask a question with the cell magic: %%research on the first line, the question below."""
 
@@ -200,6 +201,7 @@ class ResearchMagics(Magics):
             %research memory search QUERY    search the memory store
             %research ingest PATH…           add files to memory
             %research rate RUN_ID 1-5 [NOTE] rate a past run
+            %research explore [QUESTION]     the paradigm explorer (live bar, why, overrides)
 
         Quote a line-magic question that ends with "?" (IPython reads a trailing ? as help).
 
@@ -420,6 +422,11 @@ class ResearchMagics(Magics):
                 '%research classify: no question given; use %research classify "How should …?"'
             )
         return HostBar(classify(question, paradigm=self.paradigm or None))
+
+    def _sub_explore(self, rest: str) -> Any:
+        from .explorer import Explorer
+
+        return Explorer(_unquote(rest), store=self.store_path or None)
 
     def _sub_memory(self, rest: str) -> Any:
         action, _, query = rest.partition(" ")
