@@ -199,11 +199,15 @@ class Explorer:
 
         self.last_action = name
         fn = getattr(fh, name, None) if name in getattr(fh, "__all__", ()) else None
-        with self._output():
-            if fn is None:
-                message = NOT_AVAILABLE.format(what=label)
+        if fn is None:
+            message = NOT_AVAILABLE.format(what=label)
+            if self._widget is not None:
+                self.output.clear_output()
+                self.output.append_stdout(message + "\n")  # also outside a kernel
+            else:
                 print(message)
-                return message
+            return message
+        with self._output():
             from IPython.display import display
 
             result = fn(self._text, **options)
