@@ -222,6 +222,7 @@ STANCE_CUES: dict[HostParadigm, re.Pattern[str]] = {
         r"next (?:week|month|term|quarter|monday|tuesday|wednesday|thursday|friday)",
         r"next (?:saturday|sunday)",
         r"right (?:now|away)", r"immediately", r"now", r"on day one",
+        r"act(?:ing)? (?:now|fast|quickly|immediately|today|decisively)",
         r"first (?:step|steps|move|moves|thing|things|week)", r"step by step", r"steps", r"to-?do",
         r"action (?:plan|list|items?)", r"roadmap", r"start(?:s|ed|ing)?", r"get(?:ting)? started",
         r"begin(?:ning)?", r"launch(?:es|ed|ing)?", r"kick(?:-| )?(?:off|start)",
@@ -455,6 +456,20 @@ def mix_clauses(whole: np.ndarray, parts: np.ndarray | None, weight: float) -> n
     return (1.0 - weight) * whole + weight * parts.mean(axis=0)
 
 
+def evidence(texts: Sequence[str]) -> np.ndarray:
+    """(len(texts), 4): keyword and stance-cue matches per host, every match counted."""
+    return np.array(
+        [
+            [
+                len(STANCE_CUES[h].findall(t)) + sum(len(rx.findall(t)) for _, rx in KEYWORD_GROUPS[h])
+                for h in HOSTS
+            ]
+            for t in texts
+        ],
+        dtype=np.float64,
+    ).reshape(len(texts), len(HOSTS))
+
+
 def probabilities(
     question: str, embedder: Any | None = None
 ) -> tuple[dict[HostParadigm, float], str, dict[str, Any]]:
@@ -475,7 +490,7 @@ def probabilities(
 
     def finish(all_p: np.ndarray) -> np.ndarray:
         p = mix_clauses(all_p[0], all_p[1:n], cal.clause_weight)
-        pair = two_intents.detect(p, all_p[n:], segs)
+        pair = two_intents.detect(p, all_p[n:], segs, evidence(segs))
         if pair is None:
             return p
         scores["two_intents"] = {

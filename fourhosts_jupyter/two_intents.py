@@ -49,15 +49,26 @@ class TwoIntents:
     segment_p: float
 
 
-def detect(whole: np.ndarray, segment_p: np.ndarray, segs: list[str]) -> TwoIntents | None:
-    """The pair when a segment is led (p ≥ TAU) by a host other than the question's top host."""
+def detect(
+    whole: np.ndarray,
+    segment_p: np.ndarray,
+    segs: list[str],
+    evidence: np.ndarray | None = None,
+) -> TwoIntents | None:
+    """The pair when a segment is led by a host other than the question's top host: with
+    p ≥ TAU, or, when ``evidence`` (per segment and host: keyword + stance-cue matches) shows
+    words of the leading host and none of the top host, with any lead (the embedding of a short
+    segment leans on its topic: "act fast on the heatwave shelters" looks like protection)."""
     if len(segs) == 0:
         return None
     first = int(np.argmax(whole))
     best: TwoIntents | None = None
-    for text, row in zip(segs, segment_p):
+    for i, (text, row) in enumerate(zip(segs, segment_p)):
         lead = int(np.argmax(row))
-        if lead != first and row[lead] >= TAU and (best is None or row[lead] > best.segment_p):
+        if lead == first:
+            continue
+        worded = evidence is not None and evidence[i, lead] > 0 and evidence[i, first] == 0
+        if (row[lead] >= TAU or worded) and (best is None or row[lead] > best.segment_p):
             best = TwoIntents(first, lead, text, float(row[lead]))
     return best
 

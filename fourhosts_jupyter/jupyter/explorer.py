@@ -254,7 +254,8 @@ class Explorer:
         for h, s in self.sliders.items():
             s.add_class(f"fh-explorer-slider-{h.value}")
             s.observe(lambda change, h=h: self._slid(h), names="value")
-        reset = w.Button(description="Reset to classifier", icon="undo")
+        reset = w.Button(description="Reset to classifier", icon="undo",
+                         layout=w.Layout(width="auto"))
         reset.on_click(lambda _: self.reset())
         self.research_btn = w.Button(description="Research as …", button_style="primary")
         self.research_btn.add_class("fh-explorer-research")
