@@ -16,7 +16,9 @@ import os
 import shutil
 from pathlib import Path
 
-from test_browser_ui import lab  # noqa: F401 - the JupyterLab + chromium + playwright fixture
+import test_browser_ui
+
+lab = test_browser_ui.lab  # the JupyterLab + chromium + playwright fixture, shared
 
 ROOT = Path(__file__).resolve().parents[1]
 # The notebook under test; the lead switches it to "04-paradigms.ipynb" once 04b is spliced in.
@@ -81,7 +83,7 @@ def _check_compare_grid(page, shots: Path) -> None:  # noqa: ANN001
     page.screenshot(path=str(shots / "compare-grid.png"), full_page=True)
 
 
-def test_paradigms_notebook_in_jupyterlab(lab, tmp_path):  # noqa: F811
+def test_paradigms_notebook_in_jupyterlab(lab, tmp_path):
     base, token, chromium, sync_playwright = lab
     shutil.copyfile(ROOT / "notebooks" / NOTEBOOK, tmp_path / NOTEBOOK)
     shots = _artifacts()
