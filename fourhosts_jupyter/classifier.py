@@ -224,6 +224,7 @@ STANCE_CUES: dict[HostParadigm, re.Pattern[str]] = {
         r"next (?:week|month|term|quarter|monday|tuesday|wednesday|thursday|friday)",
         r"next (?:saturday|sunday)",
         r"right (?:now|away)", r"immediately", r"now", r"on day one",
+        r"act(?:ing)? (?:now|fast|quickly|immediately|today|decisively)",
         r"first (?:step|steps|move|moves|thing|things|week)", r"step by step", r"steps", r"to-?do",
         r"action (?:plan|list|items?)", r"roadmap", r"start(?:s|ed|ing)?", r"get(?:ting)? started",
         r"begin(?:ning)?", r"launch(?:es|ed|ing)?", r"kick(?:-| )?(?:off|start)",
@@ -457,18 +458,51 @@ def mix_clauses(whole: np.ndarray, parts: np.ndarray | None, weight: float) -> n
     return (1.0 - weight) * whole + weight * parts.mean(axis=0)
 
 
+def evidence(texts: Sequence[str]) -> np.ndarray:
+    """(len(texts), 4): keyword and stance-cue matches per host, every match counted."""
+    return np.array(
+        [
+            [
+                len(STANCE_CUES[h].findall(t)) + sum(len(rx.findall(t)) for _, rx in KEYWORD_GROUPS[h])
+                for h in HOSTS
+            ]
+            for t in texts
+        ],
+        dtype=np.float64,
+    ).reshape(len(texts), len(HOSTS))
+
+
 def probabilities(
     question: str, embedder: Any | None = None
 ) -> tuple[dict[HostParadigm, float], str, dict[str, Any]]:
     """(probabilities, method, raw scores). Falls back to keywords alone if embedding fails."""
-    texts = [question, *clauses(question)]
+    from . import two_intents
+
+    parts = clauses(question)
+    segs = two_intents.segments(question)
+    texts = [question, *parts, *segs]  # one embedding batch; segments feed the two-intent step
+    n = 1 + len(parts)
     kw = np.array([[keyword_probabilities(t)[h] for h in HOSTS] for t in texts])
     cue = np.array([[cue_probabilities(t)[h] for h in HOSTS] for t in texts])
     scores: dict[str, Any] = {
         "keyword": {h.value: round(float(kw[0, i]), 4) for i, h in enumerate(HOSTS)},
         "cue": {h.value: round(float(cue[0, i]), 4) for i, h in enumerate(HOSTS)},
-        "clauses": texts[1:],
+        "clauses": parts,
     }
+
+    def finish(all_p: np.ndarray) -> np.ndarray:
+        p = mix_clauses(all_p[0], all_p[1:n], cal.clause_weight)
+        pair = two_intents.detect(p, all_p[n:], segs, evidence(segs))
+        if pair is None:
+            return p
+        scores["two_intents"] = {
+            "hosts": [HOSTS[pair.first].value, HOSTS[pair.second].value],
+            "segment": pair.segment,
+            "segment_p": round(pair.segment_p, 4),
+            "before": {h.value: round(float(v), 4) for h, v in zip(HOSTS, p)},
+        }
+        return two_intents.lift(p, pair)
+
     if embedder is None:
         from .memory.embeddings import get_embedder
 
@@ -479,12 +513,10 @@ def probabilities(
         vectors = _QUESTIONS.embed(embedder, texts)
     except Exception as exc:  # noqa: BLE001 - any embedder failure means "keywords alone"
         scores["embedding_error"] = f"{type(exc).__name__}: {exc}"
-        p = combine(None, kw, cue, cal)
-        p = mix_clauses(p[0], p[1:], cal.clause_weight)
+        p = finish(combine(None, kw, cue, cal))
         return {h: float(v) for h, v in zip(HOSTS, p)}, "keyword", scores
     sims = host_similarities(vectors, matrix, labels, cal.k)
-    p = combine(sims, kw, cue, cal)
-    p = mix_clauses(p[0], p[1:], cal.clause_weight)
+    p = finish(combine(sims, kw, cue, cal))
     scores["similarity"] = {h.value: round(float(v), 4) for h, v in zip(HOSTS, sims[0])}
     scores["calibration"] = cal.to_dict()
     scores["embedder"] = embedder.name
@@ -682,6 +714,13 @@ def classify(
     )
 
 
+def explain(question: str, *, embedder: Any | None = None) -> Any:
+    """Why each host got its probability: an ``explanation.Explanation`` (typed, per host)."""
+    from .explanation import explain as _explain
+
+    return _explain(question, embedder=embedder)
+
+
 __all__ = [
     "BLEND",
     "DEFAULT_HOST",
@@ -698,6 +737,7 @@ __all__ = [
     "cue_probabilities",
     "decide",
     "exemplars",
+    "explain",
     "keyword_probabilities",
     "phase",
     "pyramid_layer",

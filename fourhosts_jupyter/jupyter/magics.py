@@ -35,7 +35,7 @@ USER_ERRORS = (ConfigError, StoreLocked, StoreNewerSchema, StoreUnreadable, Stor
 _USER_KINDS = {"config", "configerror", "storelocked", "storenewerschema", "storeunreadable",
                "storeforeign", "storefull"}
 SUBCOMMANDS = ("runs", "show", "config", "classify", "memory", "ingest", "rate", "usage", "batch",
-               "insights", "sources")
+               "insights", "sources", "explore")
 _OPTIONS_HINT = (
     "options: -p/--paradigm HOST, -e/--effort low|medium|high, -m/--model NAME, --no-stream, "
     "-s/--save VAR, --store PATH, --base-url URL, --api chat|responses, --budget-tokens N, "
@@ -53,6 +53,7 @@ LINE_HELP = """\
 %research batch FILE --column Q   research every question of a CSV/Parquet/JSONL file (DataFrame)
 %research insights               per-host ratings, patterns and trend (DataFrame + chart)
 %research sources RUN_ID --format bibtex|csl-json|apa   a run's sources for a reference manager
+%research explore [QUESTION]     the paradigm explorer: live bar, why, overrides
 Quote a question that ends with "?" (IPython reads a trailing ? as a help request).
 Ask a question with the cell magic: %%research on the first line, the question below."""
 
@@ -283,6 +284,7 @@ class ResearchMagics(Magics):
             %research batch FILE --column Q  research every question of a file (DataFrame)
             %research insights               per-host ratings, patterns, trend and chart
             %research sources RUN_ID --format bibtex|csl-json|apa   a run's sources, exported
+            %research explore [QUESTION]     the paradigm explorer (live bar, why, overrides)
 
         Quote a line-magic question that ends with "?" (IPython reads a trailing ? as help).
 
@@ -577,6 +579,11 @@ class ResearchMagics(Magics):
         c = classify(question, paradigm=self.paradigm or None)
         store = self.store()
         return HostBar(learning.route(store if store.path.exists() else None, c, on=self.learning))
+
+    def _sub_explore(self, rest: str) -> Any:
+        from .explorer import Explorer
+
+        return Explorer(_unquote(rest), store=self.store_path or None)
 
     def _sub_memory(self, rest: str) -> Any:
         action, _, query = rest.partition(" ")

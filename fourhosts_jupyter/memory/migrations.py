@@ -274,14 +274,6 @@ def m009_web_cache(con: duckdb.DuckDBPyConnection) -> None:
     )
 
 
-MIGRATIONS: list[Migration] = [
-    m001_initial,
-    m002_documents_and_identity,
-    m003_document_passages,
-    m004_batches,
-    m005_ledger,
-    m006_comparisons,
-    m007_evaluation,
-    m008_feedback,
-    m009_web_cache,
-]
+MIGRATIONS: list[Migration] = [m001_initial, m002_documents_and_identity, m003_document_passages,
+                               m004_batches, m005_ledger, m006_comparisons, m007_evaluation,
+                               m008_feedback, m009_web_cache]

@@ -1,0 +1,382 @@
+"""The paradigm explorer: ``fh.explore()`` / ``%research explore``.
+
+A text box; as the analyst types (debounced), the four-host bar updates and, under it, per host,
+why (explanation.py: keywords, nearest exemplars, stance cues, contributions). Sliders override
+the weights (renormalised, shown as "manual"; a new question drops the override); buttons
+research as the chosen host, compare all four, or blend, into an output area below.
+
+All state lives on the ``Explorer`` object (``.text``, ``.probabilities``, ``.explain()``,
+``.override()``), so tests and nbval need no browser; the widgets only mirror it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+import time
+from typing import Any, Callable
+
+from ..classifier import Classification, classify, decide
+from ..explanation import Explanation, explain
+from ..paradigms import HOSTS, PROFILES, HostParadigm
+from ..render import BarData, host_bar_html, host_bar_text, shares
+
+DEBOUNCE_S = 0.25  # typing pause before the bar updates
+MANUAL_REASON = "manual: weights set by hand (renormalised)"
+NOT_AVAILABLE = "{what} is not available in this version of fourhosts-jupyter"
+
+
+class Debouncer:
+    """Call ``fn`` once, ``delay`` seconds after the last ``trigger()``.
+
+    In a kernel the timer runs on the kernel's event loop (widget callbacks run there), so the
+    update happens between messages, never concurrently; elsewhere a threading.Timer."""
+
+    def __init__(self, delay: float, fn: Callable[[], None]) -> None:
+        self.delay = delay
+        self.fn = fn
+        self._pending: Any = None
+
+    def trigger(self) -> None:
+        self.cancel()
+        try:
+            loop = asyncio.get_running_loop()
+        except RuntimeError:
+            timer = threading.Timer(self.delay, self.fn)
+            timer.daemon = True
+            timer.start()
+            self._pending = timer
+        else:
+            self._pending = loop.call_later(self.delay, self.fn)
+
+    def cancel(self) -> None:
+        if self._pending is not None:
+            self._pending.cancel()
+            self._pending = None
+
+
+class Explorer:
+    """The explorer's state and, on first display, its widgets."""
+
+    def __init__(
+        self,
+        text: str = "",
+        *,
+        embedder: Any | None = None,
+        store: str | None = None,
+        debounce: float = DEBOUNCE_S,
+    ) -> None:
+        self.embedder = embedder
+        self.store = store
+        self._text = ""
+        self._classification: Classification | None = None
+        self._manual: dict[HostParadigm, float] | None = None
+        self._widget: Any = None
+        self._syncing = False  # True while code (not the analyst) moves widgets
+        self._debouncer = Debouncer(debounce, self._typed)
+        self.update_ms: list[float] = []  # classification time of every update (for the bench)
+        self.last_action = ""
+        if text:
+            self.text = text
+
+    # -- state -------------------------------------------------------------------------------
+
+    @property
+    def text(self) -> str:
+        return self._text
+
+    @text.setter
+    def text(self, value: str) -> None:
+        """Set the question (from Python): classified now, widgets updated, no debounce."""
+        self._debouncer.cancel()
+        self._text = str(value)
+        self._manual = None  # an override was for the previous question
+        self._classify()
+        if self._widget is not None:
+            self._syncing = True
+            try:
+                self.text_box.value = self._text
+            finally:
+                self._syncing = False
+            self._sync_sliders(self.probabilities)
+            self._redraw()
+
+    @property
+    def classification(self) -> Classification | None:
+        """The classifier's view of the current text (None while the box is empty)."""
+        return self._classification
+
+    @property
+    def manual(self) -> bool:
+        return self._manual is not None
+
+    @property
+    def probabilities(self) -> dict[HostParadigm, float]:
+        """The manual weights (renormalised) when overridden, else the classifier's."""
+        if self._manual is not None:
+            return dict(self._manual)
+        if self._classification is None:
+            return {h: 1 / len(HOSTS) for h in HOSTS}
+        return dict(self._classification.probabilities)
+
+    @property
+    def host(self) -> HostParadigm:
+        """The host *Research as …* uses: the top manual weight, else the classifier's primary."""
+        if self._manual is not None:
+            return decide(self._manual)[0][0]
+        if self._classification is None:
+            return HOSTS[2]
+        return self._classification.primary
+
+    def explain(self) -> Explanation:
+        """Why the classifier gave each host its share (of the current text)."""
+        from ..errors import ConfigError
+
+        if self._classification is None:
+            raise ConfigError("the explorer has no question yet: set explorer.text = '…' first")
+        return explain(self._text, embedder=self.embedder, classification=self._classification)
+
+    def override(
+        self, weights: dict[str | HostParadigm, float] | None = None, **by_name: float
+    ) -> dict[HostParadigm, float]:
+        """Set manual weights (any non-negative numbers; renormalised to sum to 1)."""
+        from ..errors import ConfigError
+
+        raw = {HostParadigm.parse(k): float(v) for k, v in {**(weights or {}), **by_name}.items()}
+        if any(v < 0 for v in raw.values()) or sum(raw.values()) <= 0:
+            raise ConfigError(
+                "override weights must be non-negative with at least one above 0, "
+                "e.g. explorer.override(dolores=2, teddy=1)"
+            )
+        self._manual = shares({h: raw.get(h, 0.0) for h in HOSTS})
+        if self._widget is not None:
+            self._sync_sliders(raw)
+            self._redraw()
+        return dict(self._manual)
+
+    def reset(self) -> None:
+        """Back to the classifier's probabilities."""
+        self._manual = None
+        if self._widget is not None:
+            self._sync_sliders(self.probabilities)
+            self._redraw()
+
+    def bar_data(self) -> BarData:
+        if self._manual is None and self._classification is not None:
+            return BarData.of(self._classification)
+        probs = self.probabilities
+        _, dominant, secondary, blend, primary, _ = decide(probs)
+        reason = MANUAL_REASON if self._manual is not None else "type a question"
+        return BarData(probs, dominant, self.host, reason, False, secondary, blend)
+
+    def _classify(self) -> None:
+        if not self._text.strip():
+            self._classification = None
+            return
+        t0 = time.perf_counter()
+        self._classification = classify(self._text, embedder=self.embedder)
+        self.update_ms.append((time.perf_counter() - t0) * 1000)
+
+    # -- actions -----------------------------------------------------------------------------
+
+    def research_as(self, host: str | HostParadigm | None = None) -> Any:
+        """Research the current text as ``host`` (default: ``.host``) into the output area."""
+        chosen = HostParadigm.parse(host) if host is not None else self.host
+        self.last_action = f"research as {chosen.value}"
+        with self._output():
+            return _research(self._text, chosen, self.store)
+
+    def compare(self) -> Any:
+        """All four hosts side by side (``fh.compare``), when this version has it."""
+        return self._composition("compare", "Compare all four", hosts=None)
+
+    def blend(self) -> Any:
+        """The blended answer (``fh.blend``), when this version has it."""
+        return self._composition("blend", "Blend", weights=self.probabilities)
+
+    def _composition(self, name: str, label: str, **options: Any) -> Any:
+        import fourhosts_jupyter as fh
+
+        self.last_action = name
+        fn = getattr(fh, name, None) if name in getattr(fh, "__all__", ()) else None
+        if fn is None:
+            message = NOT_AVAILABLE.format(what=label)
+            if self._widget is not None:
+                self.output.clear_output()
+                self.output.append_stdout(message + "\n")  # also outside a kernel
+            else:
+                print(message)
+            return message
+        with self._output():
+            from IPython.display import display
+
+            result = fn(self._text, **options)
+            display(result)
+            return result
+
+    def _output(self) -> Any:
+        import contextlib
+
+        if self._widget is None:
+            return contextlib.nullcontext()
+        self.output.clear_output()
+        return self.output
+
+    # -- widgets -----------------------------------------------------------------------------
+
+    def widget(self) -> Any:
+        if self._widget is None:
+            self._widget = self._build()
+        return self._widget
+
+    def _build(self) -> Any:
+        import ipywidgets as w
+
+        self.text_box = w.Textarea(
+            value=self._text, placeholder="Type a research question…",
+            continuous_update=True, layout=w.Layout(width="100%", height="60px"),
+        )  # fmt: skip
+        self.text_box.add_class("fh-explorer-text")
+        self.bar = w.HTML()
+        self.bar.add_class("fh-explorer-bar")
+        self.mode = w.HTML()
+        self.mode.add_class("fh-explorer-mode")
+        self.why = w.HTML()
+        self.why.add_class("fh-explorer-why")
+        self.sliders = {
+            h: w.FloatSlider(
+                value=0.25, min=0.0, max=1.0, step=0.01, readout_format=".2f",
+                description=f"{PROFILES[h].emoji} {PROFILES[h].label}",
+                style={"description_width": "110px"}, layout=w.Layout(width="340px"),
+            )  # fmt: skip
+            for h in HOSTS
+        }
+        for h, s in self.sliders.items():
+            s.add_class(f"fh-explorer-slider-{h.value}")
+            s.observe(lambda change, h=h: self._slid(h), names="value")
+        reset = w.Button(description="Reset to classifier", icon="undo",
+                         layout=w.Layout(width="auto"))
+        reset.on_click(lambda _: self.reset())
+        self.research_btn = w.Button(description="Research as …", button_style="primary")
+        self.research_btn.add_class("fh-explorer-research")
+        self.research_btn.on_click(lambda _: self.research_as())
+        compare = w.Button(description="Compare all four")
+        compare.add_class("fh-explorer-compare")
+        compare.on_click(lambda _: self.compare())
+        blend = w.Button(description="Blend")
+        blend.add_class("fh-explorer-blend")
+        blend.on_click(lambda _: self.blend())
+        self.output = w.Output()
+        self.output.add_class("fh-explorer-output")
+        self.text_box.observe(self._on_type, names="value")
+        box = w.VBox([
+            self.text_box, self.bar, self.mode,
+            w.HBox([w.VBox(list(self.sliders.values())), reset],
+                   layout=w.Layout(flex_flow="row wrap", align_items="center")),
+            self.why,
+            w.HBox([self.research_btn, compare, blend]),
+            self.output,
+        ], layout=w.Layout(width="100%"))  # fmt: skip
+        box.add_class("fh-explorer")
+        self._widget = box
+        self._sync_sliders(self.probabilities)
+        self._redraw()
+        return box
+
+    def _on_type(self, change: Any) -> None:
+        if not self._syncing:
+            self._debouncer.trigger()
+
+    def _typed(self) -> None:
+        """The debounced update: classify what the box holds now."""
+        self._text = self.text_box.value
+        self._manual = None  # an override was for the previous question
+        self._classify()
+        self._sync_sliders(self.probabilities)
+        self._redraw()
+
+    def _slid(self, host: HostParadigm) -> None:
+        if self._syncing:
+            return
+        self._manual = shares({h: s.value for h, s in self.sliders.items()})
+        self._redraw()
+
+    def _sync_sliders(self, values: dict[HostParadigm, float]) -> None:
+        self._syncing = True
+        try:
+            for h, s in self.sliders.items():
+                s.value = round(float(values.get(h, 0.0)), 2)
+        finally:
+            self._syncing = False
+
+    def _redraw(self) -> None:
+        from ..render import esc
+
+        self.bar.value = host_bar_html(self.bar_data())
+        label = "manual" if self.manual else "classifier"
+        self.mode.value = (
+            f"<span class='fh-explorer-mode-{label}' style='font-size:0.85em'>"
+            f"weights: <b>{label}</b></span>"
+        )
+        self.research_btn.description = f"Research as {PROFILES[self.host].label}"
+        self.why.value = self.explain().html() if self._classification is not None else ""
+        self.research_btn.tooltip = esc(self._text[:80])
+
+    # -- display -----------------------------------------------------------------------------
+
+    def text_view(self) -> str:
+        lines = [f"Explorer: {self._text or '(no question yet)'}"]
+        lines.append(f"weights: {'manual' if self.manual else 'classifier'}")
+        lines.append(host_bar_text(self.bar_data()))
+        return "\n".join(lines)
+
+    def __repr__(self) -> str:
+        return self.text_view()
+
+    def _repr_mimebundle_(self, include: Any = None, exclude: Any = None) -> dict[str, Any]:
+        bundle: dict[str, Any] = {}
+        try:
+            bundle.update(self.widget()._repr_mimebundle_(include=include, exclude=exclude) or {})
+        except ImportError:  # no ipywidgets: the text view still works
+            pass
+        bundle["text/plain"] = self.text_view()
+        return bundle
+
+
+def _research(question: str, host: HostParadigm, store: str | None) -> Any:
+    """Through the loaded %%research magics when there are some (their settings, live view),
+    else the module-level ``research()``."""
+    from ..errors import ConfigError
+
+    if not question.strip():
+        raise ConfigError("the explorer has no question yet: type one in the box first")
+    magics = _research_magics()
+    if magics is not None:
+        settings = magics.settings(model=None, store=store, base_url=None, api=None)
+        return magics.run(
+            question, settings=settings, paradigm=host, effort=None,
+            model=magics.model or None, live=magics.is_live(),
+        )  # fmt: skip
+    from IPython.display import display
+
+    from ..api import research
+
+    answer = research(question, store=store, paradigm=host)
+    display(answer)
+    return answer
+
+
+def _research_magics() -> Any:
+    try:
+        from IPython import get_ipython
+    except ImportError:
+        return None
+    ip = get_ipython()
+    if ip is None:
+        return None
+    return ip.magics_manager.registry.get("ResearchMagics")
+
+
+def explore(text: str = "", **options: Any) -> Explorer:
+    """``fh.explore()``: an Explorer (display it, or let it be the cell's value)."""
+    return Explorer(text, **options)
