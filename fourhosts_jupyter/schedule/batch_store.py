@@ -79,7 +79,9 @@ def kept_open(store: Store) -> Iterator[None]:
     file between runs); opening the file costs ~70 ms here (instance start, and a checkpoint
     at close), paid ~8 times per question, in series under the store's lock. While one idle
     connection stays open, DuckDB hands each new connection the same database instance:
-    ~0.7 ms (bench ``schedule``). Best effort: if it cannot open, the batch is only slower."""
+    ~0.7 ms (bench ``schedule``). Best effort: if it cannot open, the batch is only slower.
+    The price: while a batch runs, another process cannot open the store (it waits up to its
+    lock timeout, then says which process holds it), where it could slip in between two runs."""
     import duckdb
 
     with store.connect():  # migrated (and created) through the normal path first
