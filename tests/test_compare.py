@@ -201,3 +201,39 @@ def test_cli_compare_bad_host_is_one_line_and_exit_2(tmp_path):
     assert done.returncode == 2 and done.stdout == ""
     assert done.stderr.strip().splitlines() == [
         "fourhosts: error: unknown paradigm 'ford': use one of dolores, teddy, bernard, maeve"]
+
+
+def test_synthesize_asks_the_model_where_the_hosts_agree_citing_the_panels(openai_server, seeded_store):
+    def respond(req: RecordedRequest) -> Reply:
+        if req.messages[0]["content"].startswith("You compare research answers"):
+            return Reply.say("Where the hosts agree: speed [Dolores] [Teddy].", usage=(80, 10))
+        return Reply.say(f"The {host_of(req)} view [1].")
+
+    openai_server.respond_with(respond)
+    engine = Engine(Settings(base_url=openai_server.base_url, model="scripted-model", max_retries=0),
+                    store=seeded_store, tools=False)
+    final = [e for e in stream_compare(engine, QUESTION, "dolores,teddy", synthesize=True)
+             if isinstance(e, CompareFinished)]
+    c = final[0].comparison
+    assert c.synthesis == "Where the hosts agree: speed [Dolores] [Teddy]."
+    prompt = openai_server.chat_requests[-1].messages[-1]["content"]
+    assert "[Dolores]\nThe dolores view [1]." in prompt and "[Teddy]\nThe teddy view [1]." in prompt
+    assert c.notes == ["synthesis: 90 tokens"]
+    html = GridState.from_comparison(c).to_html()
+    assert "Where the hosts agree / disagree" in html and "class=\"fh-compare-synthesis\"" in html
+
+
+def test_synthesize_offline_says_it_needs_a_model(offline_grid):
+    import asyncio
+
+    from fourhosts_jupyter.comparison import _synthesize
+
+    c = offline_grid.view.state.comparison
+    engine = Engine(Settings(provider="offline"), store=offline_grid.store)
+    before = list(c.notes)
+    try:
+        asyncio.run(_synthesize(engine, c, {}))
+        assert c.synthesis == "" and c.notes[len(before):] == [
+            "--synthesize needs a model: offline, the terms each host stressed stand in for it"]
+    finally:
+        c.notes[:] = before  # the fixture's comparison is shared by this file's tests
