@@ -23,6 +23,7 @@ from fourhosts_jupyter.errors import (
     FetchTooLarge,
     NetworkUnavailable,
     UnsupportedContent,
+    WebError,
 )
 from fourhosts_jupyter.tools import fetch as fetch_mod
 from fourhosts_jupyter.tools.fetch import READABLE_TYPES, USER_AGENT, FetchLimits, address_problem, fetch
@@ -176,6 +177,42 @@ def test_the_checked_address_is_pinned_and_the_name_kept(site, offline_network):
     seen = site.requests[-1]
     assert seen.headers["host"] == f"rebind.test:{site.port}"
     assert seen.headers["user-agent"] == USER_AGENT
+
+
+def _certificate(tmp_path, name):
+    from system_packages import require
+
+    openssl = require("openssl")
+    cert, key = tmp_path / f"{name}.pem", tmp_path / f"{name}.key"
+    subprocess.run([openssl, "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", str(key), "-out",
+                    str(cert), "-days", "1", "-subj", f"/CN={name}", "-addext", f"subjectAltName=DNS:{name}"],
+                   check=True, capture_output=True)
+    return cert, key
+
+
+@pytest.mark.parametrize("cert_name, ok", [("pages.test", True), ("other.test", False)])
+def test_https_to_the_pinned_address_keeps_sni_and_verifies_the_name(tmp_path, cert_name, ok):
+    """The connection goes to the checked IP, yet TLS sends the name (SNI) and the certificate
+    is verified for the name, not the IP."""
+    import ssl
+
+    cert, key = _certificate(tmp_path, cert_name)
+    server_ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    server_ctx.load_cert_chain(cert, key)
+    sni: list[str] = []
+    server_ctx.sni_callback = lambda sock, name, ctx: sni.append(name)
+    client_ctx = ssl.create_default_context(cafile=str(cert))
+    with WebServer({"/news": Route(body=NEWS_HTML.encode(), headers={"Content-Type": "text/html"})},
+                   tls=server_ctx) as server:
+        url = f"https://pages.test:{server.port}/news"  # the test resolver maps pages.test → 127.0.0.1
+        if ok:
+            got = fetch(url, allow_private=True, verify=client_ctx)
+            assert got.status == 200 and got.address == "127.0.0.1" and b"Hoboken" in got.body
+            assert server.requests[-1].headers["host"] == f"pages.test:{server.port}"
+        else:
+            with pytest.raises(WebError, match="CERTIFICATE_VERIFY_FAILED|certificate|hostname"):
+                fetch(url, allow_private=True, verify=client_ctx)
+    assert sni and set(sni) == {"pages.test"}
 
 
 # -- size and time bounds --------------------------------------------------------------------
