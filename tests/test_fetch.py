@@ -53,8 +53,8 @@ def site():
         "/loop": Route(302, headers={"Location": "/loop"}),
         "/huge": Route(body=b"<p>" + b"x" * 65_536 + b"</p>", headers={"Content-Type": "text/html"}, chunks=64),
         "/declared-huge": Route(body=b"y" * 2_000_000, headers={"Content-Type": "text/html"}),
-        "/slow": Route(body=b"<html>late</html>", headers={"Content-Type": "text/html"}, delay=3.0),
-        "/drip": Route(body=b"<p>drop</p>" * 100, headers={"Content-Type": "text/html"}, chunks=30, drip=0.2),
+        "/slow": Route(body=b"<html>late</html>", headers={"Content-Type": "text/html"}, delay=12.0),
+        "/drip": Route(body=b"<p>drop</p>" * 100, headers={"Content-Type": "text/html"}, chunks=60, drip=0.2),
         "/binary": Route(body=BINARY, headers={"Content-Type": "application/octet-stream"}),
         "/image": Route(body=BINARY, headers={"Content-Type": "image/png"}),
     }) as server:
@@ -231,14 +231,14 @@ def test_a_slow_page_times_out_within_the_bound(site):
     t0 = time.monotonic()
     with pytest.raises(FetchTimeout, match="did not answer within 1 s"):
         fetch(f"{site.url}/slow", allow_private=True, limits=FetchLimits(total_timeout=1.0))
-    assert time.monotonic() - t0 < 2.5
+    assert time.monotonic() - t0 < 6  # cut off long before the server's 12 s (a loaded machine is slow)
 
 
 def test_a_dripping_page_is_bounded_by_the_total_time(site):
     t0 = time.monotonic()
     with pytest.raises(FetchTimeout, match="took longer than 1 s"):
         fetch(f"{site.url}/drip", allow_private=True, limits=FetchLimits(total_timeout=1.0))
-    assert time.monotonic() - t0 < 2.5
+    assert time.monotonic() - t0 < 6  # the whole page would take 12 s
 
 
 def test_binary_types_are_refused_from_the_headers(site):
@@ -263,6 +263,7 @@ def test_address_rules():
 
 NO_NETWORK_SCRIPT = r"""
 import json, time
+import ddgs, httpx  # imported before the clock starts: only the failing call is timed
 from fourhosts_jupyter.errors import WebError
 from fourhosts_jupyter.tools.fetch import fetch
 from fourhosts_jupyter.tools.web import search_web
@@ -296,6 +297,6 @@ def test_with_no_network_the_tools_fail_fast_with_a_structured_error():
                           capture_output=True, text=True, timeout=120)
     assert done.returncode == 0, done.stderr[-2000:]
     out = json.loads(done.stdout.strip().splitlines()[-1])
-    assert out["fetch"][0] == "network_unavailable" and out["fetch"][1] < 2.0, out
+    assert out["fetch"][0] == "network_unavailable" and out["fetch"][1] < 5.0, out
     assert "answer from memory" in out["fetch"][2]
     assert out["search"][0] == "network_unavailable" and out["search"][1] < 15.0, out
