@@ -23,6 +23,7 @@ from fourhosts_jupyter.errors import (
     FetchTooLarge,
     NetworkUnavailable,
     UnsupportedContent,
+    WebError,
 )
 from fourhosts_jupyter.tools import fetch as fetch_mod
 from fourhosts_jupyter.tools.fetch import READABLE_TYPES, USER_AGENT, FetchLimits, address_problem, fetch
@@ -52,8 +53,8 @@ def site():
         "/loop": Route(302, headers={"Location": "/loop"}),
         "/huge": Route(body=b"<p>" + b"x" * 65_536 + b"</p>", headers={"Content-Type": "text/html"}, chunks=64),
         "/declared-huge": Route(body=b"y" * 2_000_000, headers={"Content-Type": "text/html"}),
-        "/slow": Route(body=b"<html>late</html>", headers={"Content-Type": "text/html"}, delay=3.0),
-        "/drip": Route(body=b"<p>drop</p>" * 100, headers={"Content-Type": "text/html"}, chunks=30, drip=0.2),
+        "/slow": Route(body=b"<html>late</html>", headers={"Content-Type": "text/html"}, delay=12.0),
+        "/drip": Route(body=b"<p>drop</p>" * 100, headers={"Content-Type": "text/html"}, chunks=60, drip=0.2),
         "/binary": Route(body=BINARY, headers={"Content-Type": "application/octet-stream"}),
         "/image": Route(body=BINARY, headers={"Content-Type": "image/png"}),
     }) as server:
@@ -178,6 +179,42 @@ def test_the_checked_address_is_pinned_and_the_name_kept(site, offline_network):
     assert seen.headers["user-agent"] == USER_AGENT
 
 
+def _certificate(tmp_path, name):
+    from system_packages import require
+
+    openssl = require("openssl")
+    cert, key = tmp_path / f"{name}.pem", tmp_path / f"{name}.key"
+    subprocess.run([openssl, "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", str(key), "-out",
+                    str(cert), "-days", "1", "-subj", f"/CN={name}", "-addext", f"subjectAltName=DNS:{name}"],
+                   check=True, capture_output=True)
+    return cert, key
+
+
+@pytest.mark.parametrize("cert_name, ok", [("pages.test", True), ("other.test", False)])
+def test_https_to_the_pinned_address_keeps_sni_and_verifies_the_name(tmp_path, cert_name, ok):
+    """The connection goes to the checked IP, yet TLS sends the name (SNI) and the certificate
+    is verified for the name, not the IP."""
+    import ssl
+
+    cert, key = _certificate(tmp_path, cert_name)
+    server_ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    server_ctx.load_cert_chain(cert, key)
+    sni: list[str] = []
+    server_ctx.sni_callback = lambda sock, name, ctx: sni.append(name)
+    client_ctx = ssl.create_default_context(cafile=str(cert))
+    with WebServer({"/news": Route(body=NEWS_HTML.encode(), headers={"Content-Type": "text/html"})},
+                   tls=server_ctx) as server:
+        url = f"https://pages.test:{server.port}/news"  # the test resolver maps pages.test → 127.0.0.1
+        if ok:
+            got = fetch(url, allow_private=True, verify=client_ctx)
+            assert got.status == 200 and got.address == "127.0.0.1" and b"Hoboken" in got.body
+            assert server.requests[-1].headers["host"] == f"pages.test:{server.port}"
+        else:
+            with pytest.raises(WebError, match="CERTIFICATE_VERIFY_FAILED|certificate|hostname"):
+                fetch(url, allow_private=True, verify=client_ctx)
+    assert sni and set(sni) == {"pages.test"}
+
+
 # -- size and time bounds --------------------------------------------------------------------
 
 
@@ -194,14 +231,14 @@ def test_a_slow_page_times_out_within_the_bound(site):
     t0 = time.monotonic()
     with pytest.raises(FetchTimeout, match="did not answer within 1 s"):
         fetch(f"{site.url}/slow", allow_private=True, limits=FetchLimits(total_timeout=1.0))
-    assert time.monotonic() - t0 < 2.5
+    assert time.monotonic() - t0 < 6  # cut off long before the server's 12 s (a loaded machine is slow)
 
 
 def test_a_dripping_page_is_bounded_by_the_total_time(site):
     t0 = time.monotonic()
     with pytest.raises(FetchTimeout, match="took longer than 1 s"):
         fetch(f"{site.url}/drip", allow_private=True, limits=FetchLimits(total_timeout=1.0))
-    assert time.monotonic() - t0 < 2.5
+    assert time.monotonic() - t0 < 6  # the whole page would take 12 s
 
 
 def test_binary_types_are_refused_from_the_headers(site):
@@ -226,6 +263,7 @@ def test_address_rules():
 
 NO_NETWORK_SCRIPT = r"""
 import json, time
+import ddgs, httpx  # imported before the clock starts: only the failing call is timed
 from fourhosts_jupyter.errors import WebError
 from fourhosts_jupyter.tools.fetch import fetch
 from fourhosts_jupyter.tools.web import search_web
@@ -259,6 +297,6 @@ def test_with_no_network_the_tools_fail_fast_with_a_structured_error():
                           capture_output=True, text=True, timeout=120)
     assert done.returncode == 0, done.stderr[-2000:]
     out = json.loads(done.stdout.strip().splitlines()[-1])
-    assert out["fetch"][0] == "network_unavailable" and out["fetch"][1] < 2.0, out
+    assert out["fetch"][0] == "network_unavailable" and out["fetch"][1] < 5.0, out
     assert "answer from memory" in out["fetch"][2]
     assert out["search"][0] == "network_unavailable" and out["search"][1] < 15.0, out

@@ -26,6 +26,7 @@ import ipaddress
 import os
 import re
 import socket
+import ssl
 import time
 import urllib.parse
 from dataclasses import dataclass, field
@@ -170,9 +171,10 @@ def fetch(
     allow_private: bool | None = None,
     resolver: Resolver = resolve,
     headers: dict[str, str] | None = None,
+    verify: ssl.SSLContext | bool = True,
 ) -> Fetched:
     """GET ``url`` under the guard (see the module doc). ``allowed_types`` refuses other media
-    types from the headers, before the body is read."""
+    types from the headers, before the body is read; ``verify`` is httpx's (an intranet CA)."""
     import httpx
 
     limits = limits or FetchLimits()
@@ -181,7 +183,7 @@ def fetch(
     deadline = t0 + limits.total_timeout
     redirects: list[str] = []
     current = url
-    with httpx.Client(follow_redirects=False, trust_env=False, http2=False) as client:
+    with httpx.Client(follow_redirects=False, trust_env=False, verify=verify) as client:
         while True:
             parts, addresses = check_url(current, allow_private=allow, resolver=resolver)
             response, address = _open(client, parts, addresses, limits, deadline, headers)
