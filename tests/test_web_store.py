@@ -163,3 +163,16 @@ def test_bad_input_is_refused_with_a_clear_line(store):
     with pytest.raises(ConfigError, match="has no text"):
         remember_page(store, WebDocument(url="https://a.example/", text="  "), namespace="bernard")
     assert canonical_url("HTTPS://A.Example") == "https://a.example/"
+
+
+def test_write_memories_embeds_a_batch_and_skips_what_is_stored(store):
+    from fourhosts_jupyter.context.write import write_memories
+
+    texts = ["Daylighting removes parking near crosswalks.", "Curb extensions shorten crossings."]
+    first = write_memories(store, texts, namespace="teddy", density=90, source="web")
+    again = write_memories(store, texts + ["Leading pedestrian intervals start the walk early."],
+                           namespace="teddy", density=90, source="web")
+    assert len(first) == 2 and len(again) == 1
+    assert store.count_memories() == 3
+    with pytest.raises(ConfigError, match="the memory content is empty"):
+        write_memories(store, ["ok", " "], namespace="teddy")

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import datetime as dt
 import re
-from typing import Any
+from typing import Any, Sequence
 
 from collections import Counter
 
@@ -77,31 +77,55 @@ def write_memory(
     importance: float | None = None,
 ) -> str | None:
     """Store one entry in ``namespace`` with its type and lifetime from the brief (§3.1)."""
+    ids = write_memories(store, [content], namespace=namespace, key=key, density=density,
+                         source=source, title=title, metadata=[metadata or {}], embedder=embedder,
+                         importance=importance)
+    return ids[0] if ids else None
+
+
+def write_memories(
+    store: Store,
+    contents: Sequence[str],
+    *,
+    namespace: str | HostParadigm,
+    key: str = "",
+    density: float = 50,
+    source: str = "run",
+    title: str = "",
+    metadata: Sequence[dict[str, Any]] | None = None,
+    embedder: Embedder | None = None,
+    importance: float | None = None,
+) -> list[str]:
+    """:func:`write_memory` for several entries (the passages of one page): embedded in one
+    batch, inserted in one transaction. Returns the ids inserted (already-stored text is
+    skipped)."""
     ns = check_namespace(namespace)
-    if not content or not content.strip():
+    if not contents or any(not c or not c.strip() for c in contents):
         raise ConfigError("nothing to write: the memory content is empty")
+    metas = list(metadata) if metadata is not None else [{} for _ in contents]
     embedder = embedder or get_embedder()
     ttl = lifetime(density)
-    meta = dict(metadata or {})
-    meta.setdefault("key", f"{ns}:{key}" if key else ns)
-    meta.setdefault("density", density)
-    meta.setdefault("keywords", keywords(f"{title}\n{content}"))
-    record = MemoryRecord(
-        id=new_id("m_"),
-        namespace=ns,
-        memory_type=memory_type(key, content),
-        content=content,
-        source=source,
-        title=title,
-        metadata=meta,
-        importance=importance if importance is not None else min(1.0, density / 100),
-        expires_at=utcnow() + ttl if ttl else None,
-    )
-    vec = embedder.embed([embed_text(title, content)])
+    records = []
+    for content, extra in zip(contents, metas):
+        meta = dict(extra or {})
+        meta.setdefault("key", f"{ns}:{key}" if key else ns)
+        meta.setdefault("density", density)
+        meta.setdefault("keywords", keywords(f"{title}\n{content}"))
+        records.append(MemoryRecord(
+            id=new_id("m_"),
+            namespace=ns,
+            memory_type=memory_type(key, content),
+            content=content,
+            source=source,
+            title=title,
+            metadata=meta,
+            importance=importance if importance is not None else min(1.0, density / 100),
+            expires_at=utcnow() + ttl if ttl else None,
+        ))
+    vec = embedder.embed([embed_text(title, c) for c in contents])
     with store.hold():  # one connection for the purge and the insert
         store.purge_expired()
-        ids = store.add_memories([record], vec, model=embedder.name)
-    return ids[0] if ids else None
+        return store.add_memories(records, vec, model=embedder.name)
 
 
 def remember(

@@ -15,8 +15,8 @@ CONTRACT (used by tools/web.py and tools/papers.py):
     remember_paper(store, url=..., title=..., text=abstract, namespace=..., published=...,
                    authors=[...], metadata={...}) -> list[str]
 
-Write-back goes through the write layer (``context.write.write_memory``), one passage at a time
-as ingestion chunks them, long-term (density 90), in the host's namespace, with ``metadata.url``
+Write-back goes through the write layer (``context.write.write_memories``: the passages as
+ingestion chunks them, embedded in one batch), long-term (density 90), in the host's namespace, with ``metadata.url``
 (which the retriever shows as the passage's origin), ``fetched_at`` and ``published``. A URL is
 stored once per namespace: reading the same page again keeps its passages when the text is
 unchanged and replaces them when it changed. The next question finds the page offline, through
@@ -164,7 +164,7 @@ class WebDocument:
 def remember_page(store: Store, page: WebDocument, *, namespace: str,
                   embedder: Embedder | None = None) -> list[str]:
     """Write ``page`` to memory (see the module doc); the ids of its passages."""
-    from ..context.write import check_namespace, write_memory
+    from ..context.write import check_namespace, write_memories
     from ..memory.ingest import chunk
     from ..memory.store import content_hash
 
@@ -189,22 +189,17 @@ def remember_page(store: Store, page: WebDocument, *, namespace: str,
         "site": page.site or urllib.parse.urlsplit(url).hostname or "",
         "author": page.author,
     }
-    ids: list[str] = []
-    for i, passage in enumerate(passages):
-        mid = write_memory(
-            store,
-            passage,
-            namespace=ns,
-            key=page.kind,
-            density=WRITE_DENSITY,
-            source="web" if page.kind == "web_page" else page.kind,
-            title=page.title or url,
-            metadata={**base, "passage": i, "passages": len(passages)},
-            embedder=embedder,
-        )
-        if mid is not None:
-            ids.append(mid)
-    return ids
+    return write_memories(
+        store,
+        passages,
+        namespace=ns,
+        key=page.kind,
+        density=WRITE_DENSITY,
+        source="web" if page.kind == "web_page" else page.kind,
+        title=page.title or url,
+        metadata=[{**base, "passage": i, "passages": len(passages)} for i in range(len(passages))],
+        embedder=embedder,
+    )
 
 
 def remember_paper(store: Store, *, url: str, title: str, text: str, namespace: str,
