@@ -16,7 +16,7 @@ import threading
 import time
 from typing import Any, Callable
 
-from ..classifier import Classification, classify, decide
+from ..classifier import DEFAULT_HOST, Classification, classify, decide
 from ..explanation import Explanation, explain
 from ..paradigms import HOSTS, PROFILES, HostParadigm
 from ..render import BarData, host_bar_html, host_bar_text, shares
@@ -125,7 +125,7 @@ class Explorer:
         if self._manual is not None:
             return decide(self._manual)[0][0]
         if self._classification is None:
-            return HOSTS[2]
+            return DEFAULT_HOST
         return self._classification.primary
 
     def explain(self) -> Explanation:
@@ -310,8 +310,6 @@ class Explorer:
             self._syncing = False
 
     def _redraw(self) -> None:
-        from ..render import esc
-
         self.bar.value = host_bar_html(self.bar_data())
         label = "manual" if self.manual else "classifier"
         self.mode.value = (
@@ -320,7 +318,7 @@ class Explorer:
         )
         self.research_btn.description = f"Research as {PROFILES[self.host].label}"
         self.why.value = self.explain().html() if self._classification is not None else ""
-        self.research_btn.tooltip = esc(self._text[:80])
+        self.research_btn.tooltip = self._text[:80]  # a DOM title: set as text, never parsed
 
     # -- display -----------------------------------------------------------------------------
 
