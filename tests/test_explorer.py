@@ -40,7 +40,8 @@ def test_text_is_settable_and_probabilities_are_the_classifiers(local):
     assert ex.classification is None and "(no question yet)" in repr(ex)
     ex.text = TWO
     expected = classify(TWO, embedder=local).probabilities
-    assert ex.probabilities == expected
+    # the explorer classifies with one BLAS thread: sums may differ in the last float32 bits
+    assert ex.probabilities == pytest.approx(expected, abs=1e-6)
     assert {h for h, p in ex.probabilities.items() if p >= 0.3} == {D, T}
     text = ex._repr_mimebundle_()["text/plain"]
     assert TWO in text and "weights: classifier" in text and "Hosts [" in text
@@ -93,7 +94,9 @@ def test_override_is_renormalised_shown_as_manual_and_reset(local):
         ex.override(nobody=1)
     ex.override(bernard=1)
     ex.text = ANALYSIS  # a new question drops the override
-    assert not ex.manual and ex.probabilities == classify(ANALYSIS, embedder=local).probabilities
+    assert not ex.manual
+    fresh = classify(ANALYSIS, embedder=local).probabilities
+    assert ex.probabilities == pytest.approx(fresh, abs=1e-6)
 
 
 def test_explain_without_a_question_is_a_clear_error():
