@@ -40,7 +40,8 @@ def test_text_is_settable_and_probabilities_are_the_classifiers(local):
     assert ex.classification is None and "(no question yet)" in repr(ex)
     ex.text = TWO
     expected = classify(TWO, embedder=local).probabilities
-    assert ex.probabilities == expected
+    # the explorer classifies with one BLAS thread: sums may differ in the last float32 bits
+    assert ex.probabilities == pytest.approx(expected, abs=1e-6)
     assert {h for h, p in ex.probabilities.items() if p >= 0.3} == {D, T}
     text = ex._repr_mimebundle_()["text/plain"]
     assert TWO in text and "weights: classifier" in text and "Hosts [" in text
@@ -93,7 +94,9 @@ def test_override_is_renormalised_shown_as_manual_and_reset(local):
         ex.override(nobody=1)
     ex.override(bernard=1)
     ex.text = ANALYSIS  # a new question drops the override
-    assert not ex.manual and ex.probabilities == classify(ANALYSIS, embedder=local).probabilities
+    assert not ex.manual
+    fresh = classify(ANALYSIS, embedder=local).probabilities
+    assert ex.probabilities == pytest.approx(fresh, abs=1e-6)
 
 
 def test_explain_without_a_question_is_a_clear_error():
@@ -169,3 +172,28 @@ def test_research_explore_line_magic(local, tmp_path, monkeypatch):
     assert ex.classification.primary is B
     assert isinstance(fh.explore(), fh.Explorer)
     assert np.isclose(sum(ex.probabilities.values()), 1)
+
+
+class _BlasThreadsSeen:
+    """The real local embedder, noting how many BLAS threads each embedding call may use."""
+
+    def __init__(self, inner) -> None:  # noqa: ANN001
+        self.inner, self.name, self.seen = inner, inner.name, []
+
+    def embed(self, texts):  # noqa: ANN001, ANN201
+        from threadpoolctl import threadpool_info
+
+        blas = [i["num_threads"] for i in threadpool_info() if i["user_api"] == "blas"]
+        self.seen.append(max(blas, default=1))
+        return self.inner.embed(texts)
+
+
+def test_an_update_embeds_with_one_blas_thread(local):
+    # With one BLAS thread per core the encoder's threads spun on a busy machine: p95 2.5 s per
+    # update (bench explorer); limited to one for the update, 149 ms on the same busy machine.
+    from threadpoolctl import threadpool_limits
+
+    spy = _BlasThreadsSeen(local)
+    with threadpool_limits(limits=2, user_api="blas"):  # as on a 2-core kernel
+        Explorer("How do we cut waiting lists at the clinic this month without harm?", embedder=spy)
+    assert spy.seen and set(spy.seen) == {1}
