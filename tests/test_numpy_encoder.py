@@ -36,3 +36,17 @@ def test_a_question_is_embedded_without_importing_torch():
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
     assert out.returncode == 0, out.stderr
     assert out.stdout.strip() == "(1, 384) False False"
+
+
+def test_a_passage_goes_to_torch_not_the_numpy_forward():
+    # The NumPy pass is for questions: on a passage it is ~30x slower than torch (a page's
+    # write-back took 43 s of 44 there), so a long text loads the model instead.
+    code = (
+        "import sys\nfrom fourhosts_jupyter.memory.embeddings import LocalEmbedder\n"
+        "e = LocalEmbedder()\n"
+        "v = e.embed(['Road deaths fell after the city lowered speed limits on arterial roads. ' * 6])\n"
+        "print(v.shape, 'torch' in sys.modules, e._numpy is None)\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip() == "(1, 384) True True"
