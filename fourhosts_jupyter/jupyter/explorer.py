@@ -23,7 +23,6 @@ from ..render import BarData, host_bar_html, host_bar_text, shares
 
 DEBOUNCE_S = 0.25  # typing pause before the bar updates
 MANUAL_REASON = "manual: weights set by hand (renormalised)"
-NOT_AVAILABLE = "{what} is not available in this version of fourhosts-jupyter"
 
 
 class Debouncer:
@@ -188,32 +187,27 @@ class Explorer:
             return _research(self._text, chosen, self.store)
 
     def compare(self) -> Any:
-        """All four hosts side by side (``fh.compare``), when this version has it."""
-        return self._composition("compare", "Compare all four", hosts=None)
+        """All four hosts side by side (``fh.compare``) into the output area."""
+        from ..api import compare
+
+        self.last_action = "compare"
+        with self._output():
+            return _shown(compare(self._text, hosts=None, store=self.store))
 
     def blend(self) -> Any:
-        """The blended answer (``fh.blend``), when this version has it."""
-        return self._composition("blend", "Blend", weights=self.probabilities)
+        """The blended answer (``fh.blend``) into the output area, over the manual weights when
+        they are set (so the sliders choose which hosts blend and how much each counts)."""
+        from dataclasses import replace
 
-    def _composition(self, name: str, label: str, **options: Any) -> Any:
-        import fourhosts_jupyter as fh
+        from ..api import blend
 
-        self.last_action = name
-        fn = getattr(fh, name, None) if name in getattr(fh, "__all__", ()) else None
-        if fn is None:
-            message = NOT_AVAILABLE.format(what=label)
-            if self._widget is not None:
-                self.output.clear_output()
-                self.output.append_stdout(message + "\n")  # also outside a kernel
-            else:
-                print(message)
-            return message
+        self.last_action = "blend"
+        c = self._classification
+        if c is not None and self._manual is not None:
+            ranked = tuple(sorted(HOSTS, key=lambda h: (-self._manual[h], HOSTS.index(h))))
+            c = replace(c, probabilities=dict(self._manual), ranked=ranked, reason=MANUAL_REASON)
         with self._output():
-            from IPython.display import display
-
-            result = fn(self._text, **options)
-            display(result)
-            return result
+            return _shown(blend(self._text, store=self.store, classification=c))
 
     def _output(self) -> Any:
         import contextlib
@@ -394,3 +388,10 @@ def _research_magics() -> Any:
 def explore(text: str = "", **options: Any) -> Explorer:
     """``fh.explore()``: an Explorer (display it, or let it be the cell's value)."""
     return Explorer(text, **options)
+
+
+def _shown(result: Any) -> Any:
+    from IPython.display import display
+
+    display(result)
+    return result
