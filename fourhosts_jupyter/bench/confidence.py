@@ -8,6 +8,10 @@ offline answers: one over its relevant passages, one over as many irrelevant pas
 ``hard`` (the most similar irrelevant ones) and ``random``. Prints the AUC of the confidence
 (quality/auc.py) and the mean confidence of each side; the baseline is the same checks without
 the embedding relevance part (lexical evidence only). Deterministic: one pass is the measurement.
+
+Measured 2026-11-30 (MiniLM, float32): AUC labelled hard 0.902 (lexical only 0.866), random
+0.977 (0.973); held-out hard 0.944 (0.886), random 1.000 (0.999). Mean confidence over relevant
+vs irrelevant sources: labelled 0.71 vs 0.36 (hard) / 0.04 (random); held-out 0.68 vs 0.33 / 0.003.
 """
 
 from __future__ import annotations
