@@ -8,6 +8,10 @@ offline answers: one over its relevant passages, one over as many irrelevant pas
 ``hard`` (the most similar irrelevant ones) and ``random``. Prints the AUC of the confidence
 (quality/auc.py) and the mean confidence of each side; the baseline is the same checks without
 the embedding relevance part (lexical evidence only). Deterministic: one pass is the measurement.
+
+Measured 2026-11-30 (MiniLM, float32): AUC labelled hard 0.902 (lexical only 0.866), random
+0.977 (0.973); held-out hard 0.944 (0.886), random 1.000 (0.999). Mean confidence over relevant
+vs irrelevant sources: labelled 0.71 vs 0.36 (hard) / 0.04 (random); held-out 0.68 vs 0.33 / 0.003.
 """
 
 from __future__ import annotations
@@ -35,21 +39,27 @@ def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(prog="python -m fourhosts_jupyter.bench confidence")
     ap.add_argument("--limit", type=int, default=None, help="first N queries of each set")
     ap.add_argument("--no-relevance", action="store_true", help="skip the lexical-only baseline")
+    ap.add_argument("--set", choices=("labelled", "held-out"), help="only this set")
     args = ap.parse_args(argv)
 
     from ..memory.embeddings import get_embedder
-    from ..quality.auc import confidence_auc
+    from ..quality.auc import confidence_auc, labelled_answers
 
     embedder = get_embedder()
     print(f"embedder {embedder.name}")
     print(f"{'set':10} {'negatives':9} {'checks':22} {'AUC':>6} {'mean rel':>9} {'mean irr':>9} {'s':>6}")
     for name, corpus, queries in _sets(args.limit):
+        if args.set and name != args.set:
+            continue
         for negatives in ("hard", "random"):
+            t = time.perf_counter()
+            answers = labelled_answers(corpus, queries, embedder=embedder, negatives=negatives)
+            print(f"{name:10} {negatives:9} {len(answers)} answers composed in {time.perf_counter() - t:.1f} s")
             variants = [("with relevance", True)] + ([] if args.no_relevance else [("lexical only (base)", False)])
             aucs = []
             for label, rel in variants:
                 t = time.perf_counter()
-                r = confidence_auc(corpus, queries, embedder=embedder, negatives=negatives, use_relevance=rel)
+                r = confidence_auc(answers, embedder=embedder if rel else None, negatives=negatives)
                 aucs.append(r.auc)
                 print(f"{name:10} {negatives:9} {label:22} {r.auc:6.3f} {r.mean_relevant:9.3f} "
                       f"{r.mean_irrelevant:9.3f} {time.perf_counter() - t:6.1f}", flush=True)

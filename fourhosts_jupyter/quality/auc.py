@@ -49,35 +49,41 @@ class ConfidenceAUC:
         return sum(xs) / len(xs)
 
 
-def confidence_auc(
+@dataclass(frozen=True)
+class Composed:
+    query_id: str
+    relevant: bool
+    question: str
+    text: str
+    sources: tuple[Source, ...]
+
+
+def labelled_answers(
     corpus: Sequence[dict[str, Any]], queries: Sequence[dict[str, Any]], *, embedder: Any,
-    negatives: str = "hard", seed: int = 13, use_relevance: bool = True,
-) -> ConfidenceAUC:
-    """Compose and evaluate two answers per query (see the module docstring)."""
+    negatives: str = "hard", seed: int = 13,
+) -> list[Composed]:
+    """Two offline answers per labelled query (see the module docstring)."""
     import numpy as np
 
     from ..classifier import classify
     from ..llm.base import ModelRequest
     from ..llm.offline import OfflineProvider
-    from .checks import evaluate_offline
 
     docs = {d["_id"]: d for d in corpus}
     ids = list(docs)
     doc_vecs = embedder.embed([f"{docs[i].get('title', '')}\n{docs[i]['text']}" for i in ids])
     engine = OfflineProvider(embedder)
     rng = random.Random(seed)
-    scored: list[Scored] = []
+    out: list[Composed] = []
     for q in queries:
-        relevant = [r for r in (q["relevant"] if isinstance(q["relevant"], list) else list(q["relevant"])) if r in docs]
+        relevant = [r for r in q["relevant"] if r in docs]  # a list of ids, or {id: grade}
         if not relevant:
             continue
-        others = [i for i in ids if i not in relevant]
         if negatives == "hard":
             sims = doc_vecs @ embedder.embed([q["text"]])[0]
-            order = [ids[j] for j in np.argsort(-sims)]
-            wrong = [i for i in order if i not in relevant][: len(relevant)]
+            wrong = [ids[j] for j in np.argsort(-sims) if ids[j] not in relevant][: len(relevant)]
         else:
-            wrong = rng.sample(others, len(relevant))
+            wrong = rng.sample([i for i in ids if i not in relevant], len(relevant))
         c = classify(q["text"], embedder=embedder)
         for is_relevant, chosen in ((True, relevant), (False, wrong)):
             sources = tuple(
@@ -85,8 +91,19 @@ def confidence_auc(
                 for k, i in enumerate(chosen, 1)
             )
             text = engine.compose(ModelRequest(messages=[], question=q["text"], classification=c, sources=sources))
-            ev = evaluate_offline(q["text"], text, sources, embedder=embedder if use_relevance else None)
-            scored.append(Scored(q["_id"], is_relevant, ev.confidence, ev.parts()))
+            out.append(Composed(q["_id"], is_relevant, q["text"], text, sources))
+    return out
+
+
+def confidence_auc(answers: Sequence[Composed], *, embedder: Any = None, negatives: str = "hard") -> ConfidenceAUC:
+    """Evaluate each answer offline (with the embedding relevance part when ``embedder`` is
+    given) and take the AUC of its confidence, relevant-source answers as the positives."""
+    from .checks import evaluate_offline
+
+    scored = []
+    for a in answers:
+        ev = evaluate_offline(a.question, a.text, a.sources, embedder=embedder)
+        scored.append(Scored(a.query_id, a.relevant, ev.confidence, ev.parts()))
     pos = [s.confidence for s in scored if s.relevant]
     neg = [s.confidence for s in scored if not s.relevant]
     return ConfidenceAUC(negatives, auc(pos, neg), tuple(scored))

@@ -9,7 +9,6 @@ the caller falls back to the offline checks and says so.
 
 from __future__ import annotations
 
-import json
 from dataclasses import replace
 from typing import Any, Literal, Sequence
 
@@ -100,7 +99,3 @@ async def collect(provider: Any, messages: list[dict[str, Any]], *, question: st
         elif isinstance(ev, ProviderUsage):
             usage = usage + ev.usage
     return "".join(parts), usage
-
-
-def dumps(j: Judgement) -> str:
-    return json.dumps(j.model_dump())

@@ -8,7 +8,7 @@ in a notebook, or from the environment (``FOURHOSTS_EVALUATION=0`` turns the who
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 # The brief's self-healing triggers, any one of which starts a healing round.
 TRIGGERS = ("needs_improvement", "low_confidence", "too_short", "no_sources", "low_metric")
@@ -26,7 +26,6 @@ class QualityPolicy:
     collaboration: bool = True
     collaborate_priorities: tuple[str, ...] = ("high",)  # brief: only high-priority requests run
     extra_k: int = 4  # sources a healing round may add
-    notes: tuple[str, ...] = field(default=())
 
     def __post_init__(self) -> None:
         from ..errors import ConfigError
