@@ -21,10 +21,7 @@ import test_browser_ui
 lab = test_browser_ui.lab  # the JupyterLab + chromium + playwright fixture, shared
 
 ROOT = Path(__file__).resolve().parents[1]
-# The notebook under test; the lead switches it to "04-paradigms.ipynb" once 04b is spliced in.
-NOTEBOOK = "04b-explorer.ipynb"
-# The compare grid check needs `%%research --compare` (branch hcompare): flip after merging it.
-COMPARE_GRID_READY = False
+NOTEBOOK = "04-paradigms.ipynb"
 COMPARE_CELL = "%%research --compare\nHow should a mid-size city cut traffic deaths in half?"
 NEW_QUESTION = "Why do some cities attract tech firms? Explain the evidence and the causes."
 # Console noise that is not ours: the lab asks for optional resources we do not serve.
@@ -132,8 +129,7 @@ def test_paradigms_notebook_in_jupyterlab(lab, tmp_path):
             assert "Bernard" in button.inner_text()
             page.screenshot(path=str(shots / "explorer-after-typing.png"))
 
-            if COMPARE_GRID_READY:
-                _check_compare_grid(page, shots)
+            _check_compare_grid(page, shots)
         finally:
             browser.close()
 
