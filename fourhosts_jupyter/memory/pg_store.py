@@ -234,13 +234,14 @@ class PgStore:
         metadata = _dump_metadata(records)
         con.execute(
             "CREATE TEMP TABLE IF NOT EXISTS _mem_in (id TEXT, namespace TEXT, memory_type TEXT, "
-            "content TEXT, metadata JSONB, importance FLOAT8, source TEXT, document_id TEXT, "
+            "content TEXT, metadata TEXT, importance FLOAT8, source TEXT, document_id TEXT, "
             "title TEXT, content_hash TEXT, embedding vector, model TEXT, created_at TIMESTAMP, "
             "expires_at TIMESTAMP) ON COMMIT DELETE ROWS"
         )
         cols = ", ".join(_MEM_COLS)
         with con.cursor().copy(f"COPY _mem_in ({cols}) FROM STDIN WITH (FORMAT BINARY)") as copy:
-            copy.set_types(["text", "text", "text", "text", "jsonb", "float8", "text", "text",
+            # metadata goes as its JSON text (a str given as jsonb would become a JSON string)
+            copy.set_types(["text", "text", "text", "text", "text", "float8", "text", "text",
                             "text", "text", "vector", "text", "timestamp", "timestamp"])
             for i, r in enumerate(records):
                 copy.write_row([
@@ -250,9 +251,10 @@ class PgStore:
                     None if arr is None else model, now, r.expires_at,
                 ])
         # the first of each (namespace, hash) in the batch, in batch order, keeps its key order
+        picked = cols.replace("metadata", "metadata::jsonb")
         inserted = con.execute(
             f"""INSERT INTO memories ({cols})
-                SELECT {cols} FROM (SELECT DISTINCT ON (namespace, content_hash) *, ctid AS c
+                SELECT {picked} FROM (SELECT DISTINCT ON (namespace, content_hash) *, ctid AS c
                                     FROM _mem_in ORDER BY namespace, content_hash, ctid) d
                 ORDER BY c
                 ON CONFLICT DO NOTHING RETURNING id"""
