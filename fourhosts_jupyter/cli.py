@@ -20,7 +20,8 @@ from .redact import neutralise, redact, redact_run, terminal_json
 COMMAND_MODULES: list[str] = ["fourhosts_jupyter.sandbox.cli",
                               "fourhosts_jupyter.memory.cli_commands", "fourhosts_jupyter.usage",
                               "fourhosts_jupyter.schedule.cli", "fourhosts_jupyter.compare_cli",
-                              "fourhosts_jupyter.learning_cli", "fourhosts_jupyter.tools.cli"]
+                              "fourhosts_jupyter.learning_cli", "fourhosts_jupyter.tools.cli",
+                              "fourhosts_jupyter.memory.store_cli"]
 
 
 def _store_arg(p: argparse.ArgumentParser) -> None:

@@ -12,7 +12,9 @@ from __future__ import annotations
 
 import contextlib
 import json
+import random
 import threading
+import time
 from typing import Any, Iterator, Sequence
 
 import numpy as np
@@ -214,8 +216,19 @@ class PgStore:
         same moment) is skipped. Returns the ids actually inserted."""
         if not records:
             return []
-        with self.connect() as con:
-            return self.insert_memories(con, records, embeddings, model)
+        import psycopg
+
+        for attempt in range(8):
+            try:
+                with self.connect() as con:
+                    return self.insert_memories(con, records, embeddings, model)
+            except psycopg.errors.DeadlockDetected:
+                # two writers inserting the same texts in different orders: one is chosen to
+                # fail, its whole batch rolled back; it tries again after a short random wait
+                if attempt == 7:
+                    raise
+                time.sleep(0.05 * (attempt + 1) * (0.5 + random.random()))
+        return []
 
     def insert_memories(self, con: Any, records: Sequence[MemoryRecord], embeddings: Any = None,
                         model: str | None = None) -> list[str]:
