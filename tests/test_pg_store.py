@@ -222,3 +222,22 @@ def test_vectors_are_cosines_like_faiss(pg_url):
                                                           si.allowed(None))
     assert [si.rows[int(k)].id for k in keys] == ["v0", "v1", "v2"]
     assert scores.tolist() == pytest.approx([1.0, 0.6, 0.0], abs=1e-6)
+
+
+def test_dense_and_keyword_queries_use_their_indexes(pg_url):
+    store = open_store(pg_url)
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal((2000, 384)).astype(np.float32)
+    x /= np.linalg.norm(x, axis=1, keepdims=True)
+    store.add_memories([MemoryRecord(f"v{i}", "shared", "semantic", f"note {i} on trams", "note")
+                        for i in range(2000)], x, "toy")
+    si = store.indexes()
+    sql, params = si.vector_index(store, "toy", 384).query(x[0], 10, si.allowed(["shared"]))
+    with store.connect() as con:
+        con.execute("ANALYZE memories")
+        plan = "\n".join(r[0] for r in con.execute("EXPLAIN " + sql, params).fetchall())
+        assert "memories_hnsw" in plan, plan
+        kw = "\n".join(r[0] for r in con.execute(
+            "EXPLAIN SELECT key FROM memories m WHERE m.tsv @@ plainto_tsquery('english', 'trams 17')"
+        ).fetchall())
+    assert "memories_tsv" in kw, kw

@@ -116,7 +116,8 @@ class PgVectors:
             return con.execute("SELECT count(*) FROM memories WHERE model = %s AND embedding IS NOT NULL",
                                [self.model]).fetchone()[0]
 
-    def search(self, qvec: Any, k: int, mask: PgFilter) -> tuple[np.ndarray, np.ndarray]:
+    def query(self, qvec: Any, k: int, mask: PgFilter) -> tuple[str, list[Any]]:
+        """The SQL (and its parameters) of ``search``."""
         from pgvector import Vector
 
         q = Vector(np.asarray(qvec, dtype=np.float32))
@@ -128,14 +129,16 @@ class PgVectors:
             where += f" AND vector_dims(m.embedding) = {DIM}"
         else:
             dist = "m.embedding <=> %s"
+        return (f"SELECT {_ROW_COLS}, 1 - ({dist}) AS score FROM memories m "
+                f"WHERE m.model = %s AND {where} ORDER BY {dist} LIMIT %s",
+                [q, self.model, *params, q, int(k)])
+
+    def search(self, qvec: Any, k: int, mask: PgFilter) -> tuple[np.ndarray, np.ndarray]:
+        sql, params = self.query(qvec, k, mask)
         with self.si.store.connect() as con:
             # ef_search bounds how many candidates HNSW returns before the filter applies
             con.execute(f"SET LOCAL hnsw.ef_search = {max(40, min(int(k), 1000))}")
-            rows = con.execute(
-                f"SELECT {_ROW_COLS}, 1 - ({dist}) AS score FROM memories m "
-                f"WHERE m.model = %s AND {where} ORDER BY {dist} LIMIT %s",
-                [q, self.model, *params, q, int(k)],
-            ).fetchall()
+            rows = con.execute(sql, params).fetchall()
         return self.si._remember(rows)
 
     def reconstruct(self, keys: Sequence[int]) -> np.ndarray:
