@@ -129,6 +129,10 @@ def _existing_store(args: argparse.Namespace) -> Any:
     from .memory.store import Store
 
     path = _settings(args).resolved_store_path()
+    from .memory.backends import is_postgres, open_store
+
+    if is_postgres(path):  # a server holds it: nothing to check on disk
+        return open_store(path)
     return Store(path) if path.exists() else None
 
 

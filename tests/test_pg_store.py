@@ -241,3 +241,16 @@ def test_dense_and_keyword_queries_use_their_indexes(pg_url):
             "EXPLAIN SELECT key FROM memories m WHERE m.tsv @@ plainto_tsquery('english', 'trams 17')"
         ).fetchall())
     assert "memories_tsv" in kw, kw
+
+
+def test_a_duckdb_only_feature_on_postgres_says_so_in_one_line(pg_url):
+    from fourhosts_jupyter.config import Settings
+    from fourhosts_jupyter.engine import Engine
+    from fourhosts_jupyter.errors import RunError
+
+    store = open_store(pg_url)
+    engine = Engine(Settings.from_env(provider="offline"), store=store, embedder=HashingEmbedder())
+    with pytest.raises(RunError, match="this needs a DuckDB store: it is not available on the PostgreSQL"):
+        engine.research("Did congestion pricing reduce traffic?")
+    # the run was logged and closed as failed, nothing half-written
+    assert store.runs()["status"].tolist() == ["failed"]

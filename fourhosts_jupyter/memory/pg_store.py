@@ -19,7 +19,7 @@ from typing import Any, Iterator, Sequence
 
 import numpy as np
 
-from ..errors import StoreNewerSchema, StoreUnreadable
+from ..errors import StorageError, StoreNewerSchema, StoreUnreadable
 from ..redact import redact
 from .pg_migrations import PG_MIGRATIONS, SCHEMA
 from .store import MemoryRecord, content_hash, utcnow
@@ -93,10 +93,22 @@ class PgStore:
     @contextlib.contextmanager
     def connect(self) -> Iterator[Any]:
         """A pooled connection inside one transaction (committed at the end, rolled back on error)."""
+        import psycopg
+
         with _pool(self.url).connection() as con:
             if not self._migrated:
                 self._migrate(con)
-            yield con
+            try:
+                yield con
+            except (psycopg.errors.UndefinedTable, psycopg.errors.UndefinedColumn,
+                    psycopg.errors.UndefinedFunction, psycopg.errors.SyntaxError,
+                    psycopg.ProgrammingError) as exc:
+                # DuckDB SQL of a feature not ported to PostgreSQL yet (see backends.py)
+                raise StorageError(
+                    f"this needs a DuckDB store: it is not available on the PostgreSQL store "
+                    f"{redact(self.url)} yet ({type(exc).__name__}). Give --store (or "
+                    f"FOURHOSTS_STORE) a DuckDB file path for it."
+                ) from exc
 
     transaction = connect  # every pooled use is a transaction already
     hold = connect
