@@ -243,14 +243,43 @@ def test_dense_and_keyword_queries_use_their_indexes(pg_url):
     assert "memories_tsv" in kw, kw
 
 
-def test_a_duckdb_only_feature_on_postgres_says_so_in_one_line(pg_url):
+def test_an_offline_run_on_postgres_is_logged_rated_and_learned_from(pg_url):
+    from fourhosts_jupyter import learning
     from fourhosts_jupyter.config import Settings
+    from fourhosts_jupyter.context.write import write_memory
     from fourhosts_jupyter.engine import Engine
-    from fourhosts_jupyter.errors import RunError
+
+    store, emb = open_store(pg_url), HashingEmbedder()
+    write_memory(store, "Congestion pricing in Stockholm cut central traffic by a fifth.",
+                 namespace="shared", density=90, embedder=emb)
+    answer = Engine(Settings.from_env(provider="offline"), store=store, embedder=emb).research(
+        "Did congestion pricing in Stockholm reduce traffic?")
+    run = store.get_run(answer.run_id)
+    assert run["status"] == "ok" and "Stockholm" in run["answer"] and run["events"]
+    assert learning.rate(store, answer.run_id[:8], 4, "useful") == answer.run_id
+    (rec,) = learning.records(store)  # the run's features were recorded by the engine
+    assert rec.run_id == answer.run_id and rec.rating == 4 and rec.features.word_count == 7
+
+
+def test_a_duckdb_only_feature_on_postgres_says_so_in_one_line(pg_url):
+    from fourhosts_jupyter import learning
+    from fourhosts_jupyter.errors import StorageError
 
     store = open_store(pg_url)
-    engine = Engine(Settings.from_env(provider="offline"), store=store, embedder=HashingEmbedder())
-    with pytest.raises(RunError, match="this needs a DuckDB store: it is not available on the PostgreSQL"):
-        engine.research("Did congestion pricing reduce traffic?")
-    # the run was logged and closed as failed, nothing half-written
-    assert store.runs()["status"].tolist() == ["failed"]
+    with pytest.raises(StorageError, match="this needs a DuckDB store: it is not available on the PostgreSQL") as info:
+        learning.ratings(store)  # DuckDB's arg_max
+    assert "\n" not in str(info.value)
+    assert store.count_memories() == 0  # the pooled connection is usable after it
+
+
+def test_duckdb_dialect_translation():
+    from fourhosts_jupyter.memory.pg_compat import translate
+
+    assert translate("SELECT * FROM t WHERE a = ? AND b LIKE 'x?%'") == \
+        "SELECT * FROM t WHERE a = %s AND b LIKE 'x?%%'"
+    assert translate("INSERT OR IGNORE INTO feedback VALUES (?, ?)") == \
+        "INSERT INTO feedback VALUES (%s, %s) ON CONFLICT DO NOTHING"
+    assert translate("INSERT OR REPLACE INTO run_features VALUES (?, ?)", ["run_id", "form"]) == \
+        "INSERT INTO run_features VALUES (%s, %s) ON CONFLICT (run_id) DO UPDATE SET form = EXCLUDED.form"
+    assert translate("SELECT %s") == "SELECT %s"
+    assert translate("SELECT 'a%'", params=False) == "SELECT 'a%'"  # sent as it is

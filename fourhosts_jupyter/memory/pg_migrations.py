@@ -125,4 +125,22 @@ def p001_core(con: Any) -> None:
     )
 
 
-PG_MIGRATIONS: list[PgMigration] = [p001_core]
+def p002_run_features(con: Any) -> None:
+    """DuckDB m008: the features of each run's question, which learning groups ratings by."""
+    con.execute(
+        f"""
+        CREATE TABLE {SCHEMA}.run_features (
+            run_id TEXT PRIMARY KEY,
+            word_count INTEGER NOT NULL,
+            action BOOLEAN NOT NULL,
+            analytical BOOLEAN NOT NULL,
+            protective BOOLEAN NOT NULL,
+            strategic BOOLEAN NOT NULL,
+            form TEXT NOT NULL,
+            domain TEXT NOT NULL,
+            created_at TIMESTAMP NOT NULL
+        )"""
+    )
+
+
+PG_MIGRATIONS: list[PgMigration] = [p001_core, p002_run_features]

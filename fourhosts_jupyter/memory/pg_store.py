@@ -21,6 +21,7 @@ import numpy as np
 
 from ..errors import StorageError, StoreNewerSchema, StoreUnreadable
 from ..redact import redact
+from .pg_compat import Connection
 from .pg_migrations import PG_MIGRATIONS, SCHEMA
 from .store import MemoryRecord, content_hash, utcnow
 
@@ -99,7 +100,7 @@ class PgStore:
             if not self._migrated:
                 self._migrate(con)
             try:
-                yield con
+                yield Connection(con)
             except (psycopg.errors.UndefinedTable, psycopg.errors.UndefinedColumn,
                     psycopg.errors.UndefinedFunction, psycopg.errors.SyntaxError,
                     psycopg.ProgrammingError) as exc:
