@@ -283,3 +283,22 @@ def test_duckdb_dialect_translation():
         "INSERT INTO run_features VALUES (%s, %s) ON CONFLICT (run_id) DO UPDATE SET form = EXCLUDED.form"
     assert translate("SELECT %s") == "SELECT %s"
     assert translate("SELECT 'a%'", params=False) == "SELECT 'a%'"  # sent as it is
+
+
+def test_the_web_cache_is_shared_through_postgres(pg_url):
+    import datetime as dt
+
+    from fourhosts_jupyter.tools.web_store import WebCache, WebTTLs
+
+    now = [dt.datetime(2026, 1, 1, 12, 0)]
+    a = WebCache(open_store(pg_url), WebTTLs(search=60, page=60), clock=lambda: now[0])
+    b = WebCache(open_store(pg_url), WebTTLs(search=60, page=60), clock=lambda: now[0])
+    calls = []
+    value, hit = a.fetch("search", {"q": "trams"}, lambda: calls.append(1) or [{"url": "u1"}])
+    assert (value, hit) == ([{"url": "u1"}], False)
+    assert b.fetch("search", {"q": "trams"}, lambda: calls.append(1) or []) == ([{"url": "u1"}], True)
+    a.put("search", "k", {"v": 2})
+    a.put("search", "k", {"v": 3})  # replaced, not duplicated
+    assert b.get("search", "k") == {"v": 3} and len(calls) == 1
+    now[0] += dt.timedelta(seconds=61)
+    assert b.get("search", "k") is None and a.purge_expired() == 2

@@ -13,9 +13,10 @@ STORE_ENV = "FOURHOSTS_STORE"
 
 @runtime_checkable
 class StoreBackend(Protocol):
-    """What select, the retriever, the engine's run log and the CLI use of a store. Methods
-    beyond these (documents ingestion, batches, ledger, comparisons, evaluation, learning, web
-    cache) are DuckDB-only for now."""
+    """What select, the retriever, the engine's run log and the CLI use of a store. Other
+    features reach the store through ``connect()`` with SQL; on PostgreSQL that SQL runs through
+    ``pg_compat`` (learning, evaluation, the web cache work), while document ingestion, batches,
+    the ledger and comparisons are DuckDB-only for now (a clear StorageError)."""
 
     lock_timeout: float
 

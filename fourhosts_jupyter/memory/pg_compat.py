@@ -12,7 +12,7 @@ import re
 from typing import Any, Sequence
 
 # the conflict key of each table ``INSERT OR REPLACE`` is used on
-UPSERT_KEYS = {"run_features": ("run_id",), "store_info": ("name",)}
+UPSERT_KEYS = {"run_features": ("run_id",), "store_info": ("name",), "web_cache": ("kind", "key")}
 _OR = re.compile(r"^\s*INSERT\s+OR\s+(REPLACE|IGNORE)\s+INTO\s+(\w+)", re.IGNORECASE)
 
 

@@ -143,4 +143,21 @@ def p002_run_features(con: Any) -> None:
     )
 
 
-PG_MIGRATIONS: list[PgMigration] = [p001_core, p002_run_features]
+def p003_web_cache(con: Any) -> None:
+    """DuckDB m009: cached web search results and read pages (tools/web_store.py). JSON as
+    text: the cache reads it back with ``json.loads``, as from DuckDB."""
+    con.execute(
+        f"""
+        CREATE TABLE {SCHEMA}.web_cache (
+            kind TEXT NOT NULL,
+            key TEXT NOT NULL,
+            request TEXT,
+            value TEXT NOT NULL,
+            fetched_at TIMESTAMP NOT NULL,
+            expires_at TIMESTAMP NOT NULL,
+            PRIMARY KEY (kind, key)
+        )"""
+    )
+
+
+PG_MIGRATIONS: list[PgMigration] = [p001_core, p002_run_features, p003_web_cache]
