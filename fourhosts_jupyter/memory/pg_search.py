@@ -35,13 +35,18 @@ class PgFilter:
 
     store: Any
     namespaces: tuple[str, ...] | None
+    now: float | None = None  # epoch seconds the expiry is judged at (None: the query's time)
 
     def where(self) -> tuple[str, list[Any]]:
+        import datetime as dt
+
         from .store import utcnow
 
+        at = utcnow() if self.now is None else (
+            dt.datetime.fromtimestamp(self.now, tz=dt.timezone.utc).replace(tzinfo=None))
         sql = ["(m.expires_at IS NULL OR m.expires_at > %s)",
                "coalesce(m.metadata->>'kind', '') <> ALL(%s)"]
-        params: list[Any] = [utcnow(), list(EXCLUDED_KINDS)]
+        params: list[Any] = [at, list(EXCLUDED_KINDS)]
         if self.namespaces:
             sql.append("m.namespace = ANY(%s)")
             params.append(list(self.namespaces))
@@ -79,7 +84,7 @@ class PgIndexes:
         return True
 
     def allowed(self, namespaces: Sequence[str] | None, now: float | None = None) -> PgFilter:
-        return PgFilter(self.store, tuple(sorted(namespaces)) if namespaces else None)
+        return PgFilter(self.store, tuple(sorted(namespaces)) if namespaces else None, now)
 
     def keys_without_model(self, model: str) -> np.ndarray:
         with self.store.connect() as con:
