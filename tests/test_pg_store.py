@@ -302,3 +302,47 @@ def test_the_web_cache_is_shared_through_postgres(pg_url):
     assert b.get("search", "k") == {"v": 3} and len(calls) == 1
     now[0] += dt.timedelta(seconds=61)
     assert b.get("search", "k") is None and a.purge_expired() == 2
+
+
+def test_research_magic_with_a_postgres_store_from_config(pg_url, monkeypatch):
+    from IPython.core.interactiveshell import InteractiveShell
+    from IPython.utils.capture import capture_output
+
+    monkeypatch.setenv("FOURHOSTS_LIVE", "0")
+    ip = InteractiveShell.instance()
+    ip.run_line_magic("load_ext", "fourhosts_jupyter")
+    m = ip.magics_manager.registry["ResearchMagics"]
+    before = m.store_path
+    try:
+        ip.run_line_magic("config", f"ResearchMagics.store_path = {pg_url!r}")
+        with capture_output():
+            ip.run_cell_magic("research", "--no-stream --save pg_answer",
+                              "Which safeguards protect pedestrians near schools?")
+    finally:
+        m.store_path = before
+    answer = ip.user_ns["pg_answer"]
+    run = open_store(pg_url).get_run(answer.run_id)
+    assert run is not None and run["status"] == "ok" and run["answer"] == answer.text
+
+
+def test_ingesting_files_into_postgres_twice_adds_them_once(pg_url, tmp_path):
+    from fourhosts_jupyter.context.select import search
+
+    store, emb = open_store(pg_url), HashingEmbedder()
+    (tmp_path / "a.md").write_text("# Trams\n\n" + "Tram signal priority cuts delays at junctions. " * 40)
+    (tmp_path / "b.md").write_text("# Bikes\n\n" + "Protected bike lanes raise cycling rates. " * 40)
+    first = ingest(tmp_path, store, embedder=emb, progress=False, chunk_words=60, overlap=10)
+    assert first.documents == 2
+    n = store.count_memories()
+    with store.connect() as con:
+        docs = con.execute("SELECT count(*), sum(chunk_count) FROM documents").fetchone()
+        links = con.execute("SELECT count(*) FROM document_passages p JOIN memories m "
+                            "ON m.id = p.memory_id").fetchone()[0]
+    assert docs[0] == 2 and docs[1] == n == links > 2
+    ingest(tmp_path, store, embedder=emb, progress=False, chunk_words=60, overlap=10)
+    assert store.count_memories() == n
+    with store.connect() as con:
+        assert con.execute("SELECT count(*) FROM documents").fetchone()[0] == 2
+        assert con.execute("SELECT count(*) FROM store_info").fetchone()[0] == 1  # no stage marks
+    hits = search(store, "tram signal priority", k=2, embedder=emb)
+    assert hits[0].origin.endswith("a.md") and hits[0].passages_in_document > 1
