@@ -241,6 +241,13 @@ def test_dense_and_keyword_queries_use_their_indexes(pg_url):
             "EXPLAIN SELECT key FROM memories m WHERE m.tsv @@ plainto_tsquery('english', 'trams 17')"
         ).fetchall())
     assert "memories_tsv" in kw, kw
+    from fourhosts_jupyter.memory.pg_search import WITHOUT_MODEL
+
+    with store.connect() as con:
+        con.execute("SET LOCAL enable_seqscan = off")  # 2,000 rows: show that it *can* use it
+        plan = "\n".join(r[0] for r in con.execute(
+            f"EXPLAIN SELECT key FROM memories m WHERE {WITHOUT_MODEL}", ["toy", "toy"]).fetchall())
+    assert "memories_model" in plan, plan
 
 
 def test_an_offline_run_on_postgres_is_logged_rated_and_learned_from(pg_url):

@@ -86,6 +86,8 @@ def p001_core(con: Any) -> None:
     )
     con.execute(f"CREATE INDEX memories_tsv ON {s}.memories USING gin (tsv)")
     con.execute(f"CREATE INDEX memories_created ON {s}.memories (created_at DESC, key)")
+    # every search first asks which memories lack the session model's vectors (re-embedding)
+    con.execute(f"CREATE INDEX memories_model ON {s}.memories (model)")
     con.execute(
         f"""
         CREATE TABLE {s}.documents (

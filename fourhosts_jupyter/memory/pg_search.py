@@ -27,6 +27,9 @@ _ROW_COLS = """m.key, m.id, m.namespace, m.memory_type, m.source, coalesce(m.tit
 # spirit; terms are OR-ed (plainto_tsquery AND-s them) because BM25 scores any shared term
 _TSQUERY = "nullif(replace(plainto_tsquery('english', %s)::text, '&', '|'), '')::tsquery"
 _RANK_NORMALISATION = 1
+# memories without the given model's vectors: two ranges and NULL rather than <>, so each side
+# can take the index on model (every search asks this first)
+WITHOUT_MODEL = "m.model < %s OR m.model > %s OR m.model IS NULL"
 
 
 @dataclass(frozen=True)
@@ -89,7 +92,7 @@ class PgIndexes:
     def keys_without_model(self, model: str) -> np.ndarray:
         with self.store.connect() as con:
             rows = con.execute(
-                f"SELECT {_ROW_COLS} FROM memories m WHERE m.model IS DISTINCT FROM %s", [model]
+                f"SELECT {_ROW_COLS} FROM memories m WHERE {WITHOUT_MODEL}", [model, model]
             ).fetchall()
         for r in rows:
             self.rows[r[0]] = Row(*r)
