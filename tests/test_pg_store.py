@@ -164,6 +164,8 @@ def test_migrate_round_trips_duckdb_to_postgres_and_back(tmp_path, pg_url, capsy
     assert "copied 120 memories" in capsys.readouterr().out
     back = tmp_path / "back.duckdb"
     assert main(["store", "migrate", "--from", pg_url, "--to", str(back), "--quiet"]) == 0
+    with open_store(pg_url).connect() as con:  # dropped for the bulk copy, built after it
+        assert con.execute("SELECT count(*) FROM pg_indexes WHERE indexname = 'memories_hnsw'").fetchone()[0] == 1
     first, pg, last = _snapshot(src), _snapshot(open_store(pg_url)), _snapshot(Store(back))
     assert len(first["memories"]) == 120 and first["events"] == [("r1", 0, "start"), ("r1", 1, "done")]
     assert pg == first and last == first

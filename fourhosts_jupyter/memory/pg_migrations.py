@@ -14,6 +14,9 @@ SCHEMA = "fourhosts"
 DIM = 384  # the default embedder's dimension; HNSW needs a fixed one (see p001_core)
 
 PgMigration = Callable[[Any], None]  # psycopg.Connection, imported lazily
+# cosine HNSW over the 384-d vectors (an expression index: the column takes any dimension)
+HNSW_INDEX = (f"CREATE INDEX IF NOT EXISTS memories_hnsw ON {SCHEMA}.memories USING hnsw "
+              f"((embedding::vector({DIM})) vector_cosine_ops) WHERE vector_dims(embedding) = {DIM}")
 
 
 def p001_core(con: Any) -> None:
@@ -80,10 +83,7 @@ def p001_core(con: Any) -> None:
             UNIQUE (namespace, content_hash)
         )"""
     )
-    con.execute(
-        f"CREATE INDEX memories_hnsw ON {s}.memories USING hnsw "
-        f"((embedding::vector({DIM})) vector_cosine_ops) WHERE vector_dims(embedding) = {DIM}"
-    )
+    con.execute(HNSW_INDEX)
     con.execute(f"CREATE INDEX memories_tsv ON {s}.memories USING gin (tsv)")
     con.execute(f"CREATE INDEX memories_created ON {s}.memories (created_at DESC, key)")
     # every search first asks which memories lack the session model's vectors (re-embedding)

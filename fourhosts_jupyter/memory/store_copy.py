@@ -97,6 +97,12 @@ def copy_store(src: Any, dst: Any, *, batch: int = BATCH, progress: bool = True,
     after = int(done_key[0][0]) if done_key else 0
     total = src.count_memories()
     remaining = _rows(src, "SELECT count(*) FROM memories WHERE key > ?", [after])[0][0]
+    # into an empty PostgreSQL store, the HNSW index is built once after the rows (measured
+    # ~9x faster than maintaining it row by row: bench pgstore); a resumed copy builds it too
+    bulk = _pg(dst) and after == 0 and dst.count_memories() == 0
+    if bulk:
+        with dst.connect() as con:
+            con.execute("DROP INDEX IF EXISTS memories_hnsw")
     bar = Progress("copying memories", "memory", enabled=progress)
     bar.add_total(total)
     bar.update(total - remaining)
@@ -124,6 +130,11 @@ def copy_store(src: Any, dst: Any, *, batch: int = BATCH, progress: bool = True,
             bar.update(len(rows))
     finally:
         bar.close()
+    if _pg(dst):
+        from .pg_migrations import HNSW_INDEX
+
+        with dst.connect() as con:
+            con.execute(HNSW_INDEX)
     for table, cols, pk in TABLES:
         if _rows(dst, "SELECT value FROM store_info WHERE name = ?", [f"{mark}:{table}"]):
             continue
