@@ -89,6 +89,14 @@ class PgStore:
     def location(self) -> str:
         return self.url
 
+    @property
+    def path(self) -> Any:
+        """DuckDB-only code reaches for the store's file (batches open it directly): say so."""
+        raise StorageError(
+            f"this needs a DuckDB store: the PostgreSQL store {redact(self.url)} has no file. "
+            "Give --store (or FOURHOSTS_STORE) a DuckDB file path for it."
+        )
+
     # -- connections -------------------------------------------------------------------------
 
     @contextlib.contextmanager
