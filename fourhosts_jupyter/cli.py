@@ -20,7 +20,8 @@ from .redact import neutralise, redact, redact_run, terminal_json
 COMMAND_MODULES: list[str] = ["fourhosts_jupyter.sandbox.cli",
                               "fourhosts_jupyter.memory.cli_commands", "fourhosts_jupyter.usage",
                               "fourhosts_jupyter.schedule.cli", "fourhosts_jupyter.compare_cli",
-                              "fourhosts_jupyter.learning_cli", "fourhosts_jupyter.tools.cli"]
+                              "fourhosts_jupyter.learning_cli", "fourhosts_jupyter.tools.cli",
+                              "fourhosts_jupyter.memory.store_cli"]
 
 
 def _store_arg(p: argparse.ArgumentParser) -> None:
@@ -128,6 +129,10 @@ def _existing_store(args: argparse.Namespace) -> Any:
     from .memory.store import Store
 
     path = _settings(args).resolved_store_path()
+    from .memory.backends import is_postgres, open_store
+
+    if is_postgres(path):  # a server holds it: nothing to check on disk
+        return open_store(path)
     return Store(path) if path.exists() else None
 
 

@@ -110,7 +110,10 @@ class Settings:
         )
         clean = {k: v for k, v in overrides.items() if v is not None}
         if "store_path" in clean:
-            clean["store_path"] = Path(clean["store_path"]).expanduser()
+            from .memory.backends import is_postgres
+
+            if not is_postgres(clean["store_path"]):  # a postgresql:// URL stays as given
+                clean["store_path"] = Path(clean["store_path"]).expanduser()
         if "prices" in clean:  # merged over the environment's, per model
             clean["prices"] = {**base.prices, **parse_prices(clean["prices"], "prices")}
         return replace(base, **clean)

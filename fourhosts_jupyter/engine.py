@@ -78,7 +78,11 @@ class Engine:
     ) -> None:
         self.settings = settings or Settings.from_env()
         self.budget = budget  # schedule.Budget: the parent of every run's budget (a session's)
-        self.store = store or Store(self.settings.resolved_store_path())
+        if store is None:
+            from .memory.backends import open_store  # a path or a postgresql:// URL
+
+            store = open_store(self.settings.resolved_store_path())
+        self.store = store
         self._provider = provider
         self.tools = tools
         self._embedder = embedder

@@ -21,6 +21,7 @@ for _key in ("OPENAI_API_KEY", "AZURE_OPENAI_API_KEY", "OPENAI_BASE_URL", "AZURE
 
 import pytest  # noqa: E402
 from openai_server import openai_server  # noqa: E402,F401 - the loopback Chat Completions server
+from pg_fixtures import any_store, pg_server, pg_url  # noqa: E402,F401 - a real PostgreSQL
 
 
 @pytest.fixture

@@ -274,7 +274,8 @@ def test_forget_removes_from_store_and_both_indexes(store):
     assert key not in saved.keys().tolist()
 
 
-def test_namespace_filter_returns_k_through_search(store):
+def test_namespace_filter_returns_k_through_search(any_store):
+    store = any_store  # both back-ends
     for i in range(40):
         _write(store, f"teddy note {i}: safeguards for stakeholders in project {i}", ns="teddy")
     for i in range(40):
@@ -285,7 +286,8 @@ def test_namespace_filter_returns_k_through_search(store):
     assert len(hits) == 10 and {h.namespace for h in hits} == {"teddy"}
 
 
-def test_expired_and_query_context_memories_are_never_returned(store):
+def test_expired_and_query_context_memories_are_never_returned(any_store):
+    store = any_store  # both back-ends
     live = _write(store, "long-term finding on bus rapid transit")
     write_memory(store, "scratch finding on bus rapid transit", namespace="shared", density=50,
                  embedder=EMB)

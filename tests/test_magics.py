@@ -116,7 +116,8 @@ def test_load_ext_is_cheap():
         ip = InteractiveShell.instance()
         t = time.perf_counter()
         ip.run_line_magic("load_ext", "fourhosts_jupyter")
-        heavy = [m for m in ("torch", "sentence_transformers", "faiss", "duckdb", "openai") if m in sys.modules]
+        heavy = [m for m in ("torch", "sentence_transformers", "faiss", "duckdb", "openai", "psycopg", "pgvector")
+                 if m in sys.modules]
         print(heavy)
         """
     )

@@ -65,6 +65,11 @@ def test_exact_terms_and_paraphrases_both_reach_the_top(labelled):
     assert para[0].to_json()["id"] == "d05"  # no shared words with "bread dough does not rise"
 
 
+def _ph(store):
+    """The SQL parameter marker of the store's back-end."""
+    return "%s" if getattr(store, "is_postgres", False) else "?"
+
+
 def _row(key, doc=None, title="t", text="x"):
     return Row(key, f"m{key}", "shared", "semantic", "document", title, text, doc, "o", None, None,
                0.5, None, None, "model")
@@ -89,7 +94,8 @@ def test_rrf_fusion_order():
     assert by_key[2] == pytest.approx(0.6 / 63 + 0.4 / 62)
 
 
-def test_host_boost_prefers_the_hosts_sources_and_says_why(store):
+def test_host_boost_prefers_the_hosts_sources_and_says_why(any_store):
+    store = any_store  # both back-ends
     a = write_memory(store, "Notes on bus priority at traffic signals and junctions.", namespace="shared",
                      density=90, title="Bus priority notes and ideas", embedder=EMB)
     b = write_memory(store, "Notes on bus priority at traffic signals and junctions, too.", namespace="shared",
@@ -113,7 +119,8 @@ def test_select_gives_numbered_sources_one_per_document_with_reasons(labelled):
     assert all(s.origin.endswith("retrieval_corpus.jsonl") for s in srcs)
 
 
-def test_mmr_diversifies_near_duplicates(store):
+def test_mmr_diversifies_near_duplicates(any_store):
+    store = any_store  # both back-ends
     texts = [
         "Congestion pricing in Stockholm cut central traffic by a fifth.",
         "Congestion pricing in Stockholm cut central traffic by about twenty percent.",
@@ -140,7 +147,8 @@ def test_passages_of_one_document_collapse_to_its_best(store, tmp_path):
     assert len(passages) == 5
 
 
-def test_search_modes_and_bad_input(store):
+def test_search_modes_and_bad_input(any_store):
+    store = any_store  # both back-ends
     write_memory(store, "Bike share docks near metro exits.", namespace="shared", density=90, embedder=EMB)
     for mode in ("hybrid", "dense", "bm25"):
         assert search(store, "bike share docks", k=3, embedder=EMB, mode=mode)[0].text.startswith("Bike")
@@ -194,7 +202,8 @@ def test_lifetime_by_density():
     assert lifetime(81) is None and lifetime(80) == dt.timedelta(minutes=10)
 
 
-def test_write_memory_records_namespace_key_keywords_and_expiry(store):
+def test_write_memory_records_namespace_key_keywords_and_expiry(any_store):
+    store = any_store  # both back-ends
     mid = write_memory(store, "Speed humps slow traffic near schools; humps work.", namespace="dolores",
                        key="result", density=60, embedder=EMB)
     df = store.get_memories([mid])
@@ -204,7 +213,7 @@ def test_write_memory_records_namespace_key_keywords_and_expiry(store):
     meta = json.loads(df["metadata"][0])
     assert meta["key"] == "dolores:result" and meta["density"] == 60 and "hump" in meta["keywords"]
     with store.connect() as con:
-        exp = con.execute("SELECT expires_at FROM memories WHERE id = ?", [mid]).fetchone()[0]
+        exp = con.execute(f"SELECT expires_at FROM memories WHERE id = {_ph(store)}", [mid]).fetchone()[0]
     assert dt.timedelta(minutes=9) < exp - utcnow() <= dt.timedelta(minutes=10)
     assert write_memory(store, "Speed humps slow traffic near schools; humps work.", namespace="dolores",
                         density=60, embedder=EMB) is None  # already stored
@@ -212,10 +221,13 @@ def test_write_memory_records_namespace_key_keywords_and_expiry(store):
         write_memory(store, "x", namespace="everyone", embedder=EMB)
 
 
-def test_each_write_purges_expired_scratchpad_entries(store):
+def test_each_write_purges_expired_scratchpad_entries(any_store):
+    store = any_store  # both back-ends
     old = write_memory(store, "an old scratch note", namespace="teddy", density=10, embedder=EMB)
     with store.connect() as con:
-        con.execute("UPDATE memories SET expires_at = ? WHERE id = ?", [utcnow() - dt.timedelta(seconds=1), old])
+        ph = _ph(store)
+        con.execute(f"UPDATE memories SET expires_at = {ph} WHERE id = {ph}",
+                    [utcnow() - dt.timedelta(seconds=1), old])
     note = remember(store, "Keep: the council meets on Tuesdays.", embedder=EMB)
     assert store.get_memories([old]).empty
     row = store.get_memories([note])
@@ -233,7 +245,8 @@ def test_score_fusion_normalises_each_list_and_weights_them():
     assert by_key[3] == pytest.approx(0.3)
 
 
-def test_bad_fusion_and_bad_beir_directory(store, tmp_path):
+def test_bad_fusion_and_bad_beir_directory(any_store, tmp_path):
+    store = any_store  # both back-ends
     write_memory(store, "Bike share docks near metro exits.", namespace="shared", density=90, embedder=EMB)
     with pytest.raises(ConfigError, match="unknown fusion 'max'"):
         search(store, "bike", embedder=EMB, fusion="max")

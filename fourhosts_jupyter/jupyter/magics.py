@@ -213,10 +213,10 @@ class ResearchMagics(Magics):
             raise UsageError(str(exc)) from None
 
     def store(self, path: str | None = None):  # noqa: ANN201 - Store
-        from ..memory.store import Store
+        from ..memory.backends import open_store
 
         path = self.settings(store=path).resolved_store_path()
-        return Store(path, lock_timeout=self.lock_timeout)
+        return open_store(path, lock_timeout=self.lock_timeout)
 
     def is_live(self, no_stream: bool = False) -> bool:
         if no_stream or not self.live:
@@ -376,13 +376,13 @@ class ResearchMagics(Magics):
     ) -> Any:
         """One run drawn into the cell; returns the Answer, raises after a failed run."""
         from ..engine import Engine
-        from ..memory.store import Store
+        from ..memory.backends import open_store
         from .segmented import SegmentedCellView
         from .view import CellView
 
         view = (SegmentedCellView if self.segmented else CellView)(live=live, max_rate=self.max_rate)
         with user_errors("%%research: "):
-            store = Store(settings.resolved_store_path(), lock_timeout=self.lock_timeout)
+            store = open_store(settings.resolved_store_path(), lock_timeout=self.lock_timeout)
             engine = Engine(settings, store=store, provider=self.provider,
                             budget=self.session_budget)
             state = view.consume(

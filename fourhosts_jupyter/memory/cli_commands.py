@@ -57,8 +57,11 @@ def _common(p: argparse.ArgumentParser) -> None:
 
 
 def _store(args: argparse.Namespace, *, must_exist: bool) -> Any:
+    from .backends import is_postgres, open_store
     from .store import Store, default_store_path
 
+    if args.store and is_postgres(args.store):
+        return open_store(args.store)
     path = Path(args.store).expanduser() if args.store else default_store_path()
     if must_exist and not path.exists():
         raise ConfigError(f"no store at {path}: ingest documents first (fourhosts ingest --store {path} FILES…)")

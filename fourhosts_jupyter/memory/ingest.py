@@ -442,6 +442,13 @@ def ingest(
     check_namespace(namespace)
     if chunk_words < 1 or overlap < 0:
         raise ConfigError(f"chunk_words={chunk_words}, overlap={overlap}: give chunk_words ≥ 1 and overlap ≥ 0")
+    if getattr(store, "is_postgres", False):  # staged in DuckDB, then copied (pg_ingest.py)
+        from .pg_ingest import ingest_via_staging
+
+        return ingest_via_staging(sources, store, namespace, id_field=id_field, text_field=text_field,
+                                  title_field=title_field, embedder=embedder, chunk_words=chunk_words,
+                                  overlap=overlap, batch_passages=batch_passages, metadata=metadata,
+                                  progress=progress, on_commit=on_commit)
     store = store if isinstance(store, Store) else Store(store)  # None → the default store
     embedder = embedder or get_embedder()
     started = time.perf_counter()
