@@ -65,5 +65,7 @@ def test_a_live_cell_uses_the_segmented_view(_seeded_template, tmp_path, monkeyp
     assert "fh-hostbar" in header[-1].data["text/html"] and "✅ Done" in header[-1].data["text/html"]
     assert len({o.transient["display_id"] for o in cap.outputs if o.transient}) >= 2  # header + tail
     texts = "\n".join(o.data["text/plain"] for o in cap.outputs)
-    assert "Sources:" in cap.outputs[-1].data["text/plain"]
+    # a live answer ends with its rating row (jupyter/feedback.py), just after the sources
+    assert "Rate this answer" in cap.outputs[-1].data["text/plain"]
+    assert "Sources:" in cap.outputs[-2].data["text/plain"]
     assert "Offline extractive answer" in texts
