@@ -108,12 +108,23 @@ def measure(directory: Path, cache: Path, embedder: Any, variants: bool) -> dict
             nd.append(ndcg_at_k(ranked, q["relevant"], K))
             rc.append(recall_at_k(ranked, set(q["relevant"]), K))
         out[name] = (statistics.fmean(nd), statistics.fmean(rc))
+    if variants:  # the rankers of retrieval_variants, candidates fetched once per query
+        from .retrieval_variants import Context, rank_all
+
+        ctx = Context.open(store, embedder)
+        per: dict[str, tuple[list[float], list[float]]] = {}
+        for q in queries:
+            for name, ranked in rank_all(ctx, q["text"]).items():
+                nd_rc = per.setdefault(name, ([], []))
+                nd_rc[0].append(ndcg_at_k(ranked[:K], q["relevant"], K))
+                nd_rc[1].append(recall_at_k(ranked[:K], set(q["relevant"]), K))
+        out.update({n: (statistics.fmean(a), statistics.fmean(b)) for n, (a, b) in per.items()})
     n_docs = store.count_memories()
     print(f"\n{directory}  ({len(queries)} judged queries, {n_docs} passages stored)")
     best_single = max(out["bm25"][0], out["dense"][0])
-    print(f"{'method':34s} {'nDCG@10':>8s} {'recall@10':>9s} {'vs best single':>15s}")
+    print(f"{'method':44s} {'nDCG@10':>8s} {'recall@10':>9s} {'vs best single':>15s}")
     for name, (nd, rc) in out.items():
-        print(f"{name:34s} {nd:8.3f} {rc:9.3f} {nd - best_single:+15.3f}")
+        print(f"{name[:44]:44s} {nd:8.3f} {rc:9.3f} {nd - best_single:+15.3f}")
     return out
 
 
