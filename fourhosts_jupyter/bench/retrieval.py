@@ -14,7 +14,21 @@ file is unchanged), then each method ranks documents for each query:
 - ``select``: what the project cites from: ``select``'s ranking (its fusion, its relevance
   gate and MMR), asked for 10.
 
-``--variants`` adds the fusion variants tried while tuning (see ``VARIANTS``). Quality figures
+``--variants`` adds the fusion variants tried while tuning (see ``VARIANTS`` and
+``retrieval_variants.VARIANTS``).
+
+Which sets tune and which judge (fixed before the issue-16 variants were measured; public sets
+from ``github:agentset-ai/embedding-leaderboard`` ``datasets/``, not committed):
+
+- development (variants are chosen on these): the project's own dev split
+  (``tests/data/retrieval_*``), MS MARCO and DBpedia subsets (5,000 passages: every judged
+  document plus random others, 50 queries). MS MARCO and DBpedia chose the 0.8/0.2 default
+  in an earlier session, so they can no longer count as unseen;
+- held out (never tuned on): ``tests/data/retrieval_heldout``, ``arcd`` (255 Arabic passages,
+  50 queries: a language the MiniLM model was not trained for) and ``business-reports``
+  (671 passages; only 11 of its 50 queries have judgements that match corpus ids).
+- ``pg`` cannot be scored: its ``qrels/test.tsv`` holds only a header. ``scifact`` and
+  ``fiqa``: their corpus files are missing from the stored mirror (invalid objects). Quality figures
 are deterministic (no timing), so one pass is the measurement.
 """
 
