@@ -85,7 +85,7 @@ def _store_for(corpus: Path, cache: Path, embedder: Any) -> Any:
     return store
 
 
-def methods(store: Any, embedder: Any, variants: bool) -> dict[str, Callable[[str], list[str]]]:
+def methods(store: Any, embedder: Any, variants: bool | str) -> dict[str, Callable[[str], list[str]]]:
     from ..context.select import search, select_hits
 
     def via(**kw: Any) -> Callable[[str], list[str]]:
@@ -99,7 +99,7 @@ def methods(store: Any, embedder: Any, variants: bool) -> dict[str, Callable[[st
         "hybrid (search default)": via(),
         "select": lambda q: [h.to_json()["id"] for h in select_hits(store, q, k=K, embedder=embedder)],
     }
-    if variants:
+    if variants is True:
         # what each of select's stages costs in ranking quality
         out["select without relevance test"] = lambda q: [
             h.to_json()["id"] for h in select_hits(store, q, k=K, embedder=embedder, calibrated=False)]
@@ -109,7 +109,7 @@ def methods(store: Any, embedder: Any, variants: bool) -> dict[str, Callable[[st
     return out
 
 
-def measure(directory: Path, cache: Path, embedder: Any, variants: bool) -> dict[str, tuple[float, float]]:
+def measure(directory: Path, cache: Path, embedder: Any, variants: bool | str) -> dict[str, tuple[float, float]]:
     from ..memory.evaluate import load_beir, ndcg_at_k, recall_at_k
 
     corpus, queries = load_beir(directory)
@@ -147,6 +147,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("dirs", nargs="*", type=Path,
                     help="BEIR-layout directories (default: the held-out split, from a checkout)")
     ap.add_argument("--variants", action="store_true", help="also measure the fusion variants")
+    ap.add_argument("--rankers-only", action="store_true",
+                    help="with --variants: only retrieval_variants' rankers (one retrieval per query)")
     ap.add_argument("--cache", type=Path,
                     default=Path(tempfile.gettempdir()) / "fourhosts-bench-retrieval",
                     help="where the ingested stores are kept between runs")
@@ -175,5 +177,6 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     args.cache.mkdir(parents=True, exist_ok=True)
     for d in dirs:
-        measure(d, args.cache, embedder, args.variants)
+        measure(d, args.cache, embedder,
+                "rankers" if args.variants and args.rankers_only else args.variants)
     return 0

@@ -186,6 +186,23 @@ def bm25_prf(c: Candidates, m: int = 3, terms: int = 10) -> list[str]:
     return _ranked(fused_scores(c.dense, bm25), c.dense)
 
 
+def calibrated_trust(c: Candidates, swap: tuple[float, float] = (0.2, 0.8)) -> list[str]:
+    """The store's calibrated relevance levels (``context/relevance.py``, chosen on the
+    project's own data) say which list found something: when dense's best cosine stays under
+    the store's "unrelated" level while BM25's best score reaches its own, BM25 leads."""
+    from ..context.relevance import calibrate
+
+    ctx = c.ctx
+    if not hasattr(ctx, "_cal"):
+        ctx._cal = calibrate(ctx.si, ctx.store, ctx.embedder, None)  # type: ignore[attr-defined]
+    cal = ctx._cal  # type: ignore[attr-defined]
+    top_cos = c.dense[0][2] if c.dense else 0.0
+    top_bm = c.bm25[0][2] if c.bm25 else 0.0
+    if cal is not None and top_cos < cal.cosine and cal.relevant(None, top_bm):
+        return fuse(c, swap)
+    return fuse(c)
+
+
 # name -> (dense query text from the query, or None; ranker)
 VARIANTS: dict[str, tuple[Callable[[str], str] | None, Callable[[Candidates], list[str]]]] = {
     "re-impl: score 0.8/0.2 depth 50 (= default)": (None, fuse),
@@ -207,6 +224,7 @@ VARIANTS: dict[str, tuple[Callable[[str], str] | None, Callable[[Candidates], li
     "dense PRF (Rocchio m 3, beta 0.3) + fuse": (None, lambda c: dense_prf(c, 3, 0.3)),
     "dense PRF alone": (None, lambda c: dense_prf(c, then_fuse=False)),
     "bm25 PRF (10 terms from top 3) + fuse": (None, bm25_prf),
+    "calibrated trust (dense under level -> 0.2/0.8)": (None, calibrated_trust),
     "dense query prefix 'query: ' + fuse": (lambda q: "query: " + q, fuse),
     "dense query as question ('Question: q?')": (lambda q: f"Question: {q.rstrip('?')}?", fuse),
 }
