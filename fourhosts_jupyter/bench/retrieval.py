@@ -109,7 +109,7 @@ def methods(store: Any, embedder: Any, variants: bool | str) -> dict[str, Callab
     return out
 
 
-def measure(directory: Path, cache: Path, embedder: Any, variants: bool | str) -> dict[str, tuple[float, float]]:
+def measure(directory: Path, cache: Path, embedder: Any, variants: bool | str, only: str = "") -> dict[str, tuple[float, float]]:
     from ..memory.evaluate import load_beir, ndcg_at_k, recall_at_k
 
     corpus, queries = load_beir(directory)
@@ -128,7 +128,7 @@ def measure(directory: Path, cache: Path, embedder: Any, variants: bool | str) -
         ctx = Context.open(store, embedder)
         per: dict[str, tuple[list[float], list[float]]] = {}
         for q in queries:
-            for name, ranked in rank_all(ctx, q["text"]).items():
+            for name, ranked in rank_all(ctx, q["text"], only).items():
                 nd_rc = per.setdefault(name, ([], []))
                 nd_rc[0].append(ndcg_at_k(ranked[:K], q["relevant"], K))
                 nd_rc[1].append(recall_at_k(ranked[:K], set(q["relevant"]), K))
@@ -149,6 +149,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--variants", action="store_true", help="also measure the fusion variants")
     ap.add_argument("--rankers-only", action="store_true",
                     help="with --variants: only retrieval_variants' rankers (one retrieval per query)")
+    ap.add_argument("--only", default="", help="with --rankers-only: rankers whose name contains this")
     ap.add_argument("--cache", type=Path,
                     default=Path(tempfile.gettempdir()) / "fourhosts-bench-retrieval",
                     help="where the ingested stores are kept between runs")
@@ -178,5 +179,5 @@ def main(argv: list[str] | None = None) -> int:
     args.cache.mkdir(parents=True, exist_ok=True)
     for d in dirs:
         measure(d, args.cache, embedder,
-                "rankers" if args.variants and args.rankers_only else args.variants)
+                "rankers" if args.variants and args.rankers_only else args.variants, args.only)
     return 0

@@ -186,6 +186,17 @@ def bm25_prf(c: Candidates, m: int = 3, terms: int = 10) -> list[str]:
     return _ranked(fused_scores(c.dense, bm25), c.dense)
 
 
+def bm25_params(c: Candidates, k1: float, b: float) -> list[str]:
+    """BM25 with other parameters (the index applies k1 and b at search time), fused as usual."""
+    kw = c.ctx.si.keyword
+    kw.k1, kw.b = k1, b
+    try:
+        bm25 = c.ctx.bm25_for(c.query)
+    finally:
+        del kw.k1, kw.b  # back to the class defaults
+    return _ranked(fused_scores(c.dense, bm25), c.dense)
+
+
 def calibrated_trust(c: Candidates, swap: tuple[float, float] = (0.2, 0.8)) -> list[str]:
     """The store's calibrated relevance levels (``context/relevance.py``, chosen on the
     project's own data) say which list found something: when dense's best cosine stays under
@@ -224,17 +235,22 @@ VARIANTS: dict[str, tuple[Callable[[str], str] | None, Callable[[Candidates], li
     "dense PRF (Rocchio m 3, beta 0.3) + fuse": (None, lambda c: dense_prf(c, 3, 0.3)),
     "dense PRF alone": (None, lambda c: dense_prf(c, then_fuse=False)),
     "bm25 PRF (10 terms from top 3) + fuse": (None, bm25_prf),
+    "BM25 k1 1.2 b 0.75 + fuse": (None, lambda c: bm25_params(c, 1.2, 0.75)),
+    "BM25 k1 1.5 b 0.9 + fuse": (None, lambda c: bm25_params(c, 1.5, 0.9)),
     "calibrated trust (dense under level -> 0.2/0.8)": (None, calibrated_trust),
     "dense query prefix 'query: ' + fuse": (lambda q: "query: " + q, fuse),
     "dense query as question ('Question: q?')": (lambda q: f"Question: {q.rstrip('?')}?", fuse),
 }
 
 
-def rank_all(ctx: Context, query: str) -> dict[str, list[str]]:
-    """Every variant's document ranking for ``query`` (candidates fetched once per dense text)."""
+def rank_all(ctx: Context, query: str, only: str = "") -> dict[str, list[str]]:
+    """Every variant's (whose name contains ``only``) document ranking for ``query``
+    (candidates fetched once per dense text)."""
     cache: dict[str, Candidates] = {}
     out = {}
     for name, (dense_text, ranker) in VARIANTS.items():
+        if only not in name:
+            continue
         text = dense_text(query) if dense_text else query
         if text not in cache:
             cache[text] = ctx.candidates(query, text)
