@@ -26,7 +26,7 @@ from ``github:agentset-ai/embedding-leaderboard`` ``datasets/``, not committed):
   in an earlier session, so they can no longer count as unseen;
 - held out (never tuned on): ``tests/data/retrieval_heldout``, ``arcd`` (255 Arabic passages,
   50 queries: a language the MiniLM model was not trained for) and ``business-reports``
-  (671 passages; only 11 of its 50 queries have judgements that match corpus ids).
+  (671 passages; only 11 of its 50 queries are judged, ~18 chunks each).
 - ``pg`` cannot be scored: its ``qrels/test.tsv`` holds only a header. ``scifact`` and
   ``fiqa``: their corpus files are missing from the stored mirror (invalid objects). Quality figures
 are deterministic (no timing), so one pass is the measurement.
