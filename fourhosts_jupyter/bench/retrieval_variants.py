@@ -1,0 +1,267 @@
+"""Ranking variants measured for issue 16 beyond ``search``'s own keyword arguments.
+
+Each variant ranks documents from one query's ``Candidates`` (both retrievers' top 100
+documents with their scores, the query vector and the index, fetched once per query), so the
+whole set of variants costs one retrieval per query. ``fused_scores`` with the default
+arguments reproduces ``search``'s default ranking (checked in the bench: same figures).
+
+Directions (issue 16): query-adaptive weights from score gaps or the two lists' agreement,
+rank vs score fusion, candidate depth, dense query prefixing, pseudo-relevance feedback
+(Rocchio on the dense side, RM-style expansion on the BM25 side). Chunking and BM25 parameters
+are applied at search time (the index reads k1 and b per search). Chunking was not measured
+(it needs a re-ingest with new embeddings of every set; too slow on the shared machine).
+
+Findings (2026-11-30, nDCG@10; dev: own dev split / MS MARCO / DBpedia, held out: own
+held-out split / arcd): no variant is 0.02 above the better single retriever on every set, so
+``search``'s default (score fusion 0.8/0.2, depth 50) stays. The best on dev, BM25 feedback
+(0.985 / 0.804 / 0.529 against the default's 0.984 / 0.803 / 0.515), loses on the held-out
+split (0.965 against 0.994). On arcd (Arabic) MiniLM is blind (dense 0.041, BM25 0.730) and
+every fusion loses to BM25 alone; the calibrated relevance levels do not notice, since
+unknown-script texts embed close together (high cosines).
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from dataclasses import dataclass, field
+from typing import Any, Callable
+
+import numpy as np
+
+DEPTH = 100  # candidates fetched per list; variants cut their own window
+
+
+@dataclass
+class Candidates:
+    """One query's two ranked document lists, best passage per document."""
+
+    query: str
+    qvec: np.ndarray
+    dense: list[tuple[str, int, float]]  # (document id, passage key, cosine)
+    bm25: list[tuple[str, int, float]]  # (document id, passage key, BM25 score)
+    ctx: "Context" = field(repr=False)
+
+
+@dataclass
+class Context:
+    store: Any
+    embedder: Any
+    si: Any
+    vi: Any
+    mask: np.ndarray
+
+    @classmethod
+    def open(cls, store: Any, embedder: Any) -> "Context":
+        from ..memory.retriever import open_indexes
+
+        si = open_indexes(store)
+        dim = len(embedder.embed(["probe"])[0])
+        return cls(store, embedder, si, si.vector_index(store, embedder.name, dim), si.allowed(None))
+
+    def doc(self, key: int) -> str:
+        r = self.si.rows[key]
+        return r.external_id or r.document_id or r.id
+
+    def _collapse(self, keys: np.ndarray, scores: np.ndarray, depth: int) -> list[tuple[str, int, float]]:
+        best: dict[str, tuple[int, float]] = {}
+        for kk, sc in zip(keys.tolist(), scores.tolist()):
+            if kk in self.si.rows:
+                best.setdefault(self.doc(kk), (kk, sc))
+        return [(d, kk, sc) for d, (kk, sc) in list(best.items())[:depth]]
+
+    def dense_for(self, vec: np.ndarray, depth: int = DEPTH) -> list[tuple[str, int, float]]:
+        keys, scores = self.vi.search(np.asarray(vec, dtype=np.float32), 5 * depth, self.mask)
+        return self._collapse(keys, scores, depth)
+
+    def bm25_for(self, query: str, depth: int = DEPTH) -> list[tuple[str, int, float]]:
+        if self.si.keyword is None:
+            return []
+        keys, scores = self.si.keyword.search(query, 5 * depth, self.mask)
+        return self._collapse(keys, scores, depth)
+
+    def candidates(self, query: str, dense_text: str | None = None) -> Candidates:
+        qvec = self.embedder.embed([dense_text or query])[0]
+        return Candidates(query, qvec, self.dense_for(qvec), self.bm25_for(query), self)
+
+
+def _norm(scores: list[float], how: str) -> tuple[np.ndarray, float]:
+    xs = np.asarray(scores, dtype=np.float64)
+    if not len(xs):
+        return xs, 0.0
+    if how == "minmax":
+        lo, span = xs.min(), xs.max() - xs.min()
+        return ((xs - lo) / span if span > 0 else np.ones_like(xs)), 0.0
+    mu, sd = xs.mean(), xs.std()  # z-scores; a missing document gets the window's minimum
+    return ((xs - mu) / sd if sd > 0 else np.zeros_like(xs)), ((xs.min() - mu) / sd if sd > 0 else 0.0)
+
+
+def fused_scores(
+    dense: list[tuple[str, int, float]],
+    bm25: list[tuple[str, int, float]],
+    w: tuple[float, float] = (0.8, 0.2),
+    fusion: str = "minmax",
+    depth: int = 50,
+) -> dict[str, float]:
+    """Document -> fused score over each list's top ``depth`` (``search``'s rule)."""
+    dense, bm25 = dense[:depth], bm25[:depth]
+    out: dict[str, float] = {}
+    if fusion == "rrf":
+        for wt, lst in zip(w, (dense, bm25)):
+            for r, (d, _, _) in enumerate(lst, 1):
+                out[d] = out.get(d, 0.0) + wt / (60 + r)
+        return out
+    nd, fd = _norm([s for _, _, s in dense], fusion)
+    nk, fk = _norm([s for _, _, s in bm25], fusion)
+    sd = {d: v for (d, _, _), v in zip(dense, nd.tolist())}
+    sk = {d: v for (d, _, _), v in zip(bm25, nk.tolist())}
+    for d in list(sd) + [d for d in sk if d not in sd]:
+        out[d] = w[0] * sd.get(d, fd) + w[1] * sk.get(d, fk)
+    return out
+
+
+def _ranked(scores: dict[str, float], dense: list[tuple[str, int, float]]) -> list[str]:
+    drank = {d: r for r, (d, _, _) in enumerate(dense)}
+    return sorted(scores, key=lambda d: (-scores[d], drank.get(d, 10**9), d))
+
+
+def fuse(c: Candidates, w: tuple[float, float] = (0.8, 0.2), fusion: str = "minmax",
+         depth: int = 50) -> list[str]:
+    return _ranked(fused_scores(c.dense, c.bm25, w, fusion, depth), c.dense)
+
+
+def _gap(xs: list[float], n: int = 10) -> float:
+    a = np.asarray(xs[:n], dtype=np.float64)
+    if len(a) < 3 or a[1:].std() == 0:
+        return 0.0
+    return max(0.0, float((a[0] - a[1:].mean()) / a[1:].std()))
+
+
+def agreement(c: Candidates, n: int = 10) -> float:
+    """Share of the two top-``n`` lists in common (0: they disagree entirely)."""
+    a, b = {d for d, _, _ in c.dense[:n]}, {d for d, _, _ in c.bm25[:n]}
+    return len(a & b) / n
+
+
+def adaptive_gap(c: Candidates, floor: float = 0.6) -> list[str]:
+    """Weights from each list's top-score gap, dense never under ``floor``."""
+    gd, gk = _gap([s for _, _, s in c.dense]), _gap([s for _, _, s in c.bm25])
+    wd = gd / (gd + gk) if gd + gk else 0.8
+    wd = max(floor, wd)
+    return fuse(c, (wd, 1 - wd))
+
+
+def adaptive_agreement(c: Candidates, lo: float = 0.9, hi: float = 0.6) -> list[str]:
+    """Lists that agree: BM25 gets more say (``hi`` dense); lists that disagree: dense leads
+    (``lo`` dense) since dense is the stronger single retriever on every set measured."""
+    a = agreement(c)
+    wd = lo + (hi - lo) * a
+    return fuse(c, (wd, 1 - wd))
+
+
+def bm25_confident(c: Candidates, ratio: float = 1.5) -> list[str]:
+    """Even weights when BM25's first score stands well above its second, else 0.8/0.2."""
+    s = [x for _, _, x in c.bm25]
+    conf = len(s) > 1 and s[1] > 0 and s[0] / s[1] >= ratio
+    return fuse(c, (0.5, 0.5) if conf else (0.8, 0.2))
+
+
+def dense_prf(c: Candidates, m: int = 3, beta: float = 0.5, then_fuse: bool = True) -> list[str]:
+    """Rocchio on the dense side: the query vector moved towards the top ``m`` fused documents'
+    passages, searched again, then fused with BM25 as usual."""
+    first = fuse(c)[:m]
+    keys = {d: kk for d, kk, _ in c.dense + c.bm25}
+    vecs = c.ctx.vi.reconstruct([keys[d] for d in first])
+    q = c.qvec + beta * vecs.mean(axis=0)
+    q = q / np.linalg.norm(q)
+    dense = c.ctx.dense_for(q)
+    if not then_fuse:
+        return [d for d, _, _ in dense]
+    return _ranked(fused_scores(dense, c.bm25), dense)
+
+
+def bm25_prf(c: Candidates, m: int = 3, terms: int = 10) -> list[str]:
+    """RM-style expansion on the BM25 side: the most frequent terms of the top ``m`` fused
+    documents' passages appended to the query, BM25 searched again, fused as usual."""
+    from ..memory.keyword import tokenize
+
+    first = fuse(c)[:m]
+    keys = {d: kk for d, kk, _ in c.dense + c.bm25}
+    counts: Counter[str] = Counter()
+    for d in first:
+        counts.update(set(tokenize(c.ctx.si.rows[keys[d]].content)))
+    q_terms = set(tokenize(c.query))
+    extra = [t for t, n in counts.most_common() if t not in q_terms and n >= 2][:terms]
+    bm25 = c.ctx.bm25_for(c.query + " " + " ".join(extra)) if extra else c.bm25
+    return _ranked(fused_scores(c.dense, bm25), c.dense)
+
+
+def bm25_params(c: Candidates, k1: float, b: float) -> list[str]:
+    """BM25 with other parameters (the index applies k1 and b at search time), fused as usual."""
+    kw = c.ctx.si.keyword
+    kw.k1, kw.b = k1, b
+    try:
+        bm25 = c.ctx.bm25_for(c.query)
+    finally:
+        del kw.k1, kw.b  # back to the class defaults
+    return _ranked(fused_scores(c.dense, bm25), c.dense)
+
+
+def calibrated_trust(c: Candidates, swap: tuple[float, float] = (0.2, 0.8)) -> list[str]:
+    """The store's calibrated relevance levels (``context/relevance.py``, chosen on the
+    project's own data) say which list found something: when dense's best cosine stays under
+    the store's "unrelated" level while BM25's best score reaches its own, BM25 leads."""
+    from ..context.relevance import calibrate
+
+    ctx = c.ctx
+    if not hasattr(ctx, "_cal"):
+        ctx._cal = calibrate(ctx.si, ctx.store, ctx.embedder, None)  # type: ignore[attr-defined]
+    cal = ctx._cal  # type: ignore[attr-defined]
+    top_cos = c.dense[0][2] if c.dense else 0.0
+    top_bm = c.bm25[0][2] if c.bm25 else 0.0
+    if cal is not None and top_cos < cal.cosine and cal.relevant(None, top_bm):
+        return fuse(c, swap)
+    return fuse(c)
+
+
+# name -> (dense query text from the query, or None; ranker)
+VARIANTS: dict[str, tuple[Callable[[str], str] | None, Callable[[Candidates], list[str]]]] = {
+    "re-impl: score 0.8/0.2 depth 50 (= default)": (None, fuse),
+    "score 0.9/0.1": (None, lambda c: fuse(c, (0.9, 0.1))),
+    "score 0.7/0.3": (None, lambda c: fuse(c, (0.7, 0.3))),
+    "score 0.8/0.2 depth 20": (None, lambda c: fuse(c, depth=20)),
+    "score 0.8/0.2 depth 100": (None, lambda c: fuse(c, depth=100)),
+    "z-score 0.8/0.2": (None, lambda c: fuse(c, fusion="z")),
+    "z-score 0.7/0.3": (None, lambda c: fuse(c, (0.7, 0.3), fusion="z")),
+    "rrf 0.8/0.2": (None, lambda c: fuse(c, fusion="rrf")),
+    "adaptive gap (dense >= 0.6)": (None, adaptive_gap),
+    "adaptive gap (dense >= 0.7)": (None, lambda c: adaptive_gap(c, 0.7)),
+    "adaptive agreement 0.9->0.6": (None, adaptive_agreement),
+    "adaptive agreement 0.9->0.7": (None, lambda c: adaptive_agreement(c, 0.9, 0.7)),
+    "adaptive agreement 0.7->0.9": (None, lambda c: adaptive_agreement(c, 0.7, 0.9)),
+    "bm25 confident (s1/s2 >= 1.5) -> 0.5/0.5": (None, bm25_confident),
+    "bm25 confident (s1/s2 >= 1.3) -> 0.5/0.5": (None, lambda c: bm25_confident(c, 1.3)),
+    "dense PRF (Rocchio m 3, beta 0.5) + fuse": (None, dense_prf),
+    "dense PRF (Rocchio m 3, beta 0.3) + fuse": (None, lambda c: dense_prf(c, 3, 0.3)),
+    "dense PRF alone": (None, lambda c: dense_prf(c, then_fuse=False)),
+    "bm25 PRF (10 terms from top 3) + fuse": (None, bm25_prf),
+    "BM25 k1 1.2 b 0.75 + fuse": (None, lambda c: bm25_params(c, 1.2, 0.75)),
+    "BM25 k1 1.5 b 0.9 + fuse": (None, lambda c: bm25_params(c, 1.5, 0.9)),
+    "calibrated trust (dense under level -> 0.2/0.8)": (None, calibrated_trust),
+    "dense query prefix 'query: ' + fuse": (lambda q: "query: " + q, fuse),
+    "dense query as question ('Question: q?')": (lambda q: f"Question: {q.rstrip('?')}?", fuse),
+}
+
+
+def rank_all(ctx: Context, query: str, only: str = "") -> dict[str, list[str]]:
+    """Every variant's (whose name contains ``only``) document ranking for ``query``
+    (candidates fetched once per dense text)."""
+    cache: dict[str, Candidates] = {}
+    out = {}
+    for name, (dense_text, ranker) in VARIANTS.items():
+        if only not in name:
+            continue
+        text = dense_text(query) if dense_text else query
+        if text not in cache:
+            cache[text] = ctx.candidates(query, text)
+        out[name] = ranker(cache[text])
+    return out
