@@ -27,7 +27,7 @@ from typing import Any, AsyncIterator, Iterator, Mapping, Sequence
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from .classifier import BLEND, SECONDARY, Classification, classify
-from .comparison import Comparison, HostEvent, HostResult, _run_concurrently, record, source_key
+from .comparison import Comparison, HostEvent, HostResult, _estimator, _run_concurrently, record, source_key
 from .errors import ConfigError, FourHostsError
 from .events import AnswerReady, RunFailed, RunStarted, Source, TextDelta, Usage
 from .paradigms import HOSTS, PROFILES, HostParadigm
@@ -391,7 +391,7 @@ async def astream_blend(
             r.answer, r.seconds = ev.answer, time.perf_counter() - t0[host]
         elif isinstance(ev, RunFailed):
             r.error, r.kind, r.partial_text = ev.error, ev.kind, ev.partial_text
-            r.seconds = time.perf_counter() - t0[host]
+            r.seconds = time.perf_counter() - t0.get(host, started)  # refused: never started
 
     def run(host: HostParadigm, q: str):  # noqa: ANN202
         async def go() -> AsyncIterator[Any]:
@@ -415,7 +415,9 @@ async def astream_blend(
                 insights.append(f"{PROFILES[h].label}: {_insight(r.text)}")
     else:
         questions = plan.questions or {h: question for h in plan.hosts}
-        async for key, ev in _run_concurrently({h: run(h, questions[h]) for h in plan.hosts}):
+        budget = options.get("budget") if options.get("budget") is not None else getattr(engine, "budget", None)
+        async for key, ev in _run_concurrently({h: run(h, questions[h]) for h in plan.hosts}, budget=budget,
+                                               estimate=_estimator(question, questions, options, engine.settings.model or "")):
             fold(key, ev)  # type: ignore[arg-type]
             yield HostEvent(key, ev)  # type: ignore[arg-type]
     parts.seconds = time.perf_counter() - started
