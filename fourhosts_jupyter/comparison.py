@@ -376,6 +376,9 @@ async def astream_compare(
     cid = comparison_id or new_id("c_")
     yield CompareStarted(cid, question, chosen, kind)
     await asyncio.to_thread(_seed, engine)
+    from .compare_shared import comparison_engine
+
+    runner = comparison_engine(engine)  # the question embedded once; write-backs after all hosts
 
     comparison = Comparison(cid, question, chosen, kind=kind)
     started = time.perf_counter()
@@ -386,33 +389,43 @@ async def astream_compare(
 
         async def run() -> AsyncIterator[Any]:
             host_started[h] = time.perf_counter()
-            async for ev in engine.astream(q, paradigm=h, **options):
+            async for ev in runner.astream(q, paradigm=h, **options):
                 yield ev
 
         return run
 
     for h in chosen:
         comparison.results[h] = HostResult(h)
-    budget = options.get("budget") if options.get("budget") is not None else getattr(engine, "budget", None)
-    async for key, ev in _run_concurrently({h: make(h) for h in chosen}, scheduler=scheduler, budget=budget,
-                                           estimate=_estimator(question, questions, options, engine.settings.model or "")):
-        host: HostParadigm = key  # type: ignore[assignment]
-        r = comparison.results[host]
-        if isinstance(ev, RunStarted):
-            r.run_id = ev.run_id
-        elif isinstance(ev, AnswerReady):
-            r.answer, r.run_id = ev.answer, r.run_id or ev.answer.run_id
-            r.seconds = time.perf_counter() - host_started[host]
-        elif isinstance(ev, RunFailed):
-            r.error, r.kind, r.partial_text = ev.error, ev.kind, ev.partial_text
-            r.seconds = time.perf_counter() - host_started.get(host, started)  # refused: never started
-        yield HostEvent(host, ev)
+    try:
+        budget = options.get("budget") if options.get("budget") is not None else getattr(engine, "budget", None)
+        async for key, ev in _run_concurrently({h: make(h) for h in chosen}, scheduler=scheduler, budget=budget,
+                                               estimate=_estimator(question, questions, options, engine.settings.model or "")):
+            host: HostParadigm = key  # type: ignore[assignment]
+            r = comparison.results[host]
+            if isinstance(ev, RunStarted):
+                r.run_id = ev.run_id
+            elif isinstance(ev, AnswerReady):
+                r.answer, r.run_id = ev.answer, r.run_id or ev.answer.run_id
+                r.seconds = time.perf_counter() - host_started[host]
+            elif isinstance(ev, RunFailed):
+                r.error, r.kind, r.partial_text = ev.error, ev.kind, ev.partial_text
+                r.seconds = time.perf_counter() - host_started.get(host, started)  # refused: never started
+            yield HostEvent(host, ev)
+    except BaseException:  # cut off: what the finished hosts wrote is still kept
+        runner.flush()
+        raise
     if synthesize:
         await _synthesize(engine, comparison, options)
     comparison.seconds = time.perf_counter() - started
-    if save:
-        await asyncio.to_thread(record, engine.store, comparison)
+    await asyncio.to_thread(_finish, runner, comparison if save else None)
     yield CompareFinished(comparison)
+
+
+def _finish(runner: Any, comparison: Comparison | None) -> None:
+    """The hosts' deferred write-backs, then the comparison's row: one worker-thread hop."""
+    runner.flush()
+    if comparison is not None:
+        record(runner.store, comparison)
 
 
 def synthesis_messages(c: Comparison) -> list[dict[str, str]]:
