@@ -393,10 +393,14 @@ async def astream_blend(
             r.error, r.kind, r.partial_text = ev.error, ev.kind, ev.partial_text
             r.seconds = time.perf_counter() - t0.get(host, started)  # refused: never started
 
+    from .compare_shared import comparison_engine
+
+    runner = comparison_engine(engine)  # as compare: shared embeddings, write-backs at the end
+
     def run(host: HostParadigm, q: str):  # noqa: ANN202
         async def go() -> AsyncIterator[Any]:
             t0[host] = time.perf_counter()
-            async for ev in engine.astream(q, paradigm=host, **options):
+            async for ev in runner.astream(q, paradigm=host, **options):
                 yield ev
 
         return go
@@ -445,6 +449,7 @@ async def astream_blend(
             result.text += note
             yield UnifiedDelta(note)
     result.seconds = time.perf_counter() - started
+    await asyncio.to_thread(runner.flush)
     await asyncio.to_thread(record, engine.store, parts, {"blend": result.summary()["blend"]})
     yield BlendFinished(result)
 
