@@ -85,3 +85,23 @@ def test_cli_batch_compare_writes_a_row_per_question_per_host(answering, tmp_pat
     res = pd.read_json(tmp_path / "r.jsonl", lines=True)
     assert list(res["host"]) == ["teddy", "maeve"] * 2 and list(res["status"]) == ["ok"] * 4
     assert list(res["question"]) == [q for q in questions(2) for _ in range(2)]
+
+
+def test_research_batch_magic_compare(answering, tmp_path, monkeypatch):
+    from IPython.core.interactiveshell import InteractiveShell
+    from IPython.utils.capture import capture_output
+
+    ip = InteractiveShell.instance()
+    ip.run_line_magic("load_ext", "fourhosts_jupyter")
+    m = ip.magics_manager.registry["ResearchMagics"]
+    saved = (m.store_path, m.base_url, m.model)
+    m.store_path, m.base_url, m.model = str(tmp_path / "store.duckdb"), answering.base_url, "scripted-model"
+    monkeypatch.setenv("FOURHOSTS_EMBEDDER", "hashing")
+    try:
+        src = tmp_path / "q.csv"
+        pd.DataFrame({"question": questions(2)}).to_csv(src, index=False)
+        with capture_output():
+            df = ip.run_line_magic("research", f"batch {src} --column question --no-progress --compare maeve,dolores")
+        assert list(df["host"]) == ["maeve", "dolores"] * 2 and list(df["status"]) == ["ok"] * 4
+    finally:
+        m.store_path, m.base_url, m.model = saved
