@@ -27,7 +27,7 @@ from typing import Any, AsyncIterator, Iterator, Mapping, Sequence
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from .classifier import BLEND, SECONDARY, Classification, classify
-from .comparison import Comparison, HostEvent, HostResult, _run_concurrently, record, source_key
+from .comparison import Comparison, HostEvent, HostResult, _estimator, _run_concurrently, record, source_key
 from .errors import ConfigError, FourHostsError
 from .events import AnswerReady, RunFailed, RunStarted, Source, TextDelta, Usage
 from .paradigms import HOSTS, PROFILES, HostParadigm
@@ -283,8 +283,9 @@ def merged_sources(parts: Comparison, w: Mapping[HostParadigm, float]) -> tuple[
     return tuple(replace(first[k], n=i + 1, score=round(score[k], 4)) for i, k in enumerate(keys))
 
 
-def offline_text(plan: BlendPlan, parts: Comparison) -> str:
-    """The offline unified answer: one host-labelled section per part, in the plan's order."""
+def offline_text(plan: BlendPlan, parts: Comparison, texts: Mapping[HostParadigm, str] | None = None) -> str:
+    """The offline unified answer: one host-labelled section per part, in the plan's order.
+    ``texts``: the parts with their citations renumbered to the merged list (blend_citations)."""
     intro = {
         "weighted": "Each host's part below is weighted by how strongly the question calls for it.",
         "sequential": "The hosts answered in turn, each given the insights of those before it.",
@@ -297,7 +298,7 @@ def offline_text(plan: BlendPlan, parts: Comparison) -> str:
         lines.append(f"### {p.emoji} {p.label} ({p.stance}) — weight {round(plan.weights[h] * 100)}%")
         if h in plan.questions and plan.mode == "collaborative":
             lines.append(f"*Sub-problem: {plan.questions[h]}*")
-        body = _body(r.text) if r is not None and r.ok else f"(no answer: {r.error if r else 'did not run'})"
+        body = _body((texts or {}).get(h, r.text)) if r is not None and r.ok else f"(no answer: {r.error if r else 'did not run'})"
         lines += ["", body, ""]
     return "\n".join(lines).strip() + "\n"
 
@@ -390,12 +391,16 @@ async def astream_blend(
             r.answer, r.seconds = ev.answer, time.perf_counter() - t0[host]
         elif isinstance(ev, RunFailed):
             r.error, r.kind, r.partial_text = ev.error, ev.kind, ev.partial_text
-            r.seconds = time.perf_counter() - t0[host]
+            r.seconds = time.perf_counter() - t0.get(host, started)  # refused: never started
+
+    from .compare_shared import comparison_engine
+
+    runner = comparison_engine(engine)  # as compare: shared embeddings, write-backs at the end
 
     def run(host: HostParadigm, q: str):  # noqa: ANN202
         async def go() -> AsyncIterator[Any]:
             t0[host] = time.perf_counter()
-            async for ev in engine.astream(q, paradigm=host, **options):
+            async for ev in runner.astream(q, paradigm=host, **options):
                 yield ev
 
         return go
@@ -414,20 +419,24 @@ async def astream_blend(
                 insights.append(f"{PROFILES[h].label}: {_insight(r.text)}")
     else:
         questions = plan.questions or {h: question for h in plan.hosts}
-        async for key, ev in _run_concurrently({h: run(h, questions[h]) for h in plan.hosts}):
+        budget = options.get("budget") if options.get("budget") is not None else getattr(engine, "budget", None)
+        async for key, ev in _run_concurrently({h: run(h, questions[h]) for h in plan.hosts}, budget=budget,
+                                               estimate=_estimator(question, questions, options, engine.settings.model or "")):
             fold(key, ev)  # type: ignore[arg-type]
             yield HostEvent(key, ev)  # type: ignore[arg-type]
     parts.seconds = time.perf_counter() - started
 
+    from .blend_citations import renumbered_texts
+
     result = BlendResult(plan, parts, sources=merged_sources(parts, plan.weights), offline=provider.offline)
+    texts = renumbered_texts(parts, result.sources)  # every [n] points into result.sources
     if provider.offline or not parts.answers:
-        result.text = offline_text(plan, parts)
+        result.text = offline_text(plan, parts, texts)
         yield UnifiedDelta(result.text)
     else:
         from .events import UsageReported
         from .llm.base import ProviderUsage
 
-        texts = {h: r.text for h, r in parts.results.items()}
         try:
             async for ev in ask(synthesis_messages(question, plan, texts)):
                 if isinstance(ev, TextDelta):
@@ -436,10 +445,11 @@ async def astream_blend(
                 elif isinstance(ev, (ProviderUsage, UsageReported)):
                     result.usage = result.usage + ev.usage
         except FourHostsError as exc:  # the parts stand; say why there is no synthesis
-            note = f"\n\n*The synthesis failed ({exc}); the hosts' parts are shown below.*\n\n" + offline_text(plan, parts)
+            note = f"\n\n*The synthesis failed ({exc}); the hosts' parts are shown below.*\n\n" + offline_text(plan, parts, texts)
             result.text += note
             yield UnifiedDelta(note)
     result.seconds = time.perf_counter() - started
+    await asyncio.to_thread(runner.flush)
     await asyncio.to_thread(record, engine.store, parts, {"blend": result.summary()["blend"]})
     yield BlendFinished(result)
 

@@ -2,8 +2,8 @@
 
 A composition of runs on top of the engine (the engine keeps doing one run well). Each host's
 run is the engine's own run forced to that host (``paradigm=``); the runs go concurrently
-through ``_run_concurrently`` (plain asyncio tasks until the scheduler lands: that one function
-is where it plugs in), their events arrive tagged with their host, and when all have finished a
+through ``_run_concurrently`` (one scheduler task per host, inside the run's or batch's
+budget), their events arrive tagged with their host, and when all have finished a
 :class:`Comparison` carries the answers and the footer figures (shared / single-host sources,
 length, tokens, cost, time, distinctive terms). The run log keeps one run per host, linked by
 the comparison id (migration m006).
@@ -272,11 +272,24 @@ class Comparison:
 
 async def _run_concurrently(
     streams: Mapping[Hashable, Callable[[], AsyncIterator[Any]]],
+    *,
+    scheduler: Any = None,
+    budget: Any = None,
+    estimate: Callable[[Hashable], int] | None = None,
 ) -> AsyncIterator[tuple[Hashable, Any]]:
-    """Run every stream at once; yield ``(key, item)`` as items arrive, in arrival order.
+    """Run every stream at once through the scheduler (one task per host, ``host=`` set);
+    yield ``(key, item)`` as items arrive, in arrival order.
 
-    Plain asyncio tasks for now: this one function is where the scheduler plugs in. A stream
-    that raises ends the whole iteration with that error after the others are cancelled."""
+    ``budget`` (a batch's or the session's): each task holds ``estimate(key)`` tokens while it
+    runs, so the hosts together never commit more than the budget has left; a host the budget
+    can never pay for is refused before it starts (a ``RunFailed`` of kind ``budget``). No
+    retries here: a stream that already yielded events cannot be replayed (the provider retries
+    its own calls). A stream that raises ends the iteration with that error after the others
+    are cancelled."""
+    from .schedule import Scheduler
+
+    sched = scheduler or Scheduler(max(1, len(streams)), budget=budget, retries=0)
+    limited = sched.budget is not None and sched.budget.limited
     queue: asyncio.Queue[tuple[Hashable, Any]] = asyncio.Queue()
     done = object()
 
@@ -287,8 +300,23 @@ async def _run_concurrently(
         finally:
             await queue.put((key, done))
 
-    tasks = [asyncio.create_task(pump(k, m), name=f"fourhosts-compare-{k}") for k, m in streams.items()]
-    left = len(tasks)
+    async def watch(key: Hashable, handle: Any) -> None:
+        try:
+            await handle
+        except BaseException as exc:  # noqa: BLE001 - refused before it ran, or the stream's own error
+            if handle.attempts == 0 and not isinstance(exc, asyncio.CancelledError):
+                await queue.put((key, RunFailed(str(exc), "budget")))
+                await queue.put((key, done))
+            elif handle.attempts == 0:
+                await queue.put((key, done))
+
+    handles = {
+        k: sched.submit(pump, k, m, host=str(getattr(k, "value", k)), retries=0,
+                        tokens=estimate(k) if (limited and estimate) else 0, name=f"fourhosts-compare-{k}")
+        for k, m in streams.items()
+    }  # fmt: skip
+    watchers = [asyncio.create_task(watch(k, h)) for k, h in handles.items()]
+    left = len(handles)
     try:
         while left:
             key, item = await queue.get()
@@ -296,13 +324,24 @@ async def _run_concurrently(
                 left -= 1
                 continue
             yield key, item
-        for t in tasks:  # surface a stream's own error
-            t.result()
+        for h in handles.values():  # surface a stream's own error
+            if h.attempts:
+                h.result()
     finally:
-        for t in tasks:
-            if not t.done():
-                t.cancel()
-        await asyncio.gather(*tasks, return_exceptions=True)
+        for h in handles.values():
+            h.cancel()
+        await asyncio.gather(*watchers, return_exceptions=True)
+
+
+def _estimator(question: str, questions: Mapping[Any, str] | None, options: Mapping[str, Any],
+               model: str = "") -> Callable[[Hashable], int]:
+    """Tokens one host's run needs at least (its first model call): what the scheduler holds."""
+    def estimate(key: Hashable) -> int:
+        from .schedule.batch import item_estimate
+
+        return item_estimate((questions or {}).get(key, question), options.get("model") or model, options.get("effort"))
+
+    return estimate
 
 
 def _seed(engine: Any) -> None:
@@ -322,6 +361,7 @@ async def astream_compare(
     kind: str = "compare",
     save: bool = True,
     synthesize: bool = False,
+    scheduler: Any = None,
     **options: Any,
 ) -> AsyncIterator[Any]:
     """CompareStarted, then every host's events as HostEvent (interleaved as they happen),
@@ -336,6 +376,9 @@ async def astream_compare(
     cid = comparison_id or new_id("c_")
     yield CompareStarted(cid, question, chosen, kind)
     await asyncio.to_thread(_seed, engine)
+    from .compare_shared import comparison_engine
+
+    runner = comparison_engine(engine)  # the question embedded once; write-backs after all hosts
 
     comparison = Comparison(cid, question, chosen, kind=kind)
     started = time.perf_counter()
@@ -346,31 +389,43 @@ async def astream_compare(
 
         async def run() -> AsyncIterator[Any]:
             host_started[h] = time.perf_counter()
-            async for ev in engine.astream(q, paradigm=h, **options):
+            async for ev in runner.astream(q, paradigm=h, **options):
                 yield ev
 
         return run
 
     for h in chosen:
         comparison.results[h] = HostResult(h)
-    async for key, ev in _run_concurrently({h: make(h) for h in chosen}):
-        host: HostParadigm = key  # type: ignore[assignment]
-        r = comparison.results[host]
-        if isinstance(ev, RunStarted):
-            r.run_id = ev.run_id
-        elif isinstance(ev, AnswerReady):
-            r.answer, r.run_id = ev.answer, r.run_id or ev.answer.run_id
-            r.seconds = time.perf_counter() - host_started[host]
-        elif isinstance(ev, RunFailed):
-            r.error, r.kind, r.partial_text = ev.error, ev.kind, ev.partial_text
-            r.seconds = time.perf_counter() - host_started[host]
-        yield HostEvent(host, ev)
+    try:
+        budget = options.get("budget") if options.get("budget") is not None else getattr(engine, "budget", None)
+        async for key, ev in _run_concurrently({h: make(h) for h in chosen}, scheduler=scheduler, budget=budget,
+                                               estimate=_estimator(question, questions, options, engine.settings.model or "")):
+            host: HostParadigm = key  # type: ignore[assignment]
+            r = comparison.results[host]
+            if isinstance(ev, RunStarted):
+                r.run_id = ev.run_id
+            elif isinstance(ev, AnswerReady):
+                r.answer, r.run_id = ev.answer, r.run_id or ev.answer.run_id
+                r.seconds = time.perf_counter() - host_started[host]
+            elif isinstance(ev, RunFailed):
+                r.error, r.kind, r.partial_text = ev.error, ev.kind, ev.partial_text
+                r.seconds = time.perf_counter() - host_started.get(host, started)  # refused: never started
+            yield HostEvent(host, ev)
+    except BaseException:  # cut off: what the finished hosts wrote is still kept
+        runner.flush()
+        raise
     if synthesize:
         await _synthesize(engine, comparison, options)
     comparison.seconds = time.perf_counter() - started
-    if save:
-        await asyncio.to_thread(record, engine.store, comparison)
+    await asyncio.to_thread(_finish, runner, comparison if save else None)
     yield CompareFinished(comparison)
+
+
+def _finish(runner: Any, comparison: Comparison | None) -> None:
+    """The hosts' deferred write-backs, then the comparison's row: one worker-thread hop."""
+    runner.flush()
+    if comparison is not None:
+        record(runner.store, comparison)
 
 
 def synthesis_messages(c: Comparison) -> list[dict[str, str]]:

@@ -186,7 +186,7 @@ def _fourhosts(tmp_path, *args: str, timeout: int = 240) -> subprocess.Completed
     (["q.csv", "--column", "nope"], "has no column 'nope'"),
     (["q.txt", "--column", "question"], "unknown input file type ('.txt')"),
     (["q.csv", "--column", "question", "--out", "r.xlsx"], "unknown output file type ('.xlsx')"),
-    (["q.csv", "--column", "question", "--compare"], "--compare is not yet available"),
+    (["q.csv", "--column", "question", "--compare", "dolores"], "compare needs at least two hosts"),
     (["--resume", "b_nope"], "no batch 'b_nope'"),
 ], ids=["missing-column", "input-type", "output-type", "compare", "unknown-batch"])
 def test_cli_bad_input_exits_non_zero_with_one_line(tmp_path, args, message):

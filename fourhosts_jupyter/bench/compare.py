@@ -58,15 +58,19 @@ def main(argv: list[str] | None = None) -> int:
         engine.research(question, paradigm="bernard")  # warm: indexes, model, client
 
         singles: dict[str, list[float]] = {h.value: [] for h in HOSTS}
+        cpu_singles: dict[str, list[float]] = {h.value: [] for h in HOSTS}
         walls: list[float] = []
+        cpus: list[float] = []  # process CPU seconds (all threads): load distorts it less
         for _ in range(a.rounds):
             for h in HOSTS:
-                t = time.perf_counter()
+                t, c = time.perf_counter(), time.process_time()
                 engine.research(question, paradigm=h)
                 singles[h.value].append(time.perf_counter() - t)
-            t = time.perf_counter()
+                cpu_singles[h.value].append(time.process_time() - c)
+            t, c = time.perf_counter(), time.process_time()
             done = [e for e in stream_compare(engine, question) if isinstance(e, CompareFinished)]
             walls.append(time.perf_counter() - t)
+            cpus.append(time.process_time() - c)
             assert done and len(done[0].comparison.answers) == 4, "a host failed"
 
     med = {h: statistics.median(v) for h, v in singles.items()}
@@ -81,4 +85,9 @@ def main(argv: list[str] | None = None) -> int:
     print(f"  compare, four hosts at once:  {wall:6.3f} s")
     print(f"ratio compare / slowest single ({slowest}): {wall / med[slowest]:.3f}  (goal ≤ 1.3)")
     print(f"ratio compare / sum of singles: {wall / sum(med.values()):.3f}")
+    cpu_med = {h: statistics.median(v) for h, v in cpu_singles.items()}
+    cpu = statistics.median(cpus)
+    print(f"CPU: compare {cpu:.3f} s, the four alone {sum(cpu_med.values()):.3f} s "
+          f"({', '.join(f'{h} {v:.3f}' for h, v in cpu_med.items())}); "
+          f"ratio compare / sum of singles: {cpu / sum(cpu_med.values()):.3f}")
     return 0

@@ -19,6 +19,13 @@ question the budget cannot pay for is left pending (not failed) and the batch en
 
 The result is a DataFrame (RESULT_COLUMNS) of every item of the batch in input order, with
 ``df.attrs["batch_id"]`` and ``df.attrs["state"]``.
+
+``compare=True`` (or ``"dolores,bernard"``; ``fourhosts batch … --compare [HOSTS]``): every
+question is answered by each host, one item per question per host (``host`` says which), in
+question order then host order. Long form on purpose: each host's run keeps its own status,
+error, tokens, cost and resume, and an analyst gets the wide view with one call,
+``df.pivot(index="question", columns="host", values="answer")`` (or ``tokens``, ``cost``),
+or ``df.groupby("host")[["tokens", "cost", "seconds"]].sum()``.
 """
 
 from __future__ import annotations
@@ -197,7 +204,7 @@ async def _abatch(
     budget_usd: float | None = None,
     resume: str | None = None,
     retry_failed: bool = False,
-    compare: bool = False,
+    compare: Any = None,
     progress: bool = True,
     source: str | None = None,
     on_item: Callable[[ItemResult], None] | None = None,
@@ -207,9 +214,6 @@ async def _abatch(
     from ..memory.store import new_id
     from .batch_io import questions_from, source_name
 
-    if compare:
-        raise ConfigError("--compare is not yet available in batches (it arrives with compare/blend); "
-                          "run the batch without it")
     unknown = sorted(set(run_options) - set(RUN_OPTIONS))
     if unknown:
         raise ConfigError(f"unknown batch option {unknown[0]!r}: use {', '.join(RUN_OPTIONS)}, "
@@ -228,6 +232,10 @@ async def _abatch(
                               "for it or stop it first")
         batch_id = resume
         stored = info.options
+        if compare and [h.value for h in compare_hosts(compare)] != list(stored.get("compare") or []):
+            raise ConfigError(f"batch {resume} was made with compare={stored.get('compare')}: resume it "
+                              "without --compare (its items are fixed)")
+        hosts = compare_hosts(stored.get("compare"))
         run_options = {**{k: v for k, v in stored.items() if k in RUN_OPTIONS}, **run_options}
         budget_tokens = budget_tokens if budget_tokens is not None else stored.get("budget_tokens")
         budget_usd = budget_usd if budget_usd is not None else stored.get("budget_usd")
@@ -239,9 +247,13 @@ async def _abatch(
         if questions is None:
             raise ConfigError("no questions: give a list, a DataFrame and column=, or resume=BATCH_ID")
         qs = questions_from(questions, column, source=source or "")
+        hosts = compare_hosts(compare)
+        if hosts and run_options.get("paradigm"):
+            raise ConfigError("give --compare HOSTS or --paradigm HOST, not both")
+        qs = [q for q in qs for _ in hosts] if hosts else qs  # compare: one item per question per host
         batch_id = new_id("b_")
         options = {**run_options, "concurrency": concurrency, "budget_tokens": budget_tokens,
-                   "budget_usd": budget_usd}
+                   "budget_usd": budget_usd, **({"compare": [h.value for h in hosts]} if hosts else {})}
         await asyncio.to_thread(rows.create, batch_id, qs, source=source or source_name(questions),
                                 column=column or "", options=options)
         total = len(qs)
@@ -263,8 +275,9 @@ async def _abatch(
     async def one(idx: int, question: str) -> ItemResult:
         await asyncio.to_thread(rows.started, batch_id, idx)
         t = time.perf_counter()
+        opts = {**run_options, "paradigm": hosts[idx % len(hosts)].value} if hosts else run_options
         try:
-            answer = await engine.aresearch(question, budget=budget, **run_options)
+            answer = await engine.aresearch(question, budget=budget, **opts)
         except RunError as exc:
             kind = exc.kind
             status = "pending" if kind == "budget" else "failed"
@@ -312,7 +325,8 @@ async def _abatch(
         waits = []
         for idx, q in todo:
             est = item_estimate(q, model, run_options.get("effort"))
-            h = sched.submit(one, idx, q, tokens=est if budget.limited else 0, name=f"item {idx}")
+            host = hosts[idx % len(hosts)].value if hosts else None
+            h = sched.submit(one, idx, q, tokens=est if budget.limited else 0, name=f"item {idx}", host=host)
             waits.append(settle(idx, q, h))
         await asyncio.gather(*waits)
         if counts.stopped:
@@ -332,8 +346,19 @@ async def _abatch(
         # written even while cancelled: a blocking write here beats a batch left "running"
         rows.set_state(batch_id, state, note)
     df = await asyncio.to_thread(rows.results, batch_id)
-    df.attrs.update(batch_id=batch_id, state=state, note=note or "", counts=counts.line())
+    df.attrs.update(batch_id=batch_id, state=state, note=note or "", counts=counts.line(),
+                    compare=[h.value for h in hosts])
     return df
+
+
+def compare_hosts(value: Any) -> tuple[Any, ...]:
+    """The hosts of a compare batch: nothing for ``None`` / ``False``; all four for ``True`` /
+    ``"all"``; else a list or "dolores,bernard" (at least two)."""
+    if value is None or value is False:
+        return ()
+    from ..comparison import parse_hosts
+
+    return parse_hosts(None if value is True else value)
 
 
 def batch(questions: Any = None, **options: Any):  # noqa: ANN201 - pandas.DataFrame

@@ -49,8 +49,9 @@ def cmd_batch(args: argparse.Namespace) -> int:
     if args.list:
         return _list(args)
     if args.compare:
-        raise ConfigError("--compare is not yet available in batches (it arrives with compare/blend); "
-                          "run the batch without it")
+        from .batch import compare_hosts
+
+        compare_hosts(args.compare)  # a bad host name: one line, before anything runs
     if args.resume and args.file:
         raise ConfigError("give a FILE or --resume BATCH_ID, not both")
     if not args.resume and not args.file:
@@ -70,7 +71,7 @@ def cmd_batch(args: argparse.Namespace) -> int:
                                if getattr(args, k) is not None}
     df = batch(questions, engine=engine, concurrency=args.concurrency, budget_tokens=args.budget_tokens,
                budget_usd=args.budget_usd, resume=args.resume, retry_failed=args.retry_failed,
-               source=args.file, column=args.column, progress=not args.quiet,
+               source=args.file, column=args.column, progress=not args.quiet, compare=args.compare,
                on_start=lambda bid: print(f"batch {bid}", file=sys.stderr, flush=True), **options)
     if args.out:
         from .batch_io import write_table
@@ -123,7 +124,8 @@ def add_parsers(sub: Any) -> None:
     p.add_argument("--retry-failed", action="store_true", help="with --resume: run the failed items again")
     p.add_argument("--list", action="store_true", help="list batches and their state")
     p.add_argument("--json", action="store_true", help="with --list: one JSON object per batch")
-    p.add_argument("--compare", action="store_true", help="(not yet available)")
+    p.add_argument("--compare", nargs="?", const="all", metavar="HOSTS",
+                   help="every host answers each question (or HOSTS, e.g. dolores,bernard): one row per question per host")
     p.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
     p.add_argument("-p", "--paradigm", help="force a host: dolores, teddy, bernard or maeve")
     p.add_argument("-e", "--effort", help="low, medium or high")

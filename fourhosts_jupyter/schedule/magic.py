@@ -11,10 +11,9 @@ from typing import Any
 
 from IPython.core.error import UsageError
 
-from ..errors import ConfigError
 
 USAGE = ("%research batch FILE [--column NAME] [--out PATH] [--concurrency N] [--budget-tokens N] "
-         "[--budget-usd X] [-p HOST] [-e LEVEL] [-m MODEL] [--store PATH] | --resume BATCH_ID "
+         "[--budget-usd X] [-p HOST | --compare [HOSTS]] [-e LEVEL] [-m MODEL] [--store PATH] | --resume BATCH_ID "
          "[--retry-failed] | --list")
 
 
@@ -32,7 +31,7 @@ def batch_subcommand(magics: Any, argv: list[str]) -> Any:
     p.add_argument("--resume")
     p.add_argument("--retry-failed", action="store_true")
     p.add_argument("--list", action="store_true")
-    p.add_argument("--compare", action="store_true")
+    p.add_argument("--compare", nargs="?", const="all")
     p.add_argument("--no-progress", action="store_true")
     p.add_argument("-p", "--paradigm")
     p.add_argument("-e", "--effort")
@@ -44,8 +43,6 @@ def batch_subcommand(magics: Any, argv: list[str]) -> Any:
         from .batch import list_batches
 
         return list_batches(magics.store(a.store))
-    if a.compare:
-        raise ConfigError("--compare is not yet available in batches (it arrives with compare/blend)")
     if bool(a.file) == bool(a.resume):
         raise UsageError(f"%research batch: give a FILE or --resume BATCH_ID. Usage: {USAGE}")
     from .batch_io import check_output, questions_from, read_table
@@ -62,7 +59,7 @@ def batch_subcommand(magics: Any, argv: list[str]) -> Any:
                if getattr(a, k) is not None}
     df = batch(questions, engine=engine, concurrency=a.concurrency, budget_tokens=a.budget_tokens,
                budget_usd=a.budget_usd, resume=a.resume, retry_failed=a.retry_failed,
-               source=a.file, column=a.column, progress=not a.no_progress, **options)
+               source=a.file, column=a.column, progress=not a.no_progress, compare=a.compare, **options)
     if a.out:
         from .batch_io import write_table
 
