@@ -98,12 +98,18 @@ async def _evaluate(draft: Draft, provider: Any, embedder: Any, policy: QualityP
 
 async def _heal(draft: Draft, why: str, before: Evaluation, *, provider: Any, store: Any, embedder: Any,
                 policy: QualityPolicy) -> AsyncIterator[Event]:
-    from . import heal, judge
+    from . import heal, judge, web_heal
     from ..llm.base import ModelRequest
 
     host = draft.classification.primary
     yield LayerStarted("healing", f"🩹 Healing ({why})")
     t = time.perf_counter()
+    web = None
+    if await asyncio.to_thread(web_heal.configured, host):  # pages land in memory, widen finds them
+        web = await asyncio.to_thread(web_heal.gather, store, draft.question, host, heal.angles(host),
+                                      draft.sources, run_id=draft.run_id, embedder=embedder)
+        for note in web.notices:
+            yield Notice(f"healing: {note}; healing goes on over memory.", "warning")
     widened = await asyncio.to_thread(heal.widen, store, draft.question, draft.sources, host,
                                       embedder=embedder, extra=policy.extra_k)
     added = len(widened) - len(draft.sources)
@@ -125,17 +131,19 @@ async def _heal(draft: Draft, why: str, before: Evaluation, *, provider: Any, st
     after = draft.evaluation
     assert after is not None and first is not None
     kept = after.confidence > before.confidence
+    more = f"{added} more sources" + (f" ({web.words()})" if web is not None and web.words() else "")
     if kept:
         draft.text, draft.sources = text, widened
         yield AnswerRevised(text, widened, "healed")
-        detail = f"{added} more sources; confidence {before.confidence:.2f} → {after.confidence:.2f}"
+        detail = f"{more}; confidence {before.confidence:.2f} → {after.confidence:.2f}"
     else:  # the first answer stands, and its evaluation with it
         draft.evaluation = first
-        detail = (f"{added} more sources; the healed answer scored {after.confidence:.2f}, not above "
+        detail = (f"{more}; the healed answer scored {after.confidence:.2f}, not above "
                   f"{before.confidence:.2f}: the first answer stands")
     draft.record["healing"].append({
         "trigger": why, "before": before.confidence, "after": after.confidence, "kept": kept,
         "added_sources": added, "host": host.value, "healed_evaluation": after.to_dict(),
+        **({"web": web.to_dict()} if web is not None else {}),
     })
     yield Healed(why, before.confidence, after.confidence, kept, added, detail)
     yield LayerFinished("healing", time.perf_counter() - t, detail)
