@@ -90,7 +90,9 @@ def _run(store, embedder, paradigm="dolores", question=WEAK, top_k=5, low_confid
     return events
 
 
-def test_a_weak_answer_heals_with_a_page_from_the_web(searxng, store, embedder, monkeypatch):
+def test_a_weak_answer_heals_with_a_page_from_the_web(searxng, store, embedder, monkeypatch, capsys):
+    from fourhosts_jupyter import cli
+
     monkeypatch.setenv("FOURHOSTS_SEARXNG_URL", searxng.url)
     events = _run(store, embedder)  # nothing on sourdough in memory: the first answer has no sources
     first = next(e for e in events if isinstance(e, Evaluated)).evaluation
@@ -113,6 +115,8 @@ def test_a_weak_answer_heals_with_a_page_from_the_web(searxng, store, embedder, 
     assert [q["backend"] for q in record["web"]["queries"]] == ["searxng", "searxng"]
     assert all(q["query"].startswith(WEAK) for q in record["web"]["queries"])
     assert [p["url"] for p in record["web"]["pages"]] == [page] and record["web"]["pages"][0]["saved"]
+    assert cli.main(["show", answer.run_id, "--store", str(store.path)]) == 0
+    assert "healed answer kept (+ 1 page from the web)" in capsys.readouterr().out
 
 
 def test_without_a_back_end_configured_no_web_request_is_made(searxng, store, embedder):

@@ -117,7 +117,16 @@ def stored_lines(record: dict[str, Any]) -> list[str]:
     first = record.get("evaluation") or {}
     panel.evaluations.append(("answer", first))
     for h in record.get("healing") or ():
-        panel.healing.append({"detail": "", **h})
+        panel.healing.append({"detail": _web_words(h.get("web")), **h})
         panel.evaluations.append(("healed", h.get("healed_evaluation") or {}))
     panel.collaborations.extend({"detail": "", "recommendations": 0, **c} for c in record.get("collaboration") or ())
     return panel.to_text().splitlines()
+
+
+def _web_words(web: dict[str, Any] | None) -> str:
+    """What a healing round took from the web (quality/web_heal.py), for ``fourhosts show``."""
+    if not web:
+        return ""
+    from .web_heal import WebStep
+
+    return WebStep(**web).words()
