@@ -150,3 +150,13 @@ def test_a_failing_back_end_still_heals_over_memory_with_the_failure_noted(searx
     assert record["web"]["pages"] == [] and record["web"]["queries"][0]["error"]
     assert record["after"] == healed.after and healed.added_sources >= 1  # memory alone widened it
     assert all(s.origin is None or "127.0.0.1" not in s.origin for s in answer.sources)
+
+
+def test_a_bad_back_end_order_is_one_notice_naming_the_fix_and_healing_goes_on(searxng, store, embedder,
+                                                                              monkeypatch):
+    monkeypatch.setenv("FOURHOSTS_SEARXNG_URL", searxng.url)
+    monkeypatch.setenv("FOURHOSTS_SEARCH_BACKENDS", "searxng,bing")
+    events = _run(store, embedder)
+    notes = [n.message for n in events if isinstance(n, Notice) and "the web is not searched" in n.message]
+    assert len(notes) == 1 and "unknown search back-ends (bing)" in notes[0] and "comma-separated" in notes[0]
+    assert next(e for e in events if isinstance(e, Healed)).added_sources == 0 and searxng.requests == []

@@ -105,7 +105,12 @@ async def _heal(draft: Draft, why: str, before: Evaluation, *, provider: Any, st
     yield LayerStarted("healing", f"🩹 Healing ({why})")
     t = time.perf_counter()
     web = None
-    if await asyncio.to_thread(web_heal.configured, host):  # pages land in memory, widen finds them
+    try:
+        use_web = await asyncio.to_thread(web_heal.configured, host)
+    except FourHostsError as exc:
+        use_web = False
+        yield Notice(f"healing: the web is not searched ({exc}); healing goes on over memory.", "warning")
+    if use_web:  # the pages land in the host's memory, where widen finds them
         web = await asyncio.to_thread(web_heal.gather, store, draft.question, host, heal.angles(host),
                                       draft.sources, run_id=draft.run_id, embedder=embedder)
         for note in web.notices:

@@ -48,10 +48,7 @@ def configured(host: HostParadigm) -> bool:
     if "search_web" not in host_tools(host) or missing_web_dependencies():
         return False
     named = {n.strip().lower() for n in (os.environ.get(ORDER_ENV) or "").split(",")}
-    try:
-        backends = configured_backends()
-    except FourHostsError:
-        return False  # a bad back-end order: search_web itself reports it when called
+    backends = configured_backends()  # a bad back-end order raises ConfigError: the caller notes it
     return any(b.name != "ddgs" or "ddgs" in named for b in backends)
 
 
