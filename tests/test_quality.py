@@ -79,7 +79,7 @@ def test_fourhosts_show_prints_the_confidence_and_the_healing_round(seeded_store
     run_id = next(e for e in events if isinstance(e, AnswerReady)).answer.run_id
     assert cli.main(["show", run_id, "--store", str(seeded_store.path)]) == 0
     out = capsys.readouterr().out
-    assert "Confidence: confidence 0.00 (0 of 0 claims supported, 0 sources" in out
+    assert "Confidence 0.00 (0 of 0 claims supported, 0 sources" in out
     assert "Healing (low_confidence (0.00 < 0.35)): confidence 0.00 → 0.00, first answer kept" in out
 
 
@@ -300,7 +300,7 @@ def test_the_cell_view_shows_confidence_healing_and_cards_escaped_and_replays_th
     for e in events:
         live.apply(e)
     text, html = live.to_text(), live.to_html()
-    assert "Confidence: confidence 0.45 (3 of 4 claims supported, 2 sources, key terms covered 5/6)" in text
+    assert "Confidence 0.45 (3 of 4 claims supported, 2 sources, key terms covered 5/6)" in text
     assert "Healing (low_confidence (0.10 < 0.35)): confidence 0.10 → 0.45, healed answer kept" in text
     assert "Collaboration: 🕊️ Maeve → 🛡️ Teddy · protection_check · high priority · done" in text
     assert "🩹 <b>Healing</b>" in html and "&lt;script&gt;" in html and "<script>" not in html

@@ -103,7 +103,7 @@ def bench_search(sizes: Sequence[int], n_queries: int) -> None:
               f"{_pct(exact_lat, 50):>9.2f} {_pct(exact_lat, 99):>9.2f} "
               f"{_pct(exact_lat, 50) / max(_pct(lat, 50), 1e-6):>7.1f}x {_pct(filt, 50):>8.2f} {_pct(filt, 99):>8.2f}",
               flush=True)
-        del x, flat, vi
+        x = flat = vi = None  # free this size's arrays before the next (a del here confuses pyflakes)
 
 
 # -- bulk writes and select end to end -----------------------------------------------------

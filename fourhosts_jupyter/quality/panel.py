@@ -69,7 +69,8 @@ class QualityPanel:
         lines = []
         ev = self.final()
         if ev is not None:
-            lines.append(f"Confidence: {plain(_confidence_line(ev))}")
+            line = plain(_confidence_line(ev))  # "confidence 0.76 (8 of 8 claims supported, …)"
+            lines.append(line[:1].upper() + line[1:])
         for h in self.healing:
             outcome = "healed answer kept" if h["kept"] else "first answer kept"
             lines.append(f"Healing ({plain(h['trigger'])}): confidence {h['before']:.2f} → {h['after']:.2f}, {outcome}"
