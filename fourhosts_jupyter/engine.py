@@ -105,24 +105,12 @@ class Engine:
 
     # -- the async core ----------------------------------------------------------------------
 
-    def astream(
-        self,
-        question: str,
-        *,
-        paradigm: str | HostParadigm | None = None,
-        effort: str | Effort | None = None,
-        model: str | None = None,
-        base_url: str | None = None,
-        top_k: int | None = None,
-        budget_tokens: int | None = None,
-        budget_usd: float | None = None,
-        budget: Any = None,
-    ) -> AsyncIterator[Event]:
+    def astream(self, question: str, **options: Any) -> AsyncIterator[Event]:
+        """The run's events; ``options`` are ``_pipeline``'s (paradigm, effort, model, base_url,
+        top_k, budget_tokens, budget_usd, budget)."""
         from .telemetry import traced_run  # a run span and stage spans, if an SDK is configured
 
-        return traced_run(self._pipeline(question, paradigm=paradigm, effort=effort, model=model,
-                                         base_url=base_url, top_k=top_k, budget_tokens=budget_tokens,
-                                         budget_usd=budget_usd, budget=budget), self.settings)
+        return traced_run(self._pipeline(question, **options), self.settings)
 
     async def _pipeline(
         self,

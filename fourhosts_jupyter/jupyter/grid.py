@@ -5,14 +5,13 @@
 ``div.fh-compare-grid`` > ``div.fh-compare-panel[data-host=…]`` (answer text in ``.fh-answer``;
 the browser test looks for these). ``GridView`` draws it through one display handle, at most
 ``max_rate`` redraws a second for the whole grid, or once at the end (final mode, for nbval).
-No IPython import here except in ``GridView._show``.
+No IPython import here except in ``CellView._show``.
 """
 
 from __future__ import annotations
 
-import time
 from dataclasses import dataclass, field
-from typing import Any, Callable, Iterable, Mapping
+from typing import Any, Mapping
 
 from .. import events as ev
 from ..paradigms import HOSTS, PROFILES, HostParadigm
@@ -31,7 +30,7 @@ from ..render import (
     tool_card_html,
     tool_card_text,
 )
-from .view import RunState
+from .view import CellView, RunState
 
 # 2 columns (2×2 for four hosts); 4 columns when the output area is wide. Plain CSS, no script.
 _GRID_CSS = (
@@ -242,65 +241,12 @@ class GridState:
         return {"text/plain": self.to_text(), "text/html": self.to_html()}
 
 
-class GridView:
-    """Draws a comparison: ``live``, one handle redrawn ≤ ``max_rate``/s; else one display."""
+class GridView(CellView):
+    """Draws a comparison (or a blend): ``live``, one handle redrawn ≤ ``max_rate``/s; else one
+    display. The drawing and coalescing are ``CellView``'s, over a ``GridState``."""
 
-    def __init__(
-        self,
-        *,
-        live: bool = True,
-        max_rate: float = 10.0,
-        clock: Callable[[], float] = time.monotonic,
-        display: Callable[..., Any] | None = None,
-        state: GridState | None = None,
-    ) -> None:
-        self.live = live
-        self.interval = 1.0 / max_rate if max_rate > 0 else 0.0
-        self.clock = clock
-        self._display = display
-        self.state = state if state is not None else GridState()
-        self.handle: Any = None
-        self.updates = 0
-        self._last = float("-inf")
-        self._dirty = False
-        self._shown = False
+    def __init__(self, *, state: GridState | None = None, **kwargs: Any) -> None:
+        super().__init__(state=state if state is not None else GridState(), **kwargs)
 
-    def _show(self) -> None:
-        if self._display is None:
-            from IPython.display import display
-        else:
-            display = self._display
-        if self.live and self.handle is not None:
-            self.handle.update(self.state)
-        elif self.live:
-            self.handle = display(self.state, display_id=True)
-        else:
-            display(self.state)
-        self._shown = True
-        self.updates += 1
-        self._dirty = False
-        self._last = self.clock()
-
-    def handle_item(self, item: Any) -> None:
-        if item is not None:
-            self.state.apply(item)
-            self._dirty = True
-        if self.live and self._dirty and self.clock() - self._last >= self.interval:
-            self._show()
-
-    def flush(self) -> None:
-        if self.state.events and (self._dirty or not self._shown):
-            if self.live or not self._shown:
-                self._show()
-
-    def consume(self, stream: Iterable[Any]) -> GridState:
-        it = iter(stream)
-        try:
-            for item in it:
-                self.handle_item(item)
-        finally:
-            close = getattr(it, "close", None)
-            if close is not None:
-                close()
-            self.flush()
-        return self.state
+    def _interrupted(self) -> None:
+        pass  # a stopped comparison is drawn as it stood: the grid has no notice line

@@ -282,12 +282,13 @@ class CellView:
         max_rate: float = 10.0,
         clock: Callable[[], float] = time.monotonic,
         display: Callable[..., Any] | None = None,
+        state: Any = None,
     ) -> None:
         self.live = live
         self.interval = 1.0 / max_rate if max_rate > 0 else 0.0
         self.clock = clock
         self._display = display
-        self.state = RunState()
+        self.state = state if state is not None else RunState()  # anything with apply/events
         self.handle: Any = None
         self.updates = 0  # displays + redraws sent, for tests and the benchmark
         self._last = float("-inf")
@@ -327,15 +328,19 @@ class CellView:
         elif not self._shown and self.state.events:
             self._show()
 
-    def consume(self, stream: Iterable[Any]) -> RunState:
-        """Drive the view from a stream of events; always flushes, even when interrupted."""
+    def _interrupted(self) -> None:
+        self.state.notices.append(("warning", "interrupted: the run was stopped"))
+        self._dirty = True
+
+    def consume(self, stream: Iterable[Any]) -> Any:
+        """Drive the view from a stream of events; always flushes, even when interrupted.
+        Returns the state."""
         it = iter(stream)
         try:
             for item in it:
                 self.handle_item(item)
         except KeyboardInterrupt:
-            self.state.notices.append(("warning", "interrupted: the run was stopped"))
-            self._dirty = True
+            self._interrupted()
             raise
         finally:
             close = getattr(it, "close", None)

@@ -73,3 +73,30 @@ class Provider(Protocol):
     def stream(self, request: ModelRequest) -> AsyncIterator[ProviderEvent]: ...
 
     async def aclose(self) -> None: ...
+
+
+class WrappedProvider:
+    """A provider around ``inner`` (a budget guard, a batch's shared client): ``name``, ``model``,
+    ``offline`` and anything else are the inner one's, read live (a fallback chain changes them);
+    subclasses override what they add."""
+
+    def __init__(self, inner: Any) -> None:
+        self.inner = inner
+
+    @property
+    def name(self) -> str:
+        return self.inner.name
+
+    @property
+    def model(self) -> str:
+        return self.inner.model
+
+    @property
+    def offline(self) -> bool:
+        return self.inner.offline
+
+    def __getattr__(self, attr: str) -> Any:
+        return getattr(self.__dict__["inner"], attr)
+
+    def stream(self, request: ModelRequest) -> AsyncIterator[ProviderEvent]:
+        return self.inner.stream(request)

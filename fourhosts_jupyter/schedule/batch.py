@@ -38,6 +38,7 @@ from dataclasses import dataclass, field
 from typing import Any, Callable, Sequence, TextIO
 
 from ..errors import BudgetExceeded, ConfigError, RunError
+from ..llm.base import WrappedProvider
 from .batch_store import BatchStore, ItemResult
 from .budget import Budget
 from .scheduler import DEFAULT_CONCURRENCY, Scheduler
@@ -160,29 +161,8 @@ async def abatch(questions: Any = None, **options: Any):  # noqa: ANN201 - panda
         await provider.close()
 
 
-class _SharedProvider:
+class _SharedProvider(WrappedProvider):
     """A provider kept open across runs: each run's ``aclose`` is a no-op; ``close`` ends it."""
-
-    def __init__(self, inner: Any) -> None:
-        self.inner = inner
-
-    @property
-    def name(self) -> str:
-        return self.inner.name
-
-    @property
-    def model(self) -> str:
-        return self.inner.model
-
-    @property
-    def offline(self) -> bool:
-        return self.inner.offline
-
-    def __getattr__(self, attr: str) -> Any:
-        return getattr(self.__dict__["inner"], attr)
-
-    def stream(self, request: Any) -> Any:
-        return self.inner.stream(request)
 
     async def aclose(self) -> None:
         pass

@@ -16,7 +16,7 @@ from typing import Any, AsyncIterator, Mapping
 
 from ..errors import BudgetExceeded, ConfigError
 from ..events import Usage
-from ..llm.base import ModelRequest, ProviderEvent, ProviderUsage
+from ..llm.base import ModelRequest, ProviderEvent, ProviderUsage, WrappedProvider
 from .budget import Budget
 
 PER_MESSAGE_TOKENS = 4  # role and separators per chat message (OpenAI's own rule of thumb)
@@ -67,32 +67,19 @@ def _output_cap(model: str, effort: str, tools: bool) -> int:
     return max(OUTPUT_CAPS[effort], TOOL_OUTPUT_CAP) if tools else OUTPUT_CAPS[effort]
 
 
-class BudgetedProvider:
+class BudgetedProvider(WrappedProvider):
     """``inner`` with every call checked against ``budget`` first (see the module docstring)."""
 
     def __init__(self, inner: Any, budget: Budget, *, prices: Mapping[str, Any] | None = None) -> None:
-        self.inner = inner
+        super().__init__(inner)
         self.budget = budget
         self.prices = prices
         self.refused: list[BudgetExceeded] = []
 
-    # name, model, offline, api … are the inner provider's (a fallback chain changes them)
-    @property
-    def name(self) -> str:
-        return self.inner.name
-
-    @property
-    def model(self) -> str:
-        return self.inner.model
-
-    @property
-    def offline(self) -> bool:
-        return self.inner.offline
-
     def __getattr__(self, attr: str) -> Any:
         if attr == "complete":  # every call goes through stream(), so every call is checked
             raise AttributeError(attr)
-        return getattr(self.__dict__["inner"], attr)
+        return super().__getattr__(attr)
 
     def estimate(self, request: ModelRequest) -> CallEstimate:
         return estimate_call(request, self.inner.model, prices=self.prices,
