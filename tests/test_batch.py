@@ -4,6 +4,7 @@ SIGKILL mid-way and resumed by a new process (nothing answered twice)."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import re
@@ -269,9 +270,11 @@ def test_a_batch_killed_with_sigkill_resumes_without_answering_anything_twice(tm
 # -- the notebook face ----------------------------------------------------------------------------
 
 
-def test_research_batch_magic_returns_the_frame_and_lists(answering, tmp_path, monkeypatch):
+@contextlib.contextmanager
+def research_shell(answering, tmp_path, monkeypatch):  # noqa: ANN001, ANN201
+    """The IPython shell with %research pointed at a store in ``tmp_path`` and the scripted
+    server (the magics' settings restored after)."""
     from IPython.core.interactiveshell import InteractiveShell
-    from IPython.utils.capture import capture_output
 
     ip = InteractiveShell.instance()
     ip.run_line_magic("load_ext", "fourhosts_jupyter")
@@ -280,6 +283,15 @@ def test_research_batch_magic_returns_the_frame_and_lists(answering, tmp_path, m
     m.store_path, m.base_url, m.model = str(tmp_path / "store.duckdb"), answering.base_url, "scripted-model"
     monkeypatch.setenv("FOURHOSTS_EMBEDDER", "hashing")
     try:
+        yield ip
+    finally:
+        m.store_path, m.base_url, m.model = saved
+
+
+def test_research_batch_magic_returns_the_frame_and_lists(answering, tmp_path, monkeypatch):
+    from IPython.utils.capture import capture_output
+
+    with research_shell(answering, tmp_path, monkeypatch) as ip:
         src = tmp_path / "q.csv"
         pd.DataFrame({"question": questions(2), "x": [1, 2]}).to_csv(src, index=False)
         with capture_output() as cap:
@@ -292,8 +304,6 @@ def test_research_batch_magic_returns_the_frame_and_lists(answering, tmp_path, m
 
         with pytest.raises(UsageError, match="has no column 'nope'"):
             ip.run_line_magic("research", f"batch {src} --column nope")
-    finally:
-        m.store_path, m.base_url, m.model = saved
 
 
 def test_list_batches_on_an_empty_store(tmp_path):

@@ -15,7 +15,7 @@ from fourhosts_jupyter.errors import ConfigError
 from fourhosts_jupyter.schedule.batch import batch
 from fourhosts_jupyter.schedule.batch_store import RESULT_COLUMNS, BatchStore
 from fourhosts_jupyter.testing import RecordedRequest
-from test_batch import _env, engine_for, questions
+from test_batch import _env, engine_for, questions, research_shell
 
 TAG = re.compile(r"city Q(\d+)")
 
@@ -88,20 +88,11 @@ def test_cli_batch_compare_writes_a_row_per_question_per_host(answering, tmp_pat
 
 
 def test_research_batch_magic_compare(answering, tmp_path, monkeypatch):
-    from IPython.core.interactiveshell import InteractiveShell
     from IPython.utils.capture import capture_output
 
-    ip = InteractiveShell.instance()
-    ip.run_line_magic("load_ext", "fourhosts_jupyter")
-    m = ip.magics_manager.registry["ResearchMagics"]
-    saved = (m.store_path, m.base_url, m.model)
-    m.store_path, m.base_url, m.model = str(tmp_path / "store.duckdb"), answering.base_url, "scripted-model"
-    monkeypatch.setenv("FOURHOSTS_EMBEDDER", "hashing")
-    try:
+    with research_shell(answering, tmp_path, monkeypatch) as ip:
         src = tmp_path / "q.csv"
         pd.DataFrame({"question": questions(2)}).to_csv(src, index=False)
         with capture_output():
             df = ip.run_line_magic("research", f"batch {src} --column question --no-progress --compare maeve,dolores")
         assert list(df["host"]) == ["maeve", "dolores"] * 2 and list(df["status"]) == ["ok"] * 4
-    finally:
-        m.store_path, m.base_url, m.model = saved
