@@ -52,3 +52,24 @@ def seeded_store(_seeded_template, tmp_path):
     path = tmp_path / "store.duckdb"
     shutil.copyfile(_seeded_template, path)
     return Store(path)
+
+
+@pytest.fixture(params=["duckdb", "postgres"])
+def seeded_any(request, _seeded_template, tmp_path):
+    """``seeded_store`` on each back-end: the DuckDB copy, or the same memories copied into a
+    fresh PostgreSQL database."""
+    import shutil
+
+    from fourhosts_jupyter.memory.store import Store
+
+    path = tmp_path / "store.duckdb"
+    shutil.copyfile(_seeded_template, path)
+    if request.param == "duckdb":
+        return Store(path)
+    from fourhosts_jupyter.memory.backends import open_store
+    from fourhosts_jupyter.memory.store_copy import copy_store
+    from pg_fixtures import new_database
+
+    pg = open_store(new_database(request.getfixturevalue("pg_server")))
+    copy_store(Store(path), pg, progress=False)
+    return pg

@@ -26,7 +26,7 @@ from fourhosts_jupyter.memory.embeddings import HashingEmbedder
 from fourhosts_jupyter.memory.store import Store
 from fourhosts_jupyter.schedule.batch import batch, list_batches
 from fourhosts_jupyter.schedule.batch_io import questions_from, read_table, write_table
-from fourhosts_jupyter.schedule.batch_store import RESULT_COLUMNS, BatchStore
+from fourhosts_jupyter.schedule.batch_store import RESULT_COLUMNS, BatchStore, batch_rows
 from fourhosts_jupyter.testing import RecordedRequest, ScriptedServer
 from fourhosts_jupyter.tools import ToolRegistry
 
@@ -43,7 +43,7 @@ def asked(req: RecordedRequest) -> int:
     return int(TAG.search(str(user["content"])).group(1))
 
 
-def engine_for(server: ScriptedServer, store: Store, **settings) -> Engine:
+def engine_for(server: ScriptedServer, store, **settings) -> Engine:  # noqa: ANN001 - either store
     s = Settings(base_url=server.base_url, model="scripted-model", max_retries=0, **settings)
     return Engine(s, store=store, embedder=HashingEmbedder(), tools=ToolRegistry())
 
@@ -54,8 +54,8 @@ def answering(openai_server):
     return openai_server
 
 
-def test_a_batch_answers_every_question_and_returns_the_result_frame(answering, seeded_store):
-    df = batch(questions(5), engine=engine_for(answering, seeded_store), concurrency=3, progress=False,
+def test_a_batch_answers_every_question_and_returns_the_result_frame(answering, seeded_any):
+    df = batch(questions(5), engine=engine_for(answering, seeded_any), concurrency=3, progress=False,
                paradigm="bernard")
     assert list(df.columns) == list(RESULT_COLUMNS)
     assert df.attrs["state"] == "done" and list(df["status"]) == ["ok"] * 5
@@ -65,21 +65,21 @@ def test_a_batch_answers_every_question_and_returns_the_result_frame(answering, 
     assert list(df["tokens"]) == [1_050] * 5 and (df["seconds"] > 0).all()
     assert all(s and s[0]["n"] == 1 for s in df["sources"])
     assert sorted(asked(r) for r in answering.chat_requests) == list(range(5))
-    runs = seeded_store.runs().set_index("id")
+    runs = seeded_any.runs().set_index("id")
     assert set(df["run_id"]) <= set(runs.index) and set(runs.loc[list(df["run_id"]), "status"]) == {"ok"}
-    [info] = BatchStore(seeded_store).list()
+    [info] = batch_rows(seeded_any).list()
     assert (info.state, info.done, info.failed, info.left, info.source) == ("done", 5, 0, 0, "list")
 
 
-def test_a_dataframe_and_a_column(answering, seeded_store):
+def test_a_dataframe_and_a_column(answering, seeded_any):
     frame = pd.DataFrame({"id": [1, 2], "q": questions(2)})
-    df = batch(frame, column="q", engine=engine_for(answering, seeded_store), progress=False)
+    df = batch(frame, column="q", engine=engine_for(answering, seeded_any), progress=False)
     assert list(df["question"]) == questions(2) and df.attrs["state"] == "done"
-    assert BatchStore(seeded_store).list()[0].source == "dataframe"
+    assert batch_rows(seeded_any).list()[0].source == "dataframe"
 
 
-def test_a_batch_stopped_by_its_budget_resumes_without_redoing_what_finished(answering, seeded_store):
-    engine = engine_for(answering, seeded_store)
+def test_a_batch_stopped_by_its_budget_resumes_without_redoing_what_finished(answering, seeded_any):
+    engine = engine_for(answering, seeded_any)
     # each question's first call is estimated at ≥ 2,000 tokens (its output cap) and uses 1,050
     first = batch(questions(6), engine=engine, concurrency=1, budget_tokens=5_000, progress=False,
                   paradigm="bernard")
@@ -91,7 +91,7 @@ def test_a_batch_stopped_by_its_budget_resumes_without_redoing_what_finished(ans
     assert left["error"].str.contains("refused before it ran").all()
     assert sorted(asked(r) for r in answering.chat_requests) == sorted(done)  # refused: never sent
     bid = first.attrs["batch_id"]
-    assert BatchStore(seeded_store).info(bid).state == "stopped"
+    assert batch_rows(seeded_any).info(bid).state == "stopped"
 
     answering.clear()
     again = batch(resume=bid, engine=engine, budget_tokens=50_000, progress=False)
@@ -100,7 +100,7 @@ def test_a_batch_stopped_by_its_budget_resumes_without_redoing_what_finished(ans
     assert list(again.loc[sorted(done), "run_id"]) == list(first.loc[sorted(done), "run_id"])
 
 
-def test_failures_go_to_the_dead_letter_table_and_retry_failed_runs_them_again(openai_server, seeded_store):
+def test_failures_go_to_the_dead_letter_table_and_retry_failed_runs_them_again(openai_server, seeded_any):
     broken = {1, 3}
 
     def respond(req: RecordedRequest) -> Reply:
@@ -109,12 +109,12 @@ def test_failures_go_to_the_dead_letter_table_and_retry_failed_runs_them_again(o
         return Reply.say("Lower speeds save lives [1].", usage=(900, 40))
 
     openai_server.respond_with(respond)
-    engine = engine_for(openai_server, seeded_store)
+    engine = engine_for(openai_server, seeded_any)
     first = batch(questions(4), engine=engine, concurrency=2, progress=False, paradigm="teddy")
     assert first.attrs["state"] == "failed"
     assert list(first["status"]) == ["ok", "failed", "ok", "failed"]
     assert first.loc[1, "error"] and "malformed" in first.loc[1, "error"]
-    rows = BatchStore(seeded_store)
+    rows = batch_rows(seeded_any)
     dead = rows.dead_letters(first.attrs["batch_id"])
     assert list(dead["idx"]) == [1, 3] and (dead["error_kind"] == "provider").all()
     assert dead["run_id"].notna().all()
@@ -306,18 +306,18 @@ def test_research_batch_magic_returns_the_frame_and_lists(answering, tmp_path, m
             ip.run_line_magic("research", f"batch {src} --column nope")
 
 
-def test_list_batches_on_an_empty_store(tmp_path):
-    assert list_batches(Store(tmp_path / "s.duckdb")).empty
+def test_list_batches_on_an_empty_store(any_store):
+    assert list_batches(any_store).empty
 
 
-def test_a_cancelled_batch_is_interrupted_and_resumes_with_what_is_left(openai_server, seeded_store):
+def test_a_cancelled_batch_is_interrupted_and_resumes_with_what_is_left(openai_server, seeded_any):
     # Ctrl-C and a kernel interrupt cancel the batch's task (schedule.batch.batch does it)
     import asyncio
 
     from fourhosts_jupyter.schedule.batch import abatch
 
     openai_server.set_default(Reply.say("Lower speeds save lives [1].", usage=(1_000, 50), first_delay=0.3))
-    engine = engine_for(openai_server, seeded_store)
+    engine = engine_for(openai_server, seeded_any)
     started: list[str] = []
 
     async def main() -> None:
@@ -330,7 +330,7 @@ def test_a_cancelled_batch_is_interrupted_and_resumes_with_what_is_left(openai_s
             await task
 
     asyncio.run(main())
-    rows = BatchStore(seeded_store)
+    rows = batch_rows(seeded_any)
     [bid] = started
     info = rows.info(bid)
     assert info.state == "interrupted" and info.left > 0
@@ -338,5 +338,6 @@ def test_a_cancelled_batch_is_interrupted_and_resumes_with_what_is_left(openai_s
     finished = set(first.index[first["status"] == "ok"])
     openai_server.clear()
     done = batch(resume=bid, engine=engine, progress=False)
-    assert done.attrs["state"] == "done" and list(done["status"]) == ["ok"] * 6
+    assert done.attrs["state"] == "done", done[["status", "error"]].to_dict("records")
+    assert list(done["status"]) == ["ok"] * 6
     assert sorted(asked(r) for r in openai_server.chat_requests) == sorted(set(range(6)) - finished)

@@ -162,4 +162,80 @@ def p003_web_cache(con: Any) -> None:
     )
 
 
-PG_MIGRATIONS: list[PgMigration] = [p001_core, p002_run_features, p003_web_cache]
+def p004_batches(con: Any) -> None:
+    """DuckDB m004: batches, their items, dead letters; plus what workers need on a shared
+    store (schedule/pg_batch_store.py): per item the worker answering it and the budget its
+    model calls hold and spent (reserved atomically across workers), and ``batch_results``,
+    one row per answered item (its primary key makes recording an answer idempotent). JSON as
+    text, read back with ``json.loads`` as from DuckDB."""
+    s = SCHEMA
+    con.execute(
+        f"""
+        CREATE TABLE {s}.batches (
+            id TEXT PRIMARY KEY,
+            source TEXT,
+            column_name TEXT,
+            options TEXT,
+            state TEXT NOT NULL,
+            total INTEGER NOT NULL,
+            pid INTEGER,
+            note TEXT,
+            created_at TIMESTAMP NOT NULL,
+            updated_at TIMESTAMP NOT NULL
+        )"""
+    )
+    con.execute(
+        f"""
+        CREATE TABLE {s}.batch_items (
+            batch_id TEXT NOT NULL,
+            idx INTEGER NOT NULL,
+            question TEXT NOT NULL,
+            status TEXT NOT NULL,
+            run_id TEXT,
+            host TEXT,
+            probabilities TEXT,
+            answer TEXT,
+            sources TEXT,
+            tokens BIGINT,
+            cost_usd DOUBLE PRECISION,
+            seconds DOUBLE PRECISION,
+            error TEXT,
+            error_kind TEXT,
+            attempts INTEGER NOT NULL DEFAULT 0,
+            finished_at TIMESTAMP,
+            worker TEXT,
+            held_tokens BIGINT NOT NULL DEFAULT 0,
+            held_usd DOUBLE PRECISION NOT NULL DEFAULT 0,
+            spent_tokens BIGINT NOT NULL DEFAULT 0,
+            spent_usd DOUBLE PRECISION NOT NULL DEFAULT 0,
+            PRIMARY KEY (batch_id, idx)
+        )"""
+    )
+    con.execute(
+        f"""
+        CREATE TABLE {s}.batch_dead_letter (
+            batch_id TEXT NOT NULL,
+            idx INTEGER NOT NULL,
+            question TEXT NOT NULL,
+            error TEXT,
+            error_kind TEXT,
+            run_id TEXT,
+            attempts INTEGER NOT NULL,
+            failed_at TIMESTAMP NOT NULL,
+            PRIMARY KEY (batch_id, idx)
+        )"""
+    )
+    con.execute(
+        f"""
+        CREATE TABLE {s}.batch_results (
+            batch_id TEXT NOT NULL,
+            idx INTEGER NOT NULL,
+            run_id TEXT NOT NULL,
+            worker TEXT,
+            recorded_at TIMESTAMP NOT NULL,
+            PRIMARY KEY (batch_id, idx)
+        )"""
+    )
+
+
+PG_MIGRATIONS: list[PgMigration] = [p001_core, p002_run_features, p003_web_cache, p004_batches]

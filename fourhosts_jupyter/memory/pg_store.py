@@ -120,7 +120,13 @@ class PgStore:
                 ) from exc
 
     transaction = connect  # every pooled use is a transaction already
-    hold = connect
+
+    @contextlib.contextmanager
+    def hold(self) -> Iterator[None]:
+        """Nothing to hold: each operation takes its own pooled connection. (Holding one here
+        while the operations inside take theirs starved the pool: two batch items writing
+        memories at once each held one and waited for more, until PoolTimeout.)"""
+        yield
 
     def _migrate(self, con: Any) -> None:
         # one kernel migrates at a time; the others wait for it, then see the steps applied

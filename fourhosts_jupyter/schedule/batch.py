@@ -31,6 +31,7 @@ or ``df.groupby("host")[["tokens", "cost", "seconds"]].sum()``.
 from __future__ import annotations
 
 import asyncio
+import os
 import sys
 import threading
 import time
@@ -39,7 +40,7 @@ from typing import Any, Callable, Sequence, TextIO
 
 from ..errors import BudgetExceeded, ConfigError, RunError
 from ..llm.base import WrappedProvider
-from .batch_store import BatchStore, ItemResult
+from .batch_store import ItemResult, batch_rows
 from .budget import Budget
 from .scheduler import DEFAULT_CONCURRENCY, Scheduler
 
@@ -138,14 +139,14 @@ async def abatch(questions: Any = None, **options: Any):  # noqa: ANN201 - panda
         from ..engine import Engine
 
         store = options.pop("store", None)
-        if store is not None and not isinstance(store, (str, bytes)) and hasattr(store, "path"):
+        if store is not None and not isinstance(store, (str, bytes, os.PathLike)):  # a store
             engine = Engine(store=store)
         else:
             engine = Engine(Settings.from_env(store_path=store))
     from .batch_store import kept_open
 
     if options.get("resume"):  # the stored model and server, unless given again
-        stored = (await asyncio.to_thread(BatchStore(engine.store).info, options["resume"])).options
+        stored = (await asyncio.to_thread(batch_rows(engine.store).info, options["resume"])).options
         for key in ("model", "base_url"):
             if options.get(key) is None and stored.get(key) is not None:
                 options[key] = stored[key]
@@ -201,7 +202,7 @@ async def _abatch(
     if isinstance(concurrency, bool) or not isinstance(concurrency, int) or concurrency < 1:
         raise ConfigError(f"concurrency must be a whole number ≥ 1, not {concurrency!r}")
     Budget(budget_tokens, budget_usd, scope="batch")  # checks the numbers before anything runs
-    rows = BatchStore(engine.store)
+    rows = batch_rows(engine.store)
 
     if resume:
         if questions is not None:
@@ -378,10 +379,11 @@ def list_batches(store: Any = None):  # noqa: ANN201 - pandas.DataFrame
     import pandas as pd
 
     from ..config import Settings
-    from ..memory.store import Store
+    from ..memory.backends import open_store
 
-    store = store if isinstance(store, Store) else Store(Settings.from_env(store_path=store).resolved_store_path())
-    return pd.DataFrame([b.to_dict() for b in BatchStore(store).list()],
+    if store is None or isinstance(store, (str, bytes, os.PathLike)):
+        store = open_store(Settings.from_env(store_path=store).resolved_store_path())
+    return pd.DataFrame([b.to_dict() for b in batch_rows(store).list()],
                         columns=["id", "source", "state", "done", "failed", "left", "total", "note",
                                  "created_at"])
 

@@ -81,7 +81,11 @@ def kept_open(store: Store) -> Iterator[None]:
     connection stays open, DuckDB hands each new connection the same database instance:
     ~0.7 ms (bench ``schedule``). Best effort: if it cannot open, the batch is only slower.
     The price: while a batch runs, another process cannot open the store (it waits up to its
-    lock timeout, then says which process holds it), where it could slip in between two runs."""
+    lock timeout, then says which process holds it), where it could slip in between two runs.
+    A PostgreSQL store has a pool of its own: nothing to do."""
+    if getattr(store, "is_postgres", False):
+        yield
+        return
     import duckdb
 
     with store.connect():  # migrated (and created) through the normal path first
@@ -96,6 +100,15 @@ def kept_open(store: Store) -> Iterator[None]:
         if keep is not None:
             with contextlib.suppress(duckdb.Error):
                 keep.close()
+
+
+def batch_rows(store: Any) -> BatchStore:
+    """The batch rows of ``store``: DuckDB's, or PostgreSQL's (with what workers need)."""
+    if getattr(store, "is_postgres", False):
+        from .pg_batch_store import PgBatchStore
+
+        return PgBatchStore(store)
+    return BatchStore(store)
 
 
 class BatchStore:
@@ -123,7 +136,10 @@ class BatchStore:
     def info(self, batch_id: str) -> BatchInfo:
         found = self.list(batch_id)
         if not found:
-            raise ConfigError(f"no batch {batch_id!r} in the store {self.store.path}: list them with "
+            from ..redact import redact
+
+            where = redact(str(getattr(self.store, "location", None) or self.store.path))
+            raise ConfigError(f"no batch {batch_id!r} in the store {where}: list them with "
                               "fourhosts batch --list")
         return found[0]
 
@@ -136,13 +152,18 @@ class BatchStore:
                            count(*) FILTER (WHERE i.status = 'ok'),
                            count(*) FILTER (WHERE i.status = 'failed')
                     FROM batches b LEFT JOIN batch_items i ON i.batch_id = b.id {where}
-                    GROUP BY ALL ORDER BY b.created_at DESC, b.id""",
+                    GROUP BY b.id, b.source, b.column_name, b.options, b.state, b.total, b.pid,
+                             b.note, b.created_at
+                    ORDER BY b.created_at DESC, b.id""",
                 [batch_id] if batch_id else []).fetchall()
         out = []
         for (bid, source, column, options, state, total, pid, note, created, done, failed) in rows:
-            if state == "running" and not _alive(pid):
-                state = "interrupted"  # its process is gone (kill -9, a crash, a kernel restart)
-            out.append(BatchInfo(bid, source or "", column or "", json.loads(options or "{}"),
+            options = json.loads(options or "{}")
+            # its process is gone (kill -9, a crash, a kernel restart); a batch given to workers
+            # has no one process: it runs while workers answer it (schedule/worker.py)
+            if state == "running" and not options.get("workers") and not _alive(pid):
+                state = "interrupted"
+            out.append(BatchInfo(bid, source or "", column or "", options,
                                  state, total, done, failed, total - done - failed, note or "",
                                  str(created)[:19]))
         return out
@@ -180,27 +201,31 @@ class BatchStore:
     def finish(self, batch_id: str, r: ItemResult) -> None:
         """Write one item's outcome; a failure also goes to the dead-letter table."""
         with self.store.transaction() as con:
+            self.write(con, batch_id, r)
+
+    def write(self, con: Any, batch_id: str, r: ItemResult) -> None:
+        """``finish`` inside the caller's transaction."""
+        con.execute(
+            """UPDATE batch_items SET status = ?, run_id = ?, host = ?, probabilities = ?,
+                   answer = ?, sources = ?, tokens = ?, cost_usd = ?, seconds = ?, error = ?,
+                   error_kind = ?, finished_at = ? WHERE batch_id = ? AND idx = ?""",
+            [r.status, r.run_id or None, r.host,
+             json.dumps(r.probabilities) if r.probabilities is not None else None,
+             r.answer, json.dumps(r.sources) if r.sources is not None else None,
+             r.tokens, r.cost_usd, r.seconds, r.error, r.error_kind,
+             utcnow() if r.status in ("ok", "failed") else None, batch_id, r.idx])
+        if r.status == "failed":
             con.execute(
-                """UPDATE batch_items SET status = ?, run_id = ?, host = ?, probabilities = ?,
-                       answer = ?, sources = ?, tokens = ?, cost_usd = ?, seconds = ?, error = ?,
-                       error_kind = ?, finished_at = ? WHERE batch_id = ? AND idx = ?""",
-                [r.status, r.run_id or None, r.host,
-                 json.dumps(r.probabilities) if r.probabilities is not None else None,
-                 r.answer, json.dumps(r.sources) if r.sources is not None else None,
-                 r.tokens, r.cost_usd, r.seconds, r.error, r.error_kind,
-                 utcnow() if r.status in ("ok", "failed") else None, batch_id, r.idx])
-            if r.status == "failed":
-                con.execute(
-                    """INSERT INTO batch_dead_letter
-                       SELECT batch_id, idx, question, ?, ?, ?, attempts, ? FROM batch_items
-                       WHERE batch_id = ? AND idx = ?
-                       ON CONFLICT DO UPDATE SET error = excluded.error, error_kind = excluded.error_kind,
-                           run_id = excluded.run_id, attempts = excluded.attempts,
-                           failed_at = excluded.failed_at""",
-                    [r.error, r.error_kind, r.run_id or None, utcnow(), batch_id, r.idx])
-            elif r.status == "ok":
-                con.execute("DELETE FROM batch_dead_letter WHERE batch_id = ? AND idx = ?",
-                            [batch_id, r.idx])
+                """INSERT INTO batch_dead_letter
+                   SELECT batch_id, idx, question, ?, ?, ?, attempts, ? FROM batch_items
+                   WHERE batch_id = ? AND idx = ?
+                   ON CONFLICT (batch_id, idx) DO UPDATE SET error = excluded.error, error_kind = excluded.error_kind,
+                       run_id = excluded.run_id, attempts = excluded.attempts,
+                       failed_at = excluded.failed_at""",
+                [r.error, r.error_kind, r.run_id or None, utcnow(), batch_id, r.idx])
+        elif r.status == "ok":
+            con.execute("DELETE FROM batch_dead_letter WHERE batch_id = ? AND idx = ?",
+                        [batch_id, r.idx])
 
     def set_state(self, batch_id: str, state: str, note: str | None = None) -> None:
         with self.store.connect() as con:

@@ -90,10 +90,10 @@ def cmd_batch(args: argparse.Namespace) -> int:
 
 def _list(args: argparse.Namespace) -> int:
     from ..cli import _existing_store
-    from .batch_store import BatchStore
+    from .batch_store import batch_rows
 
     store = _existing_store(args)
-    found = BatchStore(store).list() if store is not None else []
+    found = batch_rows(store).list() if store is not None else []
     if args.json:
         for b in found:
             print(json.dumps(b.to_dict(), ensure_ascii=False))
