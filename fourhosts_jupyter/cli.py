@@ -21,7 +21,7 @@ COMMAND_MODULES: list[str] = ["fourhosts_jupyter.sandbox.cli",
                               "fourhosts_jupyter.memory.cli_commands", "fourhosts_jupyter.usage",
                               "fourhosts_jupyter.schedule.cli", "fourhosts_jupyter.compare_cli",
                               "fourhosts_jupyter.learning_cli", "fourhosts_jupyter.tools.cli",
-                              "fourhosts_jupyter.memory.store_cli"]
+                              "fourhosts_jupyter.memory.store_cli", "fourhosts_jupyter.schedule.worker_cli"]
 
 
 def _store_arg(p: argparse.ArgumentParser) -> None:

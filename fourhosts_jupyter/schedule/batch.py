@@ -145,6 +145,10 @@ async def abatch(questions: Any = None, **options: Any):  # noqa: ANN201 - panda
             engine = Engine(Settings.from_env(store_path=store))
     from .batch_store import kept_open
 
+    if options.pop("workers", False):  # the shared store's workers answer it (submit.py)
+        from .submit import abatch_workers
+
+        return await abatch_workers(questions, engine=engine, **options)
     if options.get("resume"):  # the stored model and server, unless given again
         stored = (await asyncio.to_thread(batch_rows(engine.store).info, options["resume"])).options
         for key in ("model", "base_url"):
@@ -255,29 +259,8 @@ async def _abatch(
 
     async def one(idx: int, question: str) -> ItemResult:
         await asyncio.to_thread(rows.started, batch_id, idx)
-        t = time.perf_counter()
         opts = {**run_options, "paradigm": hosts[idx % len(hosts)].value} if hosts else run_options
-        try:
-            answer = await engine.aresearch(question, budget=budget, **opts)
-        except RunError as exc:
-            kind = exc.kind
-            status = "pending" if kind == "budget" else "failed"
-            return ItemResult(idx, status, exc.run_id, seconds=time.perf_counter() - t,
-                              error=str(exc), error_kind=kind, answer=exc.partial_text)
-        except ConfigError:
-            raise  # a mistake in the options: every item would fail the same way
-        except Exception as exc:  # noqa: BLE001 - one item's failure must not stop the batch
-            return ItemResult(idx, "failed", seconds=time.perf_counter() - t,
-                              error=f"{type(exc).__name__}: {exc}", error_kind="internal")
-        c = answer.classification
-        return ItemResult(
-            idx, "ok", answer.run_id, host=c.primary.value,
-            probabilities={k.value if hasattr(k, "value") else str(k): round(float(v), 4)
-                           for k, v in c.probabilities.items()},
-            answer=answer.text,
-            sources=[{"n": s.n, "title": s.title, "origin": s.origin} for s in answer.sources],
-            tokens=answer.usage.total_tokens, cost_usd=answer.usage.cost_usd,
-            seconds=time.perf_counter() - t)
+        return await answer_item(engine, idx, question, budget, opts)
 
     async def settle(idx: int, question: str, handle: Any) -> None:
         try:
@@ -330,6 +313,33 @@ async def _abatch(
     df.attrs.update(batch_id=batch_id, state=state, note=note or "", counts=counts.line(),
                     compare=[h.value for h in hosts])
     return df
+
+
+async def answer_item(engine: Any, idx: int, question: str, budget: Any,
+                      opts: dict[str, Any]) -> ItemResult:
+    """One item's research run as an ItemResult (a budget refusal leaves it pending)."""
+    t = time.perf_counter()
+    try:
+        answer = await engine.aresearch(question, budget=budget, **opts)
+    except RunError as exc:
+        kind = exc.kind
+        status = "pending" if kind == "budget" else "failed"
+        return ItemResult(idx, status, exc.run_id, seconds=time.perf_counter() - t,
+                          error=str(exc), error_kind=kind, answer=exc.partial_text)
+    except ConfigError:
+        raise  # a mistake in the options: every item would fail the same way
+    except Exception as exc:  # noqa: BLE001 - one item's failure must not stop the batch
+        return ItemResult(idx, "failed", seconds=time.perf_counter() - t,
+                          error=f"{type(exc).__name__}: {exc}", error_kind="internal")
+    c = answer.classification
+    return ItemResult(
+        idx, "ok", answer.run_id, host=c.primary.value,
+        probabilities={k.value if hasattr(k, "value") else str(k): round(float(v), 4)
+                       for k, v in c.probabilities.items()},
+        answer=answer.text,
+        sources=[{"n": s.n, "title": s.title, "origin": s.origin} for s in answer.sources],
+        tokens=answer.usage.total_tokens, cost_usd=answer.usage.cost_usd,
+        seconds=time.perf_counter() - t)
 
 
 def compare_hosts(value: Any) -> tuple[Any, ...]:

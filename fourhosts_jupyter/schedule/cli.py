@@ -3,6 +3,7 @@
     fourhosts batch questions.csv --column question --out results.parquet --concurrency 8
     fourhosts batch --resume b_… [--retry-failed] [--budget-tokens N]
     fourhosts batch --list [--json]
+    fourhosts batch questions.csv --workers --store postgresql://…   (answered by `fourhosts worker`)
 """
 
 from __future__ import annotations
@@ -72,7 +73,8 @@ def cmd_batch(args: argparse.Namespace) -> int:
     df = batch(questions, engine=engine, concurrency=args.concurrency, budget_tokens=args.budget_tokens,
                budget_usd=args.budget_usd, resume=args.resume, retry_failed=args.retry_failed,
                source=args.file, column=args.column, progress=not args.quiet, compare=args.compare,
-               on_start=lambda bid: print(f"batch {bid}", file=sys.stderr, flush=True), **options)
+               on_start=lambda bid: print(f"batch {bid}", file=sys.stderr, flush=True),
+               **({"workers": True} if args.workers else {}), **options)
     if args.out:
         from .batch_io import write_table
 
@@ -126,6 +128,8 @@ def add_parsers(sub: Any) -> None:
     p.add_argument("--json", action="store_true", help="with --list: one JSON object per batch")
     p.add_argument("--compare", nargs="?", const="all", metavar="HOSTS",
                    help="every host answers each question (or HOSTS, e.g. dolores,bernard): one row per question per host")
+    p.add_argument("--workers", action="store_true",
+                   help="queue the items for `fourhosts worker` processes (a postgresql:// --store) and follow them")
     p.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
     p.add_argument("-p", "--paradigm", help="force a host: dolores, teddy, bernard or maeve")
     p.add_argument("-e", "--effort", help="low, medium or high")

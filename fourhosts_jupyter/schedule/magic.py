@@ -3,6 +3,7 @@
     %research batch questions.csv --column question --concurrency 8 --budget-tokens 200000
     %research batch --resume b_… [--retry-failed]
     %research batch --list
+    %research batch questions.csv --workers --store postgresql://…   (answered by `fourhosts worker`)
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ from IPython.core.error import UsageError
 
 
 USAGE = ("%research batch FILE [--column NAME] [--out PATH] [--concurrency N] [--budget-tokens N] "
-         "[--budget-usd X] [-p HOST | --compare [HOSTS]] [-e LEVEL] [-m MODEL] [--store PATH] | --resume BATCH_ID "
+         "[--budget-usd X] [-p HOST | --compare [HOSTS]] [-e LEVEL] [-m MODEL] [--store PATH] [--workers] | --resume BATCH_ID "
          "[--retry-failed] | --list")
 
 
@@ -33,6 +34,7 @@ def batch_subcommand(magics: Any, argv: list[str]) -> Any:
     p.add_argument("--list", action="store_true")
     p.add_argument("--compare", nargs="?", const="all")
     p.add_argument("--no-progress", action="store_true")
+    p.add_argument("--workers", action="store_true")
     p.add_argument("-p", "--paradigm")
     p.add_argument("-e", "--effort")
     p.add_argument("-m", "--model")
@@ -59,7 +61,8 @@ def batch_subcommand(magics: Any, argv: list[str]) -> Any:
                if getattr(a, k) is not None}
     df = batch(questions, engine=engine, concurrency=a.concurrency, budget_tokens=a.budget_tokens,
                budget_usd=a.budget_usd, resume=a.resume, retry_failed=a.retry_failed,
-               source=a.file, column=a.column, progress=not a.no_progress, compare=a.compare, **options)
+               source=a.file, column=a.column, progress=not a.no_progress, compare=a.compare,
+               **({"workers": True} if a.workers else {}), **options)
     if a.out:
         from .batch_io import write_table
 

@@ -1,0 +1,205 @@
+"""Batch workers on a real PostgreSQL (pgserver), the model replaced by the loopback scripted
+server through the real ``openai`` client: ``fourhosts worker`` subprocesses answer a batch,
+one is killed with SIGKILL mid-item and the other answers its items after the lease (each item
+recorded once); a budget holds across two workers; ``fh.batch(workers=True)`` from this
+process; recording an answer is idempotent. Short heartbeats and leases keep it quick."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import re
+import signal
+import subprocess
+import sys
+import time
+from collections import Counter
+
+import pandas as pd
+import pytest
+from openai_server import Reply
+
+from fourhosts_jupyter.config import Settings
+from fourhosts_jupyter.engine import Engine
+from fourhosts_jupyter.errors import ConfigError
+from fourhosts_jupyter.memory.backends import open_store
+from fourhosts_jupyter.memory.embeddings import HashingEmbedder
+from fourhosts_jupyter.memory.store import Store
+from fourhosts_jupyter.schedule.batch import batch
+from fourhosts_jupyter.schedule.batch_store import RESULT_COLUMNS, ItemResult
+from fourhosts_jupyter.schedule.pg_batch_store import PgBatchStore
+from fourhosts_jupyter.testing import ScriptedServer
+from fourhosts_jupyter.tools import ToolRegistry
+from test_batch import asked, questions
+
+HEARTBEAT, LEASE = "0.3", "1.5"  # seconds: a dead worker's items go back within ~2 s
+
+
+def _env(tmp_path) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if k not in ("OPENAI_API_KEY", "OPENAI_BASE_URL")}
+    env["FOURHOSTS_HOME"] = str(tmp_path / "home")
+    env["FOURHOSTS_EMBEDDER"] = "hashing"
+    return env
+
+
+@contextlib.contextmanager
+def workers(url: str, tmp_path, n: int = 1, concurrency: int = 2):  # noqa: ANN001, ANN201
+    """``n`` ``fourhosts worker`` subprocesses; stopped (SIGTERM, then SIGKILL) after."""
+    procs = [subprocess.Popen(
+        [sys.executable, "-m", "fourhosts_jupyter.cli", "worker", "--store", url, "-c", str(concurrency),
+         "--heartbeat", HEARTBEAT, "--lease", LEASE],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=_env(tmp_path)) for _ in range(n)]
+    try:
+        yield procs
+    finally:
+        for p in procs:
+            if p.poll() is None:
+                p.send_signal(signal.SIGTERM)
+        for p in procs:
+            try:
+                p.communicate(timeout=30)
+            except subprocess.TimeoutExpired:
+                p.kill()
+                p.communicate()
+
+
+def engine_for(server: ScriptedServer, store) -> Engine:  # noqa: ANN001
+    s = Settings(base_url=server.base_url, model="scripted-model", max_retries=0)
+    return Engine(s, store=store, embedder=HashingEmbedder(), tools=ToolRegistry())
+
+
+def _wait(cond, timeout: float = 120.0) -> None:  # noqa: ANN001
+    deadline = time.monotonic() + timeout
+    while not cond():
+        assert time.monotonic() < deadline, "timed out"
+        time.sleep(0.05)
+
+
+def test_a_worker_killed_mid_item_loses_nothing_and_nothing_is_answered_twice(pg_url, tmp_path):
+    n = 8
+    pd.DataFrame({"question": questions(n)}).to_csv(tmp_path / "q.csv", index=False)
+    slow = Reply.say("Lower speeds save lives [1].", usage=(1_000, 50), first_delay=1.5)
+    with ScriptedServer() as server:
+        server.set_default(slow)
+        with workers(pg_url, tmp_path) as [first]:
+            submit = subprocess.Popen(
+                [sys.executable, "-m", "fourhosts_jupyter.cli", "batch", str(tmp_path / "q.csv"), "--column",
+                 "question", "--workers", "--store", pg_url, "--base-url", server.base_url, "--model",
+                 "scripted-model", "-p", "bernard", "-q"],
+                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=_env(tmp_path))
+            _wait(lambda: len(server.chat_requests) >= 2)  # both of its slots are mid-item
+            os.kill(first.pid, signal.SIGKILL)
+            first.wait(30)
+            cut = Counter(asked(r) for r in server.chat_requests)
+            server.set_default(slow.with_(first_delay=0.0))
+            with workers(pg_url, tmp_path) as [second]:
+                out, err = submit.communicate(timeout=180)
+            assert submit.returncode == 0, err
+        asked_all = Counter(asked(r) for r in server.chat_requests)
+
+    bid = re.search(r"batch (b_\w+)", err).group(1)
+    assert f"batch {bid}: done" in out
+    rows = PgBatchStore(open_store(pg_url))
+    res = rows.results(bid)
+    assert list(res["status"]) == ["ok"] * n and res["run_id"].is_unique  # nothing lost
+    killed = set(cut)
+    assert 1 <= len(killed) <= 2 and all(c == 1 for c in cut.values())
+    # the killed worker's items were asked again (once), every other item exactly once
+    assert {i: asked_all[i] for i in range(n)} == {i: 2 if i in killed else 1 for i in range(n)}
+    with rows.store.connect() as con:
+        recorded = con.execute("SELECT idx, run_id FROM batch_results WHERE batch_id = %s ORDER BY idx",
+                               [bid]).fetchall()
+        attempts = dict(con.execute("SELECT idx, attempts FROM batch_items WHERE batch_id = %s",
+                                    [bid]).fetchall())
+    assert [i for i, _ in recorded] == list(range(n))  # one answer recorded per item
+    assert [r for _, r in recorded] == list(res["run_id"])
+    assert attempts == {i: 2 if i in killed else 1 for i in range(n)}
+    assert rows.info(bid).state == "done"
+
+
+def test_a_budget_holds_across_two_workers(pg_url, tmp_path):
+    store = open_store(pg_url)
+    # each item's first call is estimated at ≥ 2,000 tokens (its output cap) and uses 1,050:
+    # four calls at once, each worker alone would think 7,000 leaves room for six of them
+    with ScriptedServer() as server:
+        server.set_default(Reply.say("Lower speeds save lives [1].", usage=(1_000, 50), first_delay=0.3))
+        with workers(pg_url, tmp_path, n=2):
+            df = batch(questions(10), engine=engine_for(server, store), workers=True, budget_tokens=7_000,
+                       paradigm="teddy", progress=False)
+        sent = len(server.chat_requests)
+    assert df.attrs["state"] == "stopped" and "budget" in df.attrs["note"]
+    ok = df[df["status"] == "ok"]
+    assert 1 <= len(ok) < 10 and sent == len(ok)
+    assert df["tokens"].sum() == 1_050 * len(ok) <= 7_000
+    left = df[df["status"] == "pending"]
+    assert len(left) == 10 - len(ok) and left["error"].str.contains("across workers").all()
+    assert PgBatchStore(store).spent(df.attrs["batch_id"]) == (1_050 * len(ok), 0.0)
+
+
+def test_fh_batch_with_workers_returns_the_same_frame(pg_url, tmp_path, capsys):
+    store = open_store(pg_url)
+    with ScriptedServer() as server:
+        server.set_default(Reply.say("Lower speeds save lives [1].", usage=(900, 40)))
+        with workers(pg_url, tmp_path):
+            df = batch(pd.DataFrame({"q": questions(4)}), column="q", engine=engine_for(server, store),
+                       workers=True, paradigm="maeve", progress=True)
+        assert sorted(asked(r) for r in server.chat_requests) == [0, 1, 2, 3]
+    assert list(df.columns) == list(RESULT_COLUMNS) and list(df["question"]) == questions(4)
+    assert df.attrs["state"] == "done" and list(df["status"]) == ["ok"] * 4
+    assert set(df["host"]) == {"maeve"} and list(df["tokens"]) == [940] * 4
+    assert "batch: done 4 · failed 0 · left 0 · 3,760 tokens" in capsys.readouterr().err
+    runs = store.runs().set_index("id")
+    assert set(runs.loc[list(df["run_id"]), "status"]) == {"ok"}
+    info = PgBatchStore(store).info(df.attrs["batch_id"])
+    assert (info.state, info.done, info.source, info.options["workers"]) == ("done", 4, "dataframe", True)
+
+
+def test_workers_need_a_postgres_store(tmp_path):
+    duck = Store(tmp_path / "store.duckdb")
+    with pytest.raises(ConfigError, match=r"workers need a PostgreSQL store: pass --store postgresql://"):
+        batch(questions(1), engine=Engine(Settings(), store=duck), workers=True, progress=False)
+    pd.DataFrame({"question": questions(1)}).to_csv(tmp_path / "q.csv", index=False)
+    for args in (["batch", str(tmp_path / "q.csv"), "--workers", "--store", str(tmp_path / "s.duckdb")],
+                 ["worker", "--store", str(tmp_path / "s.duckdb")]):
+        out = subprocess.run([sys.executable, "-m", "fourhosts_jupyter.cli", *args], capture_output=True,
+                             text=True, timeout=120, env=_env(tmp_path))
+        assert out.returncode == 2
+        assert out.stderr.strip().splitlines() == [
+            "fourhosts: error: workers need a PostgreSQL store: pass --store postgresql://… "
+            "(or set FOURHOSTS_STORE to it)"]
+    assert not (tmp_path / "s.duckdb").exists()  # nothing created
+
+
+def test_an_answer_is_recorded_once_and_a_finished_item_is_not_claimed_again(pg_url):
+    rows = PgBatchStore(open_store(pg_url))
+    rows.create("b_once", questions(2), source="list", column="", options={"workers": True})
+    assert rows.begin("b_once", 0, "w1") == (questions(2)[0], 1)
+    assert rows.begin("b_once", 0, "w2") == (questions(2)[0], 2)  # the lease ran out: again
+    first = ItemResult(0, "ok", "r_first", host="bernard", answer="A [1].", tokens=10)
+    late = ItemResult(0, "ok", "r_late", host="bernard", answer="B [1].", tokens=20)
+    assert rows.record("b_once", first, "w2") is True
+    assert rows.record("b_once", late, "w1") is False  # the slower attempt changes nothing
+    assert rows.record("b_once", ItemResult(0, "failed", error="boom"), "w1") is False
+    assert rows.begin("b_once", 0, "w3") is None  # answered: a retried job does nothing
+    res = rows.results("b_once")
+    assert (res.loc[0, "run_id"], res.loc[0, "answer"], res.loc[0, "status"]) == ("r_first", "A [1].", "ok")
+    assert rows.dead_letters("b_once").empty
+    with rows.store.connect() as con:
+        assert con.execute("SELECT count(*) FROM batch_results").fetchone()[0] == 1
+
+
+def test_a_hold_left_by_a_dead_attempt_is_spent_not_freed(pg_url):
+    rows = PgBatchStore(open_store(pg_url))
+    rows.create("b_hold", questions(2), source="list", column="",
+                options={"workers": True, "budget_tokens": 5_000})
+    rows.begin("b_hold", 0, "w1")
+    rows.reserve("b_hold", 0, 3_000, None)  # w1 dies mid-call
+    from fourhosts_jupyter.errors import BudgetExceeded
+
+    with pytest.raises(BudgetExceeded, match="2,000 left across workers"):
+        rows.reserve("b_hold", 1, 2_500, None)
+    rows.begin("b_hold", 0, "w2")  # the retry: the dead call may have been paid
+    assert rows.spent("b_hold") == (3_000, 0.0)
+    rows.reserve("b_hold", 0, 2_000, None)
+    rows.release("b_hold", 0, (2_000, 0.0), 1_200, None)
+    assert rows.spent("b_hold") == (4_200, 0.0)
