@@ -143,7 +143,7 @@ def test_fh_batch_with_workers_returns_the_same_frame(pg_url, tmp_path, capsys):
         with workers(pg_url, tmp_path):
             df = batch(pd.DataFrame({"q": questions(4)}), column="q", engine=engine_for(server, store),
                        workers=True, paradigm="maeve", progress=True)
-        assert sorted(asked(r) for r in server.chat_requests) == [0, 1, 2, 3]
+        assert sorted(asked(r) for r in server.chat_requests) == [0, 1, 2, 3], list(df["error"])
     assert list(df.columns) == list(RESULT_COLUMNS) and list(df["question"]) == questions(4)
     assert df.attrs["state"] == "done" and list(df["status"]) == ["ok"] * 4
     assert set(df["host"]) == {"maeve"} and list(df["tokens"]) == [940] * 4
@@ -203,3 +203,36 @@ def test_a_hold_left_by_a_dead_attempt_is_spent_not_freed(pg_url):
     rows.reserve("b_hold", 0, 2_000, None)
     rows.release("b_hold", 0, (2_000, 0.0), 1_200, None)
     assert rows.spent("b_hold") == (4_200, 0.0)
+
+
+def test_two_first_runs_seed_an_empty_shared_store_at_once(pg_server):
+    # two workers' first items on an empty store both seed it (drop + build the HNSW index)
+    import threading
+
+    from fourhosts_jupyter.memory.seed import ensure_seeded
+    from pg_fixtures import new_database
+
+    for _ in range(3):
+        url = new_database(pg_server)
+        stores = [open_store(url), open_store(url)]
+        errors: list[BaseException] = []
+        gate = threading.Barrier(2)
+
+        def seed(store) -> None:  # noqa: ANN001
+            gate.wait()
+            try:
+                ensure_seeded(store, HashingEmbedder())
+            except BaseException as exc:  # noqa: BLE001 - reported below
+                errors.append(exc)
+
+        threads = [threading.Thread(target=seed, args=(s,)) for s in stores]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join(300)
+        assert errors == []
+        with stores[0].connect() as con:
+            assert con.execute("SELECT to_regclass('fourhosts.memories_hnsw')").fetchone()[0] is not None
+            dupes = con.execute("SELECT count(*) - count(DISTINCT (namespace, content_hash)) "
+                                "FROM memories").fetchone()[0]
+        assert stores[0].count_memories() > 0 and dupes == 0

@@ -21,6 +21,9 @@ from .progress import Progress
 from .store import MemoryRecord
 
 BATCH = 5000
+# Two first writes into an empty shared store at once (two batch items seeding it) both drop
+# and build the HNSW index: "IF NOT EXISTS" alone races (UniqueViolation on pg_class).
+HNSW_LOCK = "SELECT pg_advisory_xact_lock(hashtext('fourhosts.memories_hnsw'))"
 _MEM_COLS = ("key, id, namespace, memory_type, content, metadata, importance, source, "
              "document_id, title, expires_at, model, embedding")
 # (table, columns, primary key or None): the core tables both back-ends hold
@@ -102,6 +105,7 @@ def copy_store(src: Any, dst: Any, *, batch: int = BATCH, progress: bool = True,
     bulk = _pg(dst) and after == 0 and dst.count_memories() == 0
     if bulk:
         with dst.connect() as con:
+            con.execute(HNSW_LOCK)
             con.execute("DROP INDEX IF EXISTS memories_hnsw")
     bar = Progress("copying memories", "memory", enabled=progress)
     bar.add_total(total)
@@ -134,6 +138,7 @@ def copy_store(src: Any, dst: Any, *, batch: int = BATCH, progress: bool = True,
         from .pg_migrations import HNSW_INDEX
 
         with dst.connect() as con:
+            con.execute(HNSW_LOCK)
             con.execute(HNSW_INDEX)
     for table, cols, pk in TABLES:
         if _rows(dst, "SELECT value FROM store_info WHERE name = ?", [f"{mark}:{table}"]):

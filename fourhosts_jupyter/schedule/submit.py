@@ -13,6 +13,7 @@ import asyncio
 from typing import Any, Callable
 
 from ..errors import ConfigError
+from ..redact import redact
 from .batch import RUN_OPTIONS, BatchCounts, BatchProgress, compare_hosts
 from .budget import Budget
 from .worker import WORKERS_NEED_PG
@@ -76,7 +77,12 @@ async def abatch_workers(
             raise ConfigError("give --compare HOSTS or --paradigm HOST, not both")
         qs = [q for q in qs for _ in hosts] if hosts else qs
         batch_id, total = new_id("b_"), len(qs)
-        options = {**run_options, "workers": True, "budget_tokens": budget_tokens,
+        # the workers use this kernel's model and server (never its keys: each worker has its own)
+        s = engine.settings
+        run_options.setdefault("model", s.model)
+        run_options.setdefault("base_url", redact(s.base_url) if s.base_url else None)
+        run_options = {k: v for k, v in run_options.items() if v is not None}
+        options = {**run_options, "api": s.api, "workers": True, "budget_tokens": budget_tokens,
                    "budget_usd": budget_usd, **({"compare": [h.value for h in hosts]} if hosts else {})}
         await asyncio.to_thread(rows.create, batch_id, qs, source=source or source_name(questions),
                                 column=column or "", options=options)

@@ -69,7 +69,7 @@ class Worker:
         self.name = worker_name()
         self.answered = 0
         self.skipped = 0  # items found answered already (a retried job whose first attempt finished)
-        self._engines: dict[tuple[Any, Any], Any] = {}
+        self._engines: dict[tuple[Any, Any, Any], Any] = {}
         self._base: Any = None
         self._sched: Scheduler | None = None
 
@@ -130,7 +130,7 @@ class Worker:
         budget = None
         if opts.get("budget_tokens") is not None or opts.get("budget_usd") is not None:
             budget = SharedBudget(self.rows, batch_id, opts.get("budget_tokens"), opts.get("budget_usd"))
-        engine = self._engine(opts.get("model"), opts.get("base_url"))
+        engine = self._engine(opts.get("model"), opts.get("base_url"), opts.get("api"))
         token = current_item.set((batch_id, idx))
         try:
             r = await answer_item(engine, idx, question, budget, run_options)
@@ -142,8 +142,11 @@ class Worker:
             self.answered += r.status == "ok"
         await asyncio.to_thread(self.rows.settle_state, batch_id)
 
-    def _engine(self, model: str | None, base_url: str | None) -> Any:
-        """One engine (one provider, one HTTP pool) per model and server, shared by items."""
+    def _engine(self, model: str | None, base_url: str | None, api: str | None) -> Any:
+        """One engine (one provider, one HTTP pool) per model, server and API, shared by items;
+        keys come from this worker's environment."""
+        from dataclasses import replace
+
         from ..engine import Engine
         from .batch import _SharedProvider
 
@@ -152,10 +155,12 @@ class Worker:
 
             settings = self.settings or Settings.from_env(store_path=self.store.url)
             self._base = Engine(settings, store=self.store)
-        key = (model, base_url)
+        key = (model, base_url, api)
         if key not in self._engines:
             base = self._base
-            provider = _SharedProvider(base.provider_for(model, base_url))
-            self._engines[key] = Engine(base.settings, store=self.store, provider=provider,
+            settings = replace(base.settings, api=api) if api else base.settings
+            engine = Engine(settings, store=self.store, tools=base.tools, embedder=base.embedder)
+            provider = _SharedProvider(engine.provider_for(model, base_url))
+            self._engines[key] = Engine(settings, store=self.store, provider=provider,
                                         tools=base.tools, embedder=base.embedder)
         return self._engines[key]
