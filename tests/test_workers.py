@@ -32,7 +32,9 @@ from fourhosts_jupyter.testing import ScriptedServer
 from fourhosts_jupyter.tools import ToolRegistry
 from test_batch import asked, questions
 
-HEARTBEAT, LEASE = "0.3", "1.5"  # seconds: a dead worker's items go back within ~2 s
+# seconds: a dead worker's items go back within ~5 s (a lease this short still outlasts a busy
+# event loop: a live worker taken for dead would only cost a second attempt, never a 2nd answer)
+HEARTBEAT, LEASE = "0.5", "4"
 
 
 def _env(tmp_path) -> dict[str, str]:
@@ -119,21 +121,22 @@ def test_a_worker_killed_mid_item_loses_nothing_and_nothing_is_answered_twice(pg
 
 def test_a_budget_holds_across_two_workers(pg_url, tmp_path):
     store = open_store(pg_url)
-    # each item's first call is estimated at ≥ 2,000 tokens (its output cap) and uses 1,050:
-    # four calls at once, each worker alone would think 7,000 leaves room for six of them
+    # each call is estimated at ~6,000 tokens (prompt + tool-turn output cap) and uses 3,500:
+    # one worker alone would answer 5 items inside 20,000, two alone would answer all 10 (35,000)
     with ScriptedServer() as server:
-        server.set_default(Reply.say("Lower speeds save lives [1].", usage=(1_000, 50), first_delay=0.3))
+        server.set_default(Reply.say("Lower speeds save lives [1].", usage=(3_000, 500), first_delay=0.3))
         with workers(pg_url, tmp_path, n=2):
-            df = batch(questions(10), engine=engine_for(server, store), workers=True, budget_tokens=7_000,
+            df = batch(questions(10), engine=engine_for(server, store), workers=True, budget_tokens=20_000,
                        paradigm="teddy", progress=False)
         sent = len(server.chat_requests)
     assert df.attrs["state"] == "stopped" and "budget" in df.attrs["note"]
     ok = df[df["status"] == "ok"]
     assert 1 <= len(ok) < 10 and sent == len(ok)
-    assert df["tokens"].sum() == 1_050 * len(ok) <= 7_000
+    assert df["tokens"].sum() == 3_500 * len(ok) <= 20_000
     left = df[df["status"] == "pending"]
     assert len(left) == 10 - len(ok) and left["error"].str.contains("across workers").all()
-    assert PgBatchStore(store).spent(df.attrs["batch_id"]) == (1_050 * len(ok), 0.0)
+    spent, _ = PgBatchStore(store).spent(df.attrs["batch_id"])
+    assert spent == 3_500 * len(ok)  # nothing left held, nothing counted twice
 
 
 def test_fh_batch_with_workers_returns_the_same_frame(pg_url, tmp_path, capsys):

@@ -97,7 +97,10 @@ class BudgetedProvider(WrappedProvider):
                 "set it with FOURHOSTS_PRICES (e.g. '{\"my-model\": [0.5, 1.5]}') or use --budget-tokens"
             )
         try:
-            hold = self.budget.reserve(est.tokens, est.usd)  # raises before any request is sent
+            # raises before any request is sent; a budget shared across processes may wait
+            areserve = getattr(self.budget, "areserve", None)  # for room (shared_budget.py)
+            hold = (await areserve(est.tokens, est.usd) if areserve is not None
+                    else self.budget.reserve(est.tokens, est.usd))
         except BudgetExceeded as exc:
             self.refused.append(exc)
             raise

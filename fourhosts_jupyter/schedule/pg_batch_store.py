@@ -98,35 +98,47 @@ class PgBatchStore(BatchStore):
             self.write(con, batch_id, r)
         return True
 
-    def reserve(self, batch_id: str, idx: int, tokens: int, usd: float | None) -> None:
-        """Hold ``tokens`` / ``usd`` on the item if the batch's limits have room, else raise
-        BudgetExceeded (nothing held)."""
+    def reserve(self, batch_id: str, idx: int, tokens: int, usd: float | None, *,
+                or_wait: bool = False) -> bool:
+        """Hold ``tokens`` / ``usd`` on the item if the batch's limits have room (True). Else
+        raise BudgetExceeded (nothing held) — or, with ``or_wait``, return False when it would
+        fit once the calls other items have in flight settle (they hold their estimates)."""
         with self.store.transaction() as con:
             row = con.execute("SELECT options FROM batches WHERE id = %s FOR UPDATE",
                               [batch_id]).fetchone()
             opts = json.loads(row[0] or "{}") if row else {}
             lim_t, lim_u = opts.get("budget_tokens"), opts.get("budget_usd")
-            used_t, used_u = con.execute(
-                """SELECT coalesce(sum(spent_tokens + held_tokens), 0),
-                          coalesce(sum(spent_usd + held_usd), 0)
-                   FROM batch_items WHERE batch_id = %s""", [batch_id]).fetchone()
-            if lim_t is not None and tokens > lim_t - used_t:
-                left = max(0, int(lim_t - used_t))
-                raise BudgetExceeded(
-                    f"the batch budget of {int(lim_t):,} tokens has {left:,} left across workers, "
-                    f"and this needs about {tokens:,}: refused before it ran. Raise the budget "
-                    "(--budget-tokens) and resume the batch", scope="batch", unit="tokens",
-                    needed=tokens, left=left)
-            if lim_u is not None and usd is not None and usd > lim_u - float(used_u) + 1e-12:
-                left_u = max(0.0, float(lim_u) - float(used_u))
-                raise BudgetExceeded(
-                    f"the batch budget of ${float(lim_u):.4f} has ${left_u:.4f} left across workers, "
-                    f"and this needs about ${usd:.4f}: refused before it ran. Raise the budget "
-                    "(--budget-usd) and resume the batch", scope="batch", unit="usd", needed=usd,
-                    left=left_u)
-            con.execute("UPDATE batch_items SET held_tokens = held_tokens + %s, "
-                        "held_usd = held_usd + %s WHERE batch_id = %s AND idx = %s",
-                        [int(tokens), float(usd or 0.0), batch_id, idx])
+            spent_t, spent_u, held_t, held_u, others_t, others_u = con.execute(
+                """SELECT coalesce(sum(spent_tokens), 0), coalesce(sum(spent_usd), 0),
+                          coalesce(sum(held_tokens), 0), coalesce(sum(held_usd), 0),
+                          coalesce(sum(held_tokens) FILTER (WHERE idx <> %s), 0),
+                          coalesce(sum(held_usd) FILTER (WHERE idx <> %s), 0)
+                   FROM batch_items WHERE batch_id = %s""", [idx, idx, batch_id]).fetchone()
+            used_t, used_u = int(spent_t + held_t), float(spent_u + held_u)
+            short_t = lim_t is not None and tokens > lim_t - used_t
+            short_u = lim_u is not None and usd is not None and usd > lim_u - used_u + 1e-12
+            if not (short_t or short_u):
+                con.execute("UPDATE batch_items SET held_tokens = held_tokens + %s, "
+                            "held_usd = held_usd + %s WHERE batch_id = %s AND idx = %s",
+                            [int(tokens), float(usd or 0.0), batch_id, idx])
+                return True
+            later_t = lim_t is None or tokens <= lim_t - (used_t - int(others_t))
+            later_u = lim_u is None or usd is None or usd <= lim_u - (used_u - float(others_u)) + 1e-12
+            if or_wait and later_t and later_u and (others_t or others_u):
+                return False
+        if short_t:
+            left = max(0, int(lim_t - used_t))
+            raise BudgetExceeded(
+                f"the batch budget of {int(lim_t):,} tokens has {left:,} left across workers, "
+                f"and this needs about {tokens:,}: refused before it ran. Raise the budget "
+                "(--budget-tokens) and resume the batch", scope="batch", unit="tokens",
+                needed=tokens, left=left)
+        left_u = max(0.0, float(lim_u) - used_u)
+        raise BudgetExceeded(
+            f"the batch budget of ${float(lim_u):.4f} has ${left_u:.4f} left across workers, "
+            f"and this needs about ${usd:.4f}: refused before it ran. Raise the budget "
+            "(--budget-usd) and resume the batch", scope="batch", unit="usd", needed=usd,
+            left=left_u)
 
     def release(self, batch_id: str, idx: int, held: tuple[int, float], tokens: int,
                 usd: float | None) -> None:
