@@ -34,6 +34,15 @@ from test_batch import asked, questions
 
 # seconds: a dead worker's items go back within ~5 s (a lease this short still outlasts a busy
 # event loop: a live worker taken for dead would only cost a second attempt, never a 2nd answer)
+try:
+    import procrastinate  # noqa: F401 - the workers' queue, from the [postgres] extra
+except ImportError:  # pragma: no cover - a machine without the extra
+    from system_packages import STRICT
+
+    if STRICT:
+        raise
+    pytest.skip("procrastinate is not installed (pip install -e '.[test,postgres]')", allow_module_level=True)
+
 HEARTBEAT, LEASE = "0.5", "4"
 
 
@@ -239,3 +248,51 @@ def test_two_first_runs_seed_an_empty_shared_store_at_once(pg_server):
             dupes = con.execute("SELECT count(*) - count(DISTINCT (namespace, content_hash)) "
                                 "FROM memories").fetchone()[0]
         assert stores[0].count_memories() > 0 and dupes == 0
+
+
+def test_cli_batch_resume_and_list_on_postgres(pg_url, tmp_path):
+    # the in-process batch (no workers) on the shared store: stopped by its budget, resumed, listed
+    pd.DataFrame({"question": questions(3)}).to_csv(tmp_path / "q.csv", index=False)
+    with ScriptedServer() as server:
+        server.set_default(Reply.say("Lower speeds save lives [1].", usage=(1_000, 50)))
+        common = ["--store", pg_url, "--base-url", server.base_url, "--model", "scripted-model", "-q"]
+        run = lambda *a: subprocess.run([sys.executable, "-m", "fourhosts_jupyter.cli", "batch", *a],  # noqa: E731
+                                        capture_output=True, text=True, timeout=240, env=_env(tmp_path))
+        first = run(str(tmp_path / "q.csv"), "--column", "question", "-p", "bernard", "-c", "1",
+                    "--budget-tokens", "4000", *common)
+        assert first.returncode == 1 and "stopped" in first.stderr
+        bid = re.search(r"batch (b_\w+)", first.stderr).group(1)
+        asked_first = len(server.chat_requests)
+        again = run("--resume", bid, "--budget-tokens", "50000", *common)
+        assert again.returncode == 0, again.stderr
+        assert sorted(asked(r) for r in server.chat_requests) == [0, 1, 2] and asked_first < 3
+    listed = run("--list", "--json", "--store", pg_url)
+    import json
+
+    [row] = [json.loads(line) for line in listed.stdout.splitlines()]
+    assert (row["id"], row["state"], row["done"], row["left"]) == (bid, "done", 3, 0)
+    assert not (tmp_path / "home" / "store.duckdb").exists()  # nothing went to a DuckDB file
+
+
+def test_research_batch_magic_with_workers(pg_url, tmp_path, monkeypatch):
+    from IPython.core.interactiveshell import InteractiveShell
+    from IPython.utils.capture import capture_output
+
+    ip = InteractiveShell.instance()
+    ip.run_line_magic("load_ext", "fourhosts_jupyter")
+    m = ip.magics_manager.registry["ResearchMagics"]
+    saved = (m.store_path, m.base_url, m.model)
+    src = tmp_path / "q.csv"
+    pd.DataFrame({"question": questions(2)}).to_csv(src, index=False)
+    monkeypatch.setenv("FOURHOSTS_EMBEDDER", "hashing")
+    try:
+        with ScriptedServer() as server:
+            server.set_default(Reply.say("Lower speeds save lives [1].", usage=(900, 40)))
+            m.store_path, m.base_url, m.model = pg_url, server.base_url, "scripted-model"
+            with workers(pg_url, tmp_path), capture_output() as cap:
+                df = ip.run_line_magic("research", f"batch {src} --workers --no-progress -p dolores")
+            assert sorted(asked(r) for r in server.chat_requests) == [0, 1]
+    finally:
+        m.store_path, m.base_url, m.model = saved
+    assert list(df["status"]) == ["ok", "ok"] and set(df["host"]) == {"dolores"}
+    assert f"batch {df.attrs['batch_id']}: done" in cap.stdout
