@@ -137,15 +137,24 @@ def test_a_budget_holds_across_two_workers(pg_url, tmp_path):
         with workers(pg_url, tmp_path, n=2):
             df = batch(questions(10), engine=engine_for(server, store), workers=True, budget_tokens=20_000,
                        paradigm="teddy", progress=False)
-        sent = len(server.chat_requests)
+            sent = len(server.chat_requests)
+            first = Counter(asked(r) for r in server.chat_requests)
+            spent, _ = PgBatchStore(store).spent(df.attrs["batch_id"])
+            # resumed with room for the rest: only what the budget left is asked, once
+            server.clear()
+            again = batch(resume=df.attrs["batch_id"], engine=engine_for(server, store), workers=True,
+                          budget_tokens=100_000, progress=False)
+            rest = Counter(asked(r) for r in server.chat_requests)
     assert df.attrs["state"] == "stopped" and "budget" in df.attrs["note"]
     ok = df[df["status"] == "ok"]
     assert 1 <= len(ok) < 10 and sent == len(ok)
     assert df["tokens"].sum() == 3_500 * len(ok) <= 20_000
     left = df[df["status"] == "pending"]
     assert len(left) == 10 - len(ok) and left["error"].str.contains("across workers").all()
-    spent, _ = PgBatchStore(store).spent(df.attrs["batch_id"])
     assert spent == 3_500 * len(ok)  # nothing left held, nothing counted twice
+    assert again.attrs["state"] == "done" and list(again["status"]) == ["ok"] * 10
+    assert set(rest) == set(range(10)) - set(first) and all(c == 1 for c in rest.values())
+    assert list(again.loc[list(ok.index), "run_id"]) == list(ok["run_id"])
 
 
 def test_fh_batch_with_workers_returns_the_same_frame(pg_url, tmp_path, capsys):
