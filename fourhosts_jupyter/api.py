@@ -28,7 +28,9 @@ def batch(questions: Any = None, *, column: str | None = None, store: str | None
           **options: Any) -> Any:
     """Research many questions (a list, or a DataFrame and ``column=``); returns a DataFrame.
     Options as for a run plus ``concurrency``, ``budget_tokens``, ``budget_usd``, ``resume=``
-    (a batch id) and ``retry_failed``; see ``fourhosts_jupyter.schedule.batch``."""
+    (a batch id) and ``retry_failed``; see ``fourhosts_jupyter.schedule.batch``. With a
+    ``postgresql://`` store, ``workers=True`` queues the items for ``fourhosts worker``
+    processes and follows them (``fourhosts_jupyter.schedule.submit``)."""
     from .schedule.batch import batch as run_batch
 
     return run_batch(questions, column=column, engine=_engine(store), **options)

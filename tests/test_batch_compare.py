@@ -13,7 +13,7 @@ from openai_server import Reply
 
 from fourhosts_jupyter.errors import ConfigError
 from fourhosts_jupyter.schedule.batch import batch
-from fourhosts_jupyter.schedule.batch_store import RESULT_COLUMNS, BatchStore
+from fourhosts_jupyter.schedule.batch_store import RESULT_COLUMNS, batch_rows
 from fourhosts_jupyter.testing import RecordedRequest
 from test_batch import _env, engine_for, questions, research_shell
 
@@ -33,8 +33,8 @@ def answering(openai_server):
     return openai_server
 
 
-def test_every_host_answers_every_question_one_row_each(answering, seeded_store):
-    df = batch(questions(3), engine=engine_for(answering, seeded_store), concurrency=4, progress=False,
+def test_every_host_answers_every_question_one_row_each(answering, seeded_any):
+    df = batch(questions(3), engine=engine_for(answering, seeded_any), concurrency=4, progress=False,
                compare="dolores,bernard")
     assert list(df.columns) == list(RESULT_COLUMNS) and df.attrs["compare"] == ["dolores", "bernard"]
     assert df.attrs["state"] == "done" and list(df["status"]) == ["ok"] * 6
@@ -44,12 +44,12 @@ def test_every_host_answers_every_question_one_row_each(answering, seeded_store)
         (i, h) for i in range(3) for h in ("bernard", "dolores")]
     wide = df.pivot(index="question", columns="host", values="answer")
     assert wide.shape == (3, 2) and (wide == "Lower speeds save lives [1].").all().all()
-    [info] = BatchStore(seeded_store).list()
+    [info] = batch_rows(seeded_any).list()
     assert (info.total, info.done, info.options["compare"]) == (6, 6, ["dolores", "bernard"])
 
 
-def test_a_stopped_compare_batch_resumes_with_its_hosts(answering, seeded_store):
-    engine = engine_for(answering, seeded_store)
+def test_a_stopped_compare_batch_resumes_with_its_hosts(answering, seeded_any):
+    engine = engine_for(answering, seeded_any)
     first = batch(questions(2), engine=engine, concurrency=1, budget_tokens=5_000, progress=False,
                   compare=True)
     order = ["dolores", "teddy", "bernard", "maeve"] * 2
@@ -66,12 +66,12 @@ def test_a_stopped_compare_batch_resumes_with_its_hosts(answering, seeded_store)
     assert resumed.isdisjoint(done) and len(resumed | done) == 8  # nothing answered twice
 
 
-def test_compare_and_a_forced_host_do_not_mix(answering, seeded_store):
+def test_compare_and_a_forced_host_do_not_mix(answering, seeded_any):
     with pytest.raises(ConfigError, match="--compare HOSTS or --paradigm HOST, not both"):
-        batch(questions(1), engine=engine_for(answering, seeded_store), progress=False,
+        batch(questions(1), engine=engine_for(answering, seeded_any), progress=False,
               compare=True, paradigm="teddy")
     with pytest.raises(ConfigError, match="at least two hosts"):
-        batch(questions(1), engine=engine_for(answering, seeded_store), progress=False, compare="teddy")
+        batch(questions(1), engine=engine_for(answering, seeded_any), progress=False, compare="teddy")
 
 
 def test_cli_batch_compare_writes_a_row_per_question_per_host(answering, tmp_path):

@@ -20,6 +20,10 @@ question the budget cannot pay for is left pending (not failed) and the batch en
 The result is a DataFrame (RESULT_COLUMNS) of every item of the batch in input order, with
 ``df.attrs["batch_id"]`` and ``df.attrs["state"]``.
 
+``workers=True`` (a ``postgresql://`` store): the items go to a queue in the database and
+``fourhosts worker`` processes on any machine answer them, while this call shows the same bar and
+returns the same frame (submit.py, worker.py).
+
 ``compare=True`` (or ``"dolores,bernard"``; ``fourhosts batch … --compare [HOSTS]``): every
 question is answered by each host, one item per question per host (``host`` says which), in
 question order then host order. Long form on purpose: each host's run keeps its own status,
