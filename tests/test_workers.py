@@ -157,14 +157,30 @@ def test_a_budget_holds_across_two_workers(pg_url, tmp_path):
     assert list(again.loc[list(ok.index), "run_id"]) == list(ok["run_id"])
 
 
-def test_fh_batch_with_workers_returns_the_same_frame(pg_url, tmp_path, capsys):
+def test_fh_batch_with_workers_returns_the_same_frame(pg_url, tmp_path, capsys, monkeypatch):
+    import threading
+
+    from fourhosts_jupyter.schedule import submit
+
+    monkeypatch.setattr(submit, "NO_WORKER_HINT", 0.3)  # say so soon that no worker answers
     store = open_store(pg_url)
     with ScriptedServer() as server:
         server.set_default(Reply.say("Lower speeds save lives [1].", usage=(900, 40)))
+        box: dict = {}
+        waiting = threading.Thread(target=lambda: box.update(df=batch(
+            pd.DataFrame({"q": questions(4)}), column="q", engine=engine_for(server, store), workers=True,
+            paradigm="maeve", progress=True)))
+        waiting.start()
+        err: list[str] = []
+        _wait(lambda: err.append(capsys.readouterr().err) or "no worker is answering" in "".join(err))
+        hint = next(line for line in "".join(err).splitlines() if "no worker" in line)
+        from fourhosts_jupyter.redact import redact  # the URL's credentials never shown
+
+        assert hint.endswith(f"start one with  fourhosts worker --store {redact(pg_url)}")
         with workers(pg_url, tmp_path):
-            df = batch(pd.DataFrame({"q": questions(4)}), column="q", engine=engine_for(server, store),
-                       workers=True, paradigm="maeve", progress=True)
-        assert sorted(asked(r) for r in server.chat_requests) == [0, 1, 2, 3], list(df["error"])
+            waiting.join(120)
+        assert sorted(asked(r) for r in server.chat_requests) == [0, 1, 2, 3]
+    df = box["df"]
     assert list(df.columns) == list(RESULT_COLUMNS) and list(df["question"]) == questions(4)
     assert df.attrs["state"] == "done" and list(df["status"]) == ["ok"] * 4
     assert set(df["host"]) == {"maeve"} and list(df["tokens"]) == [940] * 4

@@ -85,3 +85,11 @@ def live_jobs(store: Any, batch_id: str) -> int:
             f"""SELECT count(*) FROM {QUEUE_SCHEMA}.procrastinate_jobs WHERE queue_name = %s
                 AND status IN ('todo', 'doing') AND args->>'batch_id' = %s""",
             [QUEUE, batch_id]).fetchone()[0])
+
+
+def live_workers(store: Any, within: float = 60.0) -> int:
+    """Workers whose last heartbeat is at most ``within`` seconds old."""
+    with store.connect() as con:
+        return int(con.execute(
+            f"""SELECT count(*) FROM {QUEUE_SCHEMA}.procrastinate_workers
+                WHERE last_heartbeat > now() - make_interval(secs => %s)""", [within]).fetchone()[0])

@@ -10,6 +10,8 @@ the same DataFrame. Stopping the wait (Ctrl-C) does not stop the batch: workers 
 from __future__ import annotations
 
 import asyncio
+import sys
+import time
 from typing import Any, Callable
 
 from ..errors import ConfigError
@@ -19,6 +21,7 @@ from .budget import Budget
 from .worker import WORKERS_NEED_PG
 
 LOST_AFTER = 3  # polls in a row with items waiting and no job left for them
+NO_WORKER_HINT = 10.0  # seconds without a worker heartbeat before saying how to start one
 
 
 async def abatch_workers(
@@ -42,7 +45,7 @@ async def abatch_workers(
     from ..memory.store import new_id
     from .batch_io import questions_from, source_name
     from .pg_batch_store import PgBatchStore
-    from .queue import enqueue, live_jobs
+    from .queue import enqueue, live_jobs, live_workers
 
     store = engine.store
     if not getattr(store, "is_postgres", False):
@@ -95,7 +98,7 @@ async def abatch_workers(
     counts = BatchCounts(total, done=p.done, failed=p.failed, left=total - p.done - p.failed)
     shown = total - len(todo)
     bar = BatchProgress(counts, enabled=progress, desc=f"batch {batch_id}")
-    lost = 0
+    lost, hinted, since = 0, False, time.monotonic()
     try:
         while True:
             p = await asyncio.to_thread(rows.progress, batch_id)
@@ -107,6 +110,11 @@ async def abatch_workers(
             shown = max(shown, p.done + p.failed + p.budget_left)
             if p.settled:
                 break
+            if not hinted and time.monotonic() - since > NO_WORKER_HINT:
+                hinted = True
+                if await asyncio.to_thread(live_workers, store) == 0:
+                    print(f"batch {batch_id}: no worker is answering; start one with  fourhosts worker "
+                          f"--store {redact(store.url)}", file=sys.stderr, flush=True)
             # a job that failed inside procrastinate (not an item's failure) leaves its item waiting
             lost = lost + 1 if await asyncio.to_thread(live_jobs, store, batch_id) == 0 else 0
             if lost >= LOST_AFTER:
