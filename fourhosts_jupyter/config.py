@@ -119,9 +119,15 @@ class Settings:
         return replace(base, **clean)
 
     def resolved_store_path(self) -> Path:
+        from .memory.backends import STORE_ENV, is_postgres
         from .memory.store import default_store_path
 
-        return self.store_path or default_store_path()
+        if self.store_path:
+            return self.store_path
+        shared = os.environ.get(STORE_ENV)  # a team's store for every command and kernel
+        if shared:
+            return shared if is_postgres(shared) else Path(shared).expanduser()  # type: ignore[return-value]
+        return default_store_path()
 
 
 def _seconds(env: Any, name: str, default: float) -> float:

@@ -55,11 +55,13 @@ def _env(tmp_path) -> dict[str, str]:
 
 @contextlib.contextmanager
 def workers(url: str, tmp_path, n: int = 1, concurrency: int = 2):  # noqa: ANN001, ANN201
-    """``n`` ``fourhosts worker`` subprocesses; stopped (SIGTERM, then SIGKILL) after."""
+    """``n`` ``fourhosts worker`` subprocesses pointed at ``url`` by FOURHOSTS_STORE (as README's
+    team set-up does); stopped (SIGTERM, then SIGKILL) after."""
     procs = [subprocess.Popen(
-        [sys.executable, "-m", "fourhosts_jupyter.cli", "worker", "--store", url, "-c", str(concurrency),
+        [sys.executable, "-m", "fourhosts_jupyter.cli", "worker", "-c", str(concurrency),
          "--heartbeat", HEARTBEAT, "--lease", LEASE],
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=_env(tmp_path)) for _ in range(n)]
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        env={**_env(tmp_path), "FOURHOSTS_STORE": url}) for _ in range(n)]
     try:
         yield procs
     finally:
@@ -321,3 +323,13 @@ def test_research_batch_magic_with_workers(pg_url, tmp_path, monkeypatch):
         m.store_path, m.base_url, m.model = saved
     assert list(df["status"]) == ["ok", "ok"] and set(df["host"]) == {"dolores"}
     assert f"batch {df.attrs['batch_id']}: done" in cap.stdout
+
+
+def test_fourhosts_store_points_commands_and_kernels_at_the_shared_store(monkeypatch, tmp_path):
+    url = "postgresql://analyst@db.example/research"
+    monkeypatch.setenv("FOURHOSTS_STORE", url)
+    assert Settings.from_env().resolved_store_path() == url
+    assert Settings.from_env(store_path=str(tmp_path / "mine.duckdb")).resolved_store_path() == tmp_path / "mine.duckdb"
+    monkeypatch.setenv("FOURHOSTS_STORE", str(tmp_path / "team.duckdb"))
+    assert Settings.from_env().resolved_store_path() == tmp_path / "team.duckdb"
+    assert Engine(Settings.from_env()).store.path == tmp_path / "team.duckdb"

@@ -129,7 +129,8 @@ def add_parsers(sub: Any) -> None:
     p.add_argument("--compare", nargs="?", const="all", metavar="HOSTS",
                    help="every host answers each question (or HOSTS, e.g. dolores,bernard): one row per question per host")
     p.add_argument("--workers", action="store_true",
-                   help="queue the items for `fourhosts worker` processes (a postgresql:// --store) and follow them")
+                   help="queue the items for `fourhosts worker` processes (a postgresql:// --store) and follow "
+                        "them; each worker answers --concurrency of its own at once")
     p.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
     p.add_argument("-p", "--paradigm", help="force a host: dolores, teddy, bernard or maeve")
     p.add_argument("-e", "--effort", help="low, medium or high")

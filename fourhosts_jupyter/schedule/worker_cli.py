@@ -51,7 +51,6 @@ def cmd_worker(args: argparse.Namespace) -> int:
 
 
 def add_parsers(sub: Any) -> None:
-    from ..cli import _store_arg
     from ..cli_args import positive_int
 
     p = sub.add_parser("worker", help="answer batch items queued in a shared PostgreSQL store")
@@ -62,5 +61,6 @@ def add_parsers(sub: Any) -> None:
     p.add_argument("--lease", type=seconds, default=30.0, metavar="S",
                    help="a worker silent this long is taken for dead and its items answered by "
                         "another (default 30)")
-    _store_arg(p)
+    p.add_argument("--store", metavar="URL",
+                   help="the shared store, postgresql://… (default: $FOURHOSTS_STORE)")
     p.set_defaults(func=cmd_worker)
