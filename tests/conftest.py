@@ -18,6 +18,7 @@ os.environ.setdefault("FOURHOSTS_EVALUATION", "0")
 os.environ.setdefault("FOURHOSTS_HOME", tempfile.mkdtemp(prefix="fourhosts-test-home-"))
 for _key in ("OPENAI_API_KEY", "AZURE_OPENAI_API_KEY", "OPENAI_BASE_URL", "AZURE_OPENAI_ENDPOINT"):
     os.environ.pop(_key, None)  # a developer's real key must never reach a test
+os.environ.pop("FOURHOSTS_STORE", None)  # nor a developer's team store (it beats FOURHOSTS_HOME)
 
 import pytest  # noqa: E402
 from openai_server import openai_server  # noqa: E402,F401 - the loopback Chat Completions server
