@@ -229,7 +229,8 @@ async def _abatch(
         budget_tokens = budget_tokens if budget_tokens is not None else stored.get("budget_tokens")
         budget_usd = budget_usd if budget_usd is not None else stored.get("budget_usd")
         updates = {"budget_tokens": budget_tokens, "budget_usd": budget_usd,
-                   "concurrency": concurrency, **run_options}
+                   "concurrency": concurrency, **run_options,
+                   **({"workers": False} if stored.get("workers") else {})}  # this process now
         await asyncio.to_thread(rows.claim, batch_id, **updates)
         total = info.total
     else:
