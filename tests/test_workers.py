@@ -318,11 +318,15 @@ def test_research_batch_magic_with_workers(pg_url, tmp_path, monkeypatch):
             m.store_path, m.base_url, m.model = pg_url, server.base_url, "scripted-model"
             with workers(pg_url, tmp_path), capture_output() as cap:
                 df = ip.run_line_magic("research", f"batch {src} --workers --no-progress -p dolores")
-            assert sorted(asked(r) for r in server.chat_requests) == [0, 1]
+                assert sorted(asked(r) for r in server.chat_requests) == [0, 1]
+                both = ip.run_line_magic("research", f"batch {src} --workers --no-progress --compare dolores,bernard")
     finally:
         m.store_path, m.base_url, m.model = saved
     assert list(df["status"]) == ["ok", "ok"] and set(df["host"]) == {"dolores"}
     assert f"batch {df.attrs['batch_id']}: done" in cap.stdout
+    # compare: one item per question per host, each host's run answered by the workers
+    assert list(both["host"]) == ["dolores", "bernard"] * 2 and list(both["status"]) == ["ok"] * 4
+    assert list(both["question"]) == [q for q in questions(2) for _ in range(2)]
 
 
 def test_fourhosts_store_points_commands_and_kernels_at_the_shared_store(monkeypatch, tmp_path):
