@@ -97,6 +97,7 @@ def methods(store: Any, embedder: Any, variants: bool | str) -> dict[str, Callab
         "dense": via(mode="dense"),
         "rrf": via(fusion="rrf", weights=(1.0, 1.0)),
         "hybrid (search default)": via(),
+        "hybrid without readability rule (before)": via(readability=False),
         "select": lambda q: [h.to_json()["id"] for h in select_hits(store, q, k=K, embedder=embedder)],
     }
     if variants is True:
