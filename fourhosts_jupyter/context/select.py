@@ -203,8 +203,8 @@ def search(
             ranked.append([(g, kk, sc) for g, (kk, sc) in list(best.items())[:depth]])
         # a query the model cannot read: its cosines (and the MMR similarities) are noise
         blind = readability and mode == "hybrid" and unreadable(embedder, query)
-        if blind:
-            weights = (0.0, 1.0)
+        if blind:  # rank fusion keeps BM25's last hit above the documents it did not find
+            weights, fusion = (0.0, 1.0), "rrf"
         elif adaptive and mode == "hybrid":
             weights = adaptive_weights([sc for _, _, sc in ranked[0]], [sc for _, _, sc in ranked[1]])
         hits = _fuse(rows, ranked[0], ranked[1], host, weights, passages, raw=mode != "hybrid",
