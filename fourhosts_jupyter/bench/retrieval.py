@@ -68,21 +68,26 @@ VARIANTS: dict[str, dict[str, Any]] = {
 }
 
 
-def _store_for(corpus: Path, cache: Path, embedder: Any) -> Any:
-    """A store holding ``corpus``, ingested once per corpus content and model."""
-    from ..memory.ingest import ingest
+def _store_for(corpus: Path, cache: Path, embedder: Any, chunk: tuple[int, int] | None = None) -> Any:
+    """A store holding ``corpus``, ingested once per corpus content, model and chunking
+    (``chunk``: words, overlap; None: ``fourhosts ingest``'s default)."""
+    from ..memory.ingest import CHUNK_WORDS, OVERLAP_WORDS, ingest
     from ..memory.store import Store
+
+    words, overlap = chunk or (CHUNK_WORDS, OVERLAP_WORDS)
 
     h = hashlib.sha256()
     with open(corpus, "rb") as fh:
         for block in iter(lambda: fh.read(1 << 20), b""):
             h.update(block)
     h.update(embedder.name.encode())
-    path = cache / f"{corpus.parent.name}-{h.hexdigest()[:12]}.duckdb"
+    tag = "" if (words, overlap) == (CHUNK_WORDS, OVERLAP_WORDS) else f"-c{words}o{overlap}"
+    path = cache / f"{corpus.parent.name}-{h.hexdigest()[:12]}{tag}.duckdb"
     store = Store(path)
     # always ingest: unchanged documents are skipped, so an interrupted ingest is completed
     print(f"ingesting {corpus} into {path} …", file=sys.stderr, flush=True)
-    report = ingest(corpus, store, id_field="_id", embedder=embedder, progress=sys.stderr.isatty())
+    report = ingest(corpus, store, id_field="_id", embedder=embedder, progress=sys.stderr.isatty(),
+                    chunk_words=words, overlap=overlap)
     if report.failed:
         raise SystemExit(f"ingest failed: {report.failed[0]}")
     return store
@@ -113,11 +118,12 @@ def methods(store: Any, embedder: Any, variants: bool | str) -> dict[str, Callab
     return out
 
 
-def measure(directory: Path, cache: Path, embedder: Any, variants: bool | str, only: str = "") -> dict[str, tuple[float, float]]:
+def measure(directory: Path, cache: Path, embedder: Any, variants: bool | str, only: str = "",
+            chunk: tuple[int, int] | None = None) -> dict[str, tuple[float, float]]:
     from ..memory.evaluate import load_beir, ndcg_at_k, recall_at_k
 
     corpus, queries = load_beir(directory)
-    store = _store_for(corpus, cache, embedder)
+    store = _store_for(corpus, cache, embedder, chunk)
     out = {}
     for name, rank in methods(store, embedder, variants).items():
         nd, rc = [], []
@@ -138,7 +144,8 @@ def measure(directory: Path, cache: Path, embedder: Any, variants: bool | str, o
                 nd_rc[1].append(recall_at_k(ranked[:K], set(q["relevant"]), K))
         out.update({n: (statistics.fmean(a), statistics.fmean(b)) for n, (a, b) in per.items()})
     n_docs = store.count_memories()
-    print(f"\n{directory}  ({len(queries)} judged queries, {n_docs} passages stored)")
+    how = f", chunks of {chunk[0]} words, overlap {chunk[1]}" if chunk else ""
+    print(f"\n{directory}  ({len(queries)} judged queries, {n_docs} passages stored{how})")
     best_single = max(out["bm25"][0], out["dense"][0])
     print(f"{'method':44s} {'nDCG@10':>8s} {'recall@10':>9s} {'vs best single':>15s}")
     for name, (nd, rc) in out.items():
@@ -154,6 +161,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--rankers-only", action="store_true",
                     help="with --variants: only retrieval_variants' rankers (one retrieval per query)")
     ap.add_argument("--only", default="", help="with --rankers-only: rankers whose name contains this")
+    ap.add_argument("--chunk", type=int, nargs=2, metavar=("WORDS", "OVERLAP"),
+                    help="ingest with passages of WORDS words overlapping by OVERLAP (a chunking "
+                         "variant; default: fourhosts ingest's)")
     ap.add_argument("--cache", type=Path,
                     default=Path(tempfile.gettempdir()) / "fourhosts-bench-retrieval",
                     help="where the ingested stores are kept between runs")
@@ -183,5 +193,6 @@ def main(argv: list[str] | None = None) -> int:
     args.cache.mkdir(parents=True, exist_ok=True)
     for d in dirs:
         measure(d, args.cache, embedder,
-                "rankers" if args.variants and args.rankers_only else args.variants, args.only)
+                "rankers" if args.variants and args.rankers_only else args.variants, args.only,
+                tuple(args.chunk) if args.chunk else None)
     return 0

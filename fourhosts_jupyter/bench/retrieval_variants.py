@@ -40,6 +40,9 @@ class Candidates:
     dense: list[tuple[str, int, float]]  # (document id, passage key, cosine)
     bm25: list[tuple[str, int, float]]  # (document id, passage key, BM25 score)
     ctx: "Context" = field(repr=False)
+    # every retrieved passage, best first (for document-level aggregation variants)
+    dense_passages: list[tuple[str, int, float]] = field(default_factory=list, repr=False)
+    bm25_passages: list[tuple[str, int, float]] = field(default_factory=list, repr=False)
 
 
 @dataclass
@@ -62,26 +65,38 @@ class Context:
         r = self.si.rows[key]
         return r.external_id or r.document_id or r.id
 
-    def _collapse(self, keys: np.ndarray, scores: np.ndarray, depth: int) -> list[tuple[str, int, float]]:
-        best: dict[str, tuple[int, float]] = {}
-        for kk, sc in zip(keys.tolist(), scores.tolist()):
-            if kk in self.si.rows:
-                best.setdefault(self.doc(kk), (kk, sc))
-        return [(d, kk, sc) for d, (kk, sc) in list(best.items())[:depth]]
+    def _passages(self, keys: np.ndarray, scores: np.ndarray) -> list[tuple[str, int, float]]:
+        return [(self.doc(kk), kk, sc) for kk, sc in zip(keys.tolist(), scores.tolist())
+                if kk in self.si.rows]
 
-    def dense_for(self, vec: np.ndarray, depth: int = DEPTH) -> list[tuple[str, int, float]]:
+    def dense_passages_for(self, vec: np.ndarray, depth: int = DEPTH) -> list[tuple[str, int, float]]:
         keys, scores = self.vi.search(np.asarray(vec, dtype=np.float32), 5 * depth, self.mask)
-        return self._collapse(keys, scores, depth)
+        return self._passages(keys, scores)
 
-    def bm25_for(self, query: str, depth: int = DEPTH) -> list[tuple[str, int, float]]:
+    def bm25_passages_for(self, query: str, depth: int = DEPTH) -> list[tuple[str, int, float]]:
         if self.si.keyword is None:
             return []
         keys, scores = self.si.keyword.search(query, 5 * depth, self.mask)
-        return self._collapse(keys, scores, depth)
+        return self._passages(keys, scores)
+
+    def dense_for(self, vec: np.ndarray, depth: int = DEPTH) -> list[tuple[str, int, float]]:
+        return _best_per_doc(self.dense_passages_for(vec, depth), depth)
+
+    def bm25_for(self, query: str, depth: int = DEPTH) -> list[tuple[str, int, float]]:
+        return _best_per_doc(self.bm25_passages_for(query, depth), depth)
 
     def candidates(self, query: str, dense_text: str | None = None) -> Candidates:
         qvec = self.embedder.embed([dense_text or query])[0]
-        return Candidates(query, qvec, self.dense_for(qvec), self.bm25_for(query), self)
+        dp, kp = self.dense_passages_for(qvec), self.bm25_passages_for(query)
+        return Candidates(query, qvec, _best_per_doc(dp, DEPTH), _best_per_doc(kp, DEPTH), self, dp, kp)
+
+
+def _best_per_doc(passages: list[tuple[str, int, float]], depth: int) -> list[tuple[str, int, float]]:
+    """Each document once, by its best-ranked passage (``search``'s collapse)."""
+    best: dict[str, tuple[int, float]] = {}
+    for d, kk, sc in passages:
+        best.setdefault(d, (kk, sc))
+    return [(d, kk, sc) for d, (kk, sc) in list(best.items())[:depth]]
 
 
 def _norm(scores: list[float], how: str) -> tuple[np.ndarray, float]:
@@ -223,6 +238,32 @@ def calibrated_trust(c: Candidates, swap: tuple[float, float] = (0.2, 0.8)) -> l
     return fuse(c)
 
 
+def aggregated(passages: list[tuple[str, int, float]], how: str, depth: int = 50) -> list[tuple[str, int, float]]:
+    """Document scores from their retrieved passages: ``max`` (``search``'s rule), ``sum``
+    (CombSUM: a document many passages of which match gains), ``max+`` (best passage plus
+    half the second: a tie-break towards documents matching twice)."""
+    per: dict[str, list[tuple[int, float]]] = {}
+    for d, kk, sc in passages:
+        per.setdefault(d, []).append((kk, sc))
+    out = []
+    for d, ps in per.items():
+        scores = [sc for _, sc in ps]
+        if how == "sum":
+            agg = sum(scores)
+        elif how == "max+":
+            agg = scores[0] + (0.5 * scores[1] if len(scores) > 1 else 0.0)
+        else:
+            agg = scores[0]
+        out.append((d, ps[0][0], agg))
+    out.sort(key=lambda t: -t[2])
+    return out[:depth]
+
+
+def fuse_aggregated(c: Candidates, how: str, fusion: str = "minmax") -> list[str]:
+    dense = aggregated(c.dense_passages, how)
+    return _ranked(fused_scores(dense, aggregated(c.bm25_passages, how), fusion=fusion), dense)
+
+
 # name -> (dense query text from the query, or None; ranker)
 VARIANTS: dict[str, tuple[Callable[[str], str] | None, Callable[[Candidates], list[str]]]] = {
     "re-impl: score 0.8/0.2 depth 50 (= default)": (None, fuse),
@@ -247,6 +288,9 @@ VARIANTS: dict[str, tuple[Callable[[str], str] | None, Callable[[Candidates], li
     "BM25 k1 1.2 b 0.75 + fuse": (None, lambda c: bm25_params(c, 1.2, 0.75)),
     "BM25 k1 1.5 b 0.9 + fuse": (None, lambda c: bm25_params(c, 1.5, 0.9)),
     "calibrated trust (dense under level -> 0.2/0.8)": (None, calibrated_trust),
+    "documents: sum of passages (CombSUM) + fuse": (None, lambda c: fuse_aggregated(c, "sum")),
+    "documents: best + half the second passage + fuse": (None, lambda c: fuse_aggregated(c, "max+")),
+    "documents: max (re-check of the default)": (None, lambda c: fuse_aggregated(c, "max")),
     "dense query prefix 'query: ' + fuse": (lambda q: "query: " + q, fuse),
     "dense query as question ('Question: q?')": (lambda q: f"Question: {q.rstrip('?')}?", fuse),
 }
