@@ -32,7 +32,22 @@ def test_the_reimplemented_default_ranks_as_search_does(ctx):
     for q in queries[:25]:
         want = [h.to_json()["id"] for h in search(c.store, q["text"], k=10, embedder=c.embedder,
                                                   progress=False)]
-        assert rv.fuse(c.candidates(q["text"]))[:10] == want, q["text"]
+        assert rv.default_rank(c.candidates(q["text"]))[:10] == want, q["text"]
+
+
+def test_the_reimplemented_default_reads_arabic_as_search_does(tmp_path):
+    from test_readability import QUESTIONS
+
+    store = Store(tmp_path / "ar.duckdb")
+    emb = get_embedder()
+    ingest(DATA / "retrieval_arabic.jsonl", store, id_field="_id", embedder=emb, progress=False)
+    c = rv.Context.open(store, emb)
+    for q in QUESTIONS:
+        want = [h.to_json()["id"] for h in search(store, q, k=10, embedder=emb, progress=False)]
+        cand = c.candidates(q)
+        assert rv.default_rank(cand)[:10] == want, q
+        assert rv.fuse(cand)[:10] == [h.to_json()["id"] for h in search(
+            store, q, k=10, embedder=emb, progress=False, readability=False)], q
 
 
 def test_weights_fusion_and_depth_change_the_scores():

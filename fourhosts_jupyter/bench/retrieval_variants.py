@@ -144,6 +144,16 @@ def fuse(c: Candidates, w: tuple[float, float] = (0.8, 0.2), fusion: str = "minm
     return _ranked(fused_scores(c.dense, c.bm25, w, fusion, depth), c.dense)
 
 
+def default_rank(c: Candidates) -> list[str]:
+    """``search``'s default: ``fuse``, except that a query the model cannot read
+    (``memory/readability.py``) is ranked by BM25's ranks, dense only after them."""
+    from ..memory.readability import unreadable
+
+    if unreadable(c.ctx.embedder, c.query):
+        return _ranked(fused_scores(c.dense, c.bm25, (0.0, 1.0), "rrf"), c.dense)
+    return fuse(c)
+
+
 def _gap(xs: list[float], n: int = 10) -> float:
     a = np.asarray(xs[:n], dtype=np.float64)
     if len(a) < 3 or a[1:].std() == 0:
@@ -266,7 +276,8 @@ def fuse_aggregated(c: Candidates, how: str, fusion: str = "minmax") -> list[str
 
 # name -> (dense query text from the query, or None; ranker)
 VARIANTS: dict[str, tuple[Callable[[str], str] | None, Callable[[Candidates], list[str]]]] = {
-    "re-impl: score 0.8/0.2 depth 50 (= default)": (None, fuse),
+    "re-impl: default (score 0.8/0.2 d50 + readability)": (None, default_rank),
+    "score 0.8/0.2 depth 50 (before: no readability rule)": (None, fuse),
     "score 0.9/0.1": (None, lambda c: fuse(c, (0.9, 0.1))),
     "score 0.7/0.3": (None, lambda c: fuse(c, (0.7, 0.3))),
     "score 0.8/0.2 depth 20": (None, lambda c: fuse(c, depth=20)),
