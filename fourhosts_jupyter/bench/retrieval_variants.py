@@ -274,6 +274,55 @@ def fuse_aggregated(c: Candidates, how: str, fusion: str = "minmax") -> list[str
     return _ranked(fused_scores(dense, aggregated(c.bm25_passages, how), fusion=fusion), dense)
 
 
+def _exact(c: Candidates) -> tuple[dict[str, float], dict[str, float], float]:
+    """Every document's best cosine and best BM25 score (not only the top lists'), and the
+    query's BM25 ceiling: the sum over its distinct known terms of idf * (k1 + 1), the score
+    of a passage holding each term infinitely often. Cached on the candidates."""
+    if not hasattr(c, "_exact"):
+        from ..memory.keyword import tokenize
+
+        ctx = c.ctx
+        n = len(ctx.si.rows)
+        dense = _best_per_doc(ctx.dense_passages_for(c.qvec, n), n)
+        kw = ctx.si.keyword
+        bm25 = _best_per_doc(ctx.bm25_passages_for(c.query, n), n) if kw is not None else []
+        ceiling = 0.0
+        if kw is not None:
+            for tid in {kw.vocab[t] for t in tokenize(c.query) if t in kw.vocab}:
+                keys, _ = kw._postings(tid)
+                df = int(kw.alive[keys].sum())
+                if df:
+                    ceiling += float(np.log1p((kw.n_docs - df + 0.5) / (df + 0.5))) * (kw.k1 + 1)
+        c._exact = ({d: sc for d, _, sc in dense}, {d: sc for d, _, sc in bm25}, ceiling)  # type: ignore[attr-defined]
+    return c._exact  # type: ignore[attr-defined]
+
+
+def absolute(c: Candidates, w: tuple[float, float] = (0.8, 0.2), depth: int = 50) -> list[str]:
+    """Scores on a fixed scale instead of each list stretched to [0, 1]: cosine, and BM25 as a
+    share of the query's ceiling (a list whose best hit matches poorly stays low), each
+    document of the two top-``depth`` lists scored exactly by both (absent: 0 BM25)."""
+    cos, bm, ceiling = _exact(c)
+    docs = [d for d, _, _ in c.dense[:depth]] + [d for d, _, _ in c.bm25[:depth]]
+    scores = {d: w[0] * cos.get(d, 0.0) + w[1] * (bm.get(d, 0.0) / ceiling if ceiling else 0.0)
+              for d in docs}
+    return _ranked(scores, c.dense)
+
+
+def exact_minmax(c: Candidates, w: tuple[float, float] = (0.8, 0.2), depth: int = 50) -> list[str]:
+    """``search``'s min-max fusion, but a document missing from one list's window gets its exact
+    score from that retriever rather than the window's minimum; normalised over the union."""
+    cos, bm, _ = _exact(c)
+    docs = list(dict.fromkeys([d for d, _, _ in c.dense[:depth]] + [d for d, _, _ in c.bm25[:depth]]))
+
+    def mm(vals: list[float]) -> list[float]:
+        lo, hi = min(vals), max(vals)
+        return [(v - lo) / (hi - lo) if hi > lo else 1.0 for v in vals]
+
+    nd = mm([cos.get(d, 0.0) for d in docs])
+    nk = mm([bm.get(d, 0.0) for d in docs])
+    return _ranked({d: w[0] * a + w[1] * b for d, a, b in zip(docs, nd, nk)}, c.dense)
+
+
 # name -> (dense query text from the query, or None; ranker)
 VARIANTS: dict[str, tuple[Callable[[str], str] | None, Callable[[Candidates], list[str]]]] = {
     "re-impl: default (score 0.8/0.2 d50 + readability)": (None, default_rank),
@@ -302,6 +351,12 @@ VARIANTS: dict[str, tuple[Callable[[str], str] | None, Callable[[Candidates], li
     "documents: sum of passages (CombSUM) + fuse": (None, lambda c: fuse_aggregated(c, "sum")),
     "documents: best + half the second passage + fuse": (None, lambda c: fuse_aggregated(c, "max+")),
     "documents: max (re-check of the default)": (None, lambda c: fuse_aggregated(c, "max")),
+    "absolute: 0.8 cosine + 0.2 BM25/ceiling": (None, absolute),
+    "absolute: 0.7 cosine + 0.3 BM25/ceiling": (None, lambda c: absolute(c, (0.7, 0.3))),
+    "absolute: 0.6 cosine + 0.4 BM25/ceiling": (None, lambda c: absolute(c, (0.6, 0.4))),
+    "absolute: 0.5 cosine + 0.5 BM25/ceiling": (None, lambda c: absolute(c, (0.5, 0.5))),
+    "min-max over the union, exact scores 0.8/0.2": (None, exact_minmax),
+    "min-max over the union, exact scores 0.7/0.3": (None, lambda c: exact_minmax(c, (0.7, 0.3))),
     "dense query prefix 'query: ' + fuse": (lambda q: "query: " + q, fuse),
     "dense query as question ('Question: q?')": (lambda q: f"Question: {q.rstrip('?')}?", fuse),
 }
