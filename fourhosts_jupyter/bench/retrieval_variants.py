@@ -7,17 +7,32 @@ arguments reproduces ``search``'s default ranking (checked in the bench: same fi
 
 Directions (issue 16): query-adaptive weights from score gaps or the two lists' agreement,
 rank vs score fusion, candidate depth, dense query prefixing, pseudo-relevance feedback
-(Rocchio on the dense side, RM-style expansion on the BM25 side). Chunking and BM25 parameters
-are applied at search time (the index reads k1 and b per search). Chunking was not measured
-(it needs a re-ingest with new embeddings of every set; too slow on the shared machine).
+(Rocchio on the dense side, RM-style expansion on the BM25 side), BM25 k1/b (applied at search
+time: the index reads them per search), document scores from several passages (max, sum, best
++ half the second), scores on a fixed scale (cosine + BM25 as a share of the query's ceiling),
+min-max over the union with exact scores for documents one list missed, and chunking (the
+bench's ``--chunk``: a re-ingest per setting).
 
-Findings (2026-11-30, nDCG@10; dev: own dev split / MS MARCO / DBpedia, held out: own
-held-out split / arcd): no variant is 0.02 above the better single retriever on every set, so
-``search``'s default (score fusion 0.8/0.2, depth 50) stays. The best on dev, BM25 feedback
-(0.985 / 0.804 / 0.529 against the default's 0.984 / 0.803 / 0.515), loses on the held-out
-split (0.965 against 0.994). On arcd (Arabic) MiniLM is blind (dense 0.041, BM25 0.730) and
-every fusion loses to BM25 alone; the calibrated relevance levels do not notice, since
-unknown-script texts embed close together (high cosines).
+Findings (2026-11-30, nDCG@10; dev: own dev / MS MARCO / DBpedia; held out: own held-out / pg /
+arcd; every figure printed by ``python -m fourhosts_jupyter.bench retrieval --variants``):
+
+- no fusion variant is 0.02 above the better single retriever on every dev set: MiniLM was
+  trained on MS MARCO-like pairs and is near what BM25 can add there (best single .805/.515;
+  the default .803/.515). The best on dev, BM25 feedback (.985 / .806 / .530 against the
+  default's .984 / .803 / .515), loses on the own held-out split (.965 against .994);
+- fixed-scale scores and exact-score min-max gain on pg (.723 and .725 against .708) but lose
+  on dev (DBpedia .501 / .510) and on the own held-out split (.986 / .987 against .994): not
+  adopted (pg was not used to choose);
+- documents from several passages: sum (CombSUM) and best + half the second lose everywhere
+  passages share a document (pg .491 / .626, MS MARCO at 64-word chunks .729 / .777 against
+  max's .808): ``search`` keeps each document's best passage;
+- chunking (dev, hybrid): 64/16 words .984 / .808 / .515, 96/24 .984 / .806 / .515, the
+  default 160/32 .984 / .803 / .515: within a query of each other, for 32% more passages at
+  64 words, so the default stays (held out: see the bench's figures);
+- arcd (Arabic): MiniLM is blind (dense .041, BM25 .730) and every fusion variant loses to
+  BM25 alone (the calibrated levels do not notice: unknown-script texts embed close together,
+  high cosines). Fixed by the readability rule in ``search`` (``memory/readability.py``),
+  which ``default_rank`` applies too: .730.
 """
 
 from __future__ import annotations
