@@ -41,8 +41,9 @@ downloads its models), ms-marco-minilm-l-6-v2, ms-marco-minilm-l6-v2,
 cross-encoder-ms-marco-minilm-l-6-v2, gt-ms-marco-minilm-l6-v2, gt-ms-marco-minilm-l-6-v2,
 gt-ms-marco-tinybert-l2-v2, ms-marco-tinybert-l-2-v2, cross-encoder-minilm,
 minilm-cross-encoder, minilm-reranker, tiny-reranker, bge-reranker-base-model,
-ms-marco-minilm-model, reranker-model (none exists); rerankers, bcembedding, fastembed and
-bge-m3-lite fetch their weights from the hub.
+ms-marco-minilm-model, reranker-model (none exists); the wheels of rerankers (53 kB),
+BCEmbedding (30 kB) and bge-m3-lite (124 kB) hold no weights (they fetch them from the hub,
+as fastembed does).
 """
 
 from __future__ import annotations
