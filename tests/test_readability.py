@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from fourhosts_jupyter.context.select import search, select_hits
+from fourhosts_jupyter.context.select import BLIND_REASON, search, select, select_hits
 from fourhosts_jupyter.memory.embeddings import HashingEmbedder, get_embedder
 from fourhosts_jupyter.memory.ingest import ingest
 from fourhosts_jupyter.memory.readability import UNREADABLE, spelled_share, unreadable
@@ -86,3 +86,12 @@ def test_english_queries_keep_the_fused_ranking(store, emb):
     fused = _ids(search(store, q, k=5, embedder=emb, progress=False))
     assert fused == _ids(search(store, q, k=5, embedder=emb, progress=False, readability=False))
     assert fused[0] == "en-tides"
+
+
+def test_the_cited_sources_say_why_they_were_ranked_by_keywords(store, emb):
+    sources = select(store, "من هو الخوارزمي؟", k=3, embedder=emb)
+    assert sources[0].title or sources[0].text
+    assert "الخوارزمي" in sources[0].text
+    assert all(BLIND_REASON in s.reasons for s in sources)
+    english = select(store, "why do tides rise and fall", k=3, embedder=emb)
+    assert english and not any(BLIND_REASON in s.reasons for s in english)

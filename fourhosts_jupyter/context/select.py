@@ -56,6 +56,7 @@ HOST_BOOST = 0.2
 MMR_LAMBDA = 0.5
 MIN_RELEVANCE = 0.5  # select cites only hits within half of the best cosine (see search)
 MODES = ("hybrid", "dense", "bm25")
+BLIND_REASON = "ranked by keywords: the embedding model cannot read this question's script"
 FUSIONS = ("rrf", "score", "zscore")
 
 
@@ -209,6 +210,8 @@ def search(
             weights = adaptive_weights([sc for _, _, sc in ranked[0]], [sc for _, _, sc in ranked[1]])
         hits = _fuse(rows, ranked[0], ranked[1], host, weights, passages, raw=mode != "hybrid",
                      fusion=fusion)
+        if blind:
+            hits = [_replace(h, reasons=h.reasons + (BLIND_REASON,)) for h in hits]
         if min_relevance is not None and use_dense and hits and not blind:
             top = max((h.dense_score or 0.0) for h in hits)
             hits = [
