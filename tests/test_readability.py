@@ -95,3 +95,11 @@ def test_the_cited_sources_say_why_they_were_ranked_by_keywords(store, emb):
     assert all(BLIND_REASON in s.reasons for s in sources)
     english = select(store, "why do tides rise and fall", k=3, embedder=emb)
     assert english and not any(BLIND_REASON in s.reasons for s in english)
+
+
+def test_an_arabic_question_the_store_knows_nothing_about_gets_no_sources(store, emb):
+    # no word shared with any passage: before, MiniLM's cosines of noise passed the store's
+    # relevance test and three unrelated passages were cited
+    for q in ("ما هي عاصمة اليابان؟", "كم عدد لاعبي فريق كرة القدم؟"):
+        assert select_hits(store, q, k=3, embedder=emb) == [], q
+        assert search(store, q, k=3, embedder=emb, progress=False)  # search still ranks

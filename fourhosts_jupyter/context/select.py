@@ -162,7 +162,8 @@ def search(
     ``readability`` (hybrid): a query the embedding model can only spell out letter by letter
     (a script it never learned, ``memory/readability.py``) is ranked by BM25 alone, the dense
     list only ordering what BM25 did not find; neither ``min_relevance`` nor MMR apply (both
-    read the same vectors)."""
+    read the same vectors), and ``calibrated`` keeps the hits sharing a word with it (the
+    calibrated levels rest on cosines too)."""
     if mode not in MODES:
         raise ConfigError(f"unknown search mode {mode!r}: use one of {', '.join(MODES)}")
     if fusion not in FUSIONS:
@@ -219,7 +220,9 @@ def search(
                 for h in hits
                 if (h.dense_score or 0.0) >= min_relevance * top or (h.keyword_rank or 99) <= 3
             ]
-        if calibrated and vi is not None and hits:
+        if calibrated and blind:  # only a shared word is evidence, not a cosine of noise
+            hits = [h for h in hits if h.keyword_score is not None]
+        elif calibrated and vi is not None and hits:
             from .relevance import applies_to, calibrate
 
             cal = calibrate(si, store, embedder, namespaces) if applies_to(embedder) else None
