@@ -28,7 +28,11 @@ arcd; every figure printed by ``python -m fourhosts_jupyter.bench retrieval --va
   max's .808): ``search`` keeps each document's best passage;
 - chunking (dev, hybrid): 64/16 words .984 / .808 / .515, 96/24 .984 / .806 / .515, the
   default 160/32 .984 / .803 / .515: within a query of each other, for 32% more passages at
-  64 words, so the default stays (held out: see the bench's figures);
+  64 words, so the default stays. Held out (hybrid): pg .521 / .568 / .708 at 64 / 96 / 160
+  words and .591 at 320 (one passage per document, past MiniLM's 256-token window); own
+  held-out .994 at every size; arcd .721 / .734 / .730 / .727. pg's judgements were pooled
+  from runs at 160 words, so other sizes are at a disadvantage there (unjudged counts as
+  not relevant), but dense alone falls too (.476 / .540 / .689 / .555);
 - arcd (Arabic): MiniLM is blind (dense .041, BM25 .730) and every fusion variant loses to
   BM25 alone (the calibrated levels do not notice: unknown-script texts embed close together,
   high cosines). Fixed by the readability rule in ``search`` (``memory/readability.py``),
