@@ -32,7 +32,22 @@ def test_the_reimplemented_default_ranks_as_search_does(ctx):
     for q in queries[:25]:
         want = [h.to_json()["id"] for h in search(c.store, q["text"], k=10, embedder=c.embedder,
                                                   progress=False)]
-        assert rv.fuse(c.candidates(q["text"]))[:10] == want, q["text"]
+        assert rv.default_rank(c.candidates(q["text"]))[:10] == want, q["text"]
+
+
+def test_the_reimplemented_default_reads_arabic_as_search_does(tmp_path):
+    from test_readability import QUESTIONS
+
+    store = Store(tmp_path / "ar.duckdb")
+    emb = get_embedder()
+    ingest(DATA / "retrieval_arabic.jsonl", store, id_field="_id", embedder=emb, progress=False)
+    c = rv.Context.open(store, emb)
+    for q in QUESTIONS:
+        want = [h.to_json()["id"] for h in search(store, q, k=10, embedder=emb, progress=False)]
+        cand = c.candidates(q)
+        assert rv.default_rank(cand)[:10] == want, q
+        assert rv.fuse(cand)[:10] == [h.to_json()["id"] for h in search(
+            store, q, k=10, embedder=emb, progress=False, readability=False)], q
 
 
 def test_weights_fusion_and_depth_change_the_scores():
@@ -76,3 +91,41 @@ def test_every_variant_ranks_distinct_documents(ctx):
     assert set(out) == set(rv.VARIANTS)
     for name, ranked in out.items():
         assert len(ranked) >= 10 and len(ranked) == len(set(ranked)), name
+
+
+def test_document_scores_from_several_passages():
+    passages = [("a", 1, 0.9), ("b", 2, 0.8), ("a", 3, 0.7), ("c", 4, 0.1)]
+    assert rv.aggregated(passages, "max") == [("a", 1, 0.9), ("b", 2, 0.8), ("c", 4, 0.1)]
+    assert rv.aggregated(passages, "sum")[0] == ("a", 1, pytest.approx(1.6))
+    assert rv.aggregated(passages, "max+")[0] == ("a", 1, pytest.approx(0.9 + 0.35))
+    assert [d for d, _, _ in rv.aggregated(passages, "sum", depth=2)] == ["a", "b"]
+
+
+def test_the_bm25_ceiling_bounds_every_score_and_scores_are_exact(ctx):
+    c, queries = ctx
+    for q in queries[:10]:
+        cand = c.candidates(q["text"])
+        cos, bm, ceiling = rv._exact(cand)
+        assert (ceiling > 0) == bool(bm), q["text"]  # no known word ("my loaf stayed flat"): none
+        if bm:  # no passage holds a term infinitely often
+            assert 0 < max(bm.values()) / ceiling < 1, q["text"]
+        # the exact tables agree with the top lists and reach past them
+        for d, _, sc in cand.dense[:5]:
+            assert cos[d] == pytest.approx(sc)
+        assert len(cos) == len({c.doc(k) for k in c.si.rows})
+
+
+def test_the_benchmark_keeps_a_store_per_chunking(tmp_path):
+    from fourhosts_jupyter.bench.retrieval import _store_for
+
+    corpus = tmp_path / "set" / "corpus.jsonl"
+    corpus.parent.mkdir()
+    words = " ".join(f"w{i}" for i in range(100))
+    corpus.write_text('{"_id": "long", "text": "%s"}\n' % words)
+    emb = get_embedder()
+    default = _store_for(corpus, tmp_path, emb)
+    small = _store_for(corpus, tmp_path, emb, (40, 10))
+    assert default.count_memories() == 1  # 100 words fit one default passage
+    assert small.count_memories() == 3  # 0-39, 30-69, 60-99
+    assert sorted(p.name for p in tmp_path.glob("*.duckdb")) == sorted(
+        [f"set-{default.path.stem.split('-')[1]}.duckdb", f"set-{default.path.stem.split('-')[1]}-c40o10.duckdb"])

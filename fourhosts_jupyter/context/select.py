@@ -35,6 +35,7 @@ from ..errors import ConfigError
 from ..events import Source
 from ..memory.embeddings import Embedder, get_embedder
 from ..memory.keyword import tokenize
+from ..memory.readability import unreadable
 from ..memory.retriever import Row, StoreIndexes, open_indexes
 from ..memory.store import Store
 from ..paradigms import HostParadigm, profile
@@ -55,6 +56,7 @@ HOST_BOOST = 0.2
 MMR_LAMBDA = 0.5
 MIN_RELEVANCE = 0.5  # select cites only hits within half of the best cosine (see search)
 MODES = ("hybrid", "dense", "bm25")
+BLIND_REASON = "ranked by keywords: the embedding model cannot read this question's script"
 FUSIONS = ("rrf", "score", "zscore")
 
 
@@ -138,6 +140,7 @@ def search(
     progress: bool = True,
     min_relevance: float | None = None,
     calibrated: bool = False,
+    readability: bool = True,
 ) -> list[Hit]:
     """Ranked hits for ``query``. ``mode`` is hybrid, dense or bm25; ``mmr_lambda`` None
     keeps the fused order (what an IR evaluation wants); ``per_document`` ranks documents
@@ -154,7 +157,13 @@ def search(
 
     ``calibrated`` (hybrid/dense) applies the store's calibrated relevance test
     (``context/relevance.py``): when no hit passes it, the store holds nothing on the question
-    and there are no hits."""
+    and there are no hits.
+
+    ``readability`` (hybrid): a query the embedding model can only spell out letter by letter
+    (a script it never learned, ``memory/readability.py``) is ranked by BM25 alone, the dense
+    list only ordering what BM25 did not find; neither ``min_relevance`` nor MMR apply (both
+    read the same vectors), and ``calibrated`` keeps the hits sharing a word with it (the
+    calibrated levels rest on cosines too)."""
     if mode not in MODES:
         raise ConfigError(f"unknown search mode {mode!r}: use one of {', '.join(MODES)}")
     if fusion not in FUSIONS:
@@ -194,18 +203,26 @@ def search(
                 if g not in best:
                     best[g] = (kk, sc)
             ranked.append([(g, kk, sc) for g, (kk, sc) in list(best.items())[:depth]])
-        if adaptive and mode == "hybrid":
+        # a query the model cannot read: its cosines (and the MMR similarities) are noise
+        blind = readability and mode == "hybrid" and unreadable(embedder, query)
+        if blind:  # rank fusion keeps BM25's last hit above the documents it did not find
+            weights, fusion = (0.0, 1.0), "rrf"
+        elif adaptive and mode == "hybrid":
             weights = adaptive_weights([sc for _, _, sc in ranked[0]], [sc for _, _, sc in ranked[1]])
         hits = _fuse(rows, ranked[0], ranked[1], host, weights, passages, raw=mode != "hybrid",
                      fusion=fusion)
-        if min_relevance is not None and use_dense and hits:
+        if blind:
+            hits = [_replace(h, reasons=h.reasons + (BLIND_REASON,)) for h in hits]
+        if min_relevance is not None and use_dense and hits and not blind:
             top = max((h.dense_score or 0.0) for h in hits)
             hits = [
                 h
                 for h in hits
                 if (h.dense_score or 0.0) >= min_relevance * top or (h.keyword_rank or 99) <= 3
             ]
-        if calibrated and vi is not None and hits:
+        if calibrated and blind:  # only a shared word is evidence, not a cosine of noise
+            hits = [h for h in hits if h.keyword_score is not None]
+        elif calibrated and vi is not None and hits:
             from .relevance import applies_to, calibrate
 
             cal = calibrate(si, store, embedder, namespaces) if applies_to(embedder) else None
@@ -217,7 +234,7 @@ def search(
                 if not any(cal.relevant(max(c, h.dense_score or -1.0), h.keyword_score)
                            for h, c in zip(hits, cos.tolist())):
                     hits = []
-        if mmr_lambda is not None and vi is not None and len(hits) > 1:
+        if mmr_lambda is not None and vi is not None and len(hits) > 1 and not blind:
             pool = hits[: max(3 * k, 20)]
             vecs = vi.reconstruct([h.key for h in pool])
             hits = _mmr(pool, vecs, mmr_lambda, k)
