@@ -177,7 +177,7 @@ def bench_search(pg: Any, x: np.ndarray, queries: np.ndarray, *, hnsw_mem: str, 
                      (f"FAISS as embedded ({embedded.kind})", lambda q: embedded.search(q, 10)[0])):
         tt, f = _search(fn, queries)
         lines.append((name, tt, _recall(f, truth)))
-    del flat
+    flat = None  # frees its 1.5 GB before the pgvector queries
     si = pg.indexes()
     mask = si.allowed(None)
     pv = si.vector_index(pg, "bench", DIM)

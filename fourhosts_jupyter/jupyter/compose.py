@@ -79,8 +79,10 @@ def show_comparison(comparison_id: str, store: Any) -> GridState:
 
     stored = get_comparison(store, comparison_id)
     if stored is None:
+        from ..memory.backends import where
+
         raise UsageError(
-            f"%research show: no comparison {comparison_id!r} in {store.path}; list runs with %research runs"
+            f"%research show: no comparison {comparison_id!r} in {where(store)}; list runs with %research runs"
         )
     stored["runs"] = [redact_run(r) for r in stored["runs"]]
     if stored.get("kind") == "blend":

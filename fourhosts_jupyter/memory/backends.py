@@ -46,6 +46,20 @@ def is_postgres(location: Any) -> bool:
     return str(location).startswith(("postgresql:", "postgres:"))
 
 
+def where(store: Any) -> str:
+    """The store's location for a message: its file, or its URL without the password."""
+    if getattr(store, "is_postgres", False):
+        from ..redact import redact
+
+        return redact(store.url)
+    return str(store.path)
+
+
+def exists(store: Any) -> bool:
+    """Whether the store is there to read (a file not yet created is not; a server's store is)."""
+    return bool(getattr(store, "is_postgres", False)) or store.path.exists()
+
+
 def _url(location: Any) -> str:
     text = str(location)
     scheme, _, rest = text.partition(":")

@@ -166,7 +166,7 @@ class PgStore:
                    sources: list[dict[str, Any]], usage: dict[str, Any], cost_usd: float | None,
                    timings: dict[str, float], error: str | None,
                    events: Sequence[tuple[int, str, float, dict[str, Any]]]) -> None:
-        """The run's outcome and its event log in one transaction (no ledger: DuckDB-only)."""
+        """The run's outcome, its event log and its ledger rows in one transaction."""
         with self.connect() as con:
             con.execute(
                 """UPDATE runs SET classification = %s, paradigm = %s, provider = %s, model = %s,
@@ -182,6 +182,9 @@ class PgStore:
                 ) as copy:
                     for seq, typ, at, payload in events:
                         copy.write_row([run_id, seq, typ, at, redact(json.dumps(payload))])
+            from .ledger import fill
+
+            fill(con, run_id)  # its tokens and cost in the ledger, with the run or not at all
 
     def runs(self, limit: int = 50):  # noqa: ANN201 - pandas.DataFrame
         return self._df(
