@@ -93,8 +93,9 @@ def expand(bases: np.ndarray, n: int, *, seed: int = 0, noise: float = 0.35) -> 
     return out
 
 
-def make(n: int, n_queries: int, *, seed: int = 0) -> tuple[np.ndarray, np.ndarray, str]:
-    """(vectors, queries, how they were made)."""
+def make(n: int, n_queries: int, *, seed: int = 0) -> tuple[np.ndarray, dict[str, np.ndarray], str]:
+    """(vectors, query sets by name, how they were made). Two query sets: real questions (out of
+    the stored texts' distribution, as users ask) and held-out expansions (in it)."""
     texts = base_texts()
     questions = [q for q in query_texts() if q not in set(texts)][:n_queries]
     bases = embed(texts)
@@ -102,4 +103,5 @@ def make(n: int, n_queries: int, *, seed: int = 0) -> tuple[np.ndarray, np.ndarr
     how = (f"MiniLM embeddings of {len(texts)} real texts (package corpus + classifier prototypes + "
            f"Python reference paragraphs) expanded to {n:,} by mixing neighbouring bases plus noise "
            f"(norm 0.35), normalised; {len(questions)} real questions as queries")
-    return expand(bases, n, seed=seed), queries, how
+    held = expand(bases, len(bases) + n_queries, seed=seed + 1)[len(bases):]
+    return expand(bases, n, seed=seed), {"real questions": queries, "held-out expansions": held}, how
