@@ -285,7 +285,7 @@ class PgStore:
                     r.id, r.namespace, r.memory_type, r.content, metadata[i],
                     float(r.importance), r.source, r.document_id, r.title,
                     content_hash(r.content), None if arr is None else Vector(arr[i]),
-                    None if arr is None else model, now, r.expires_at,
+                    None if arr is None else model, r.created_at or now, r.expires_at,
                 ])
         # the first of each (namespace, hash) in the batch, in batch order, keeps its key order
         picked = cols.replace("metadata", "metadata::jsonb")
