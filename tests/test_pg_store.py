@@ -96,35 +96,48 @@ WRITER = textwrap.dedent(
     from fourhosts_jupyter.memory.embeddings import HashingEmbedder
     from fourhosts_jupyter.memory.store import MemoryRecord
 
-    url, name, n = sys.argv[1], sys.argv[2], int(sys.argv[3])
+    url, name, n, batch = sys.argv[1], sys.argv[2], int(sys.argv[3]), int(sys.argv[4])
     store, emb = open_store(url), HashingEmbedder()
-    for start in range(0, n, 250):
+    inserted = 0
+    for start in range(0, n, batch):
         recs = [MemoryRecord(f"{name}-{i}", "shared", "semantic", f"{name} note {i} on depots", "note")
-                for i in range(start, start + 250)]
+                for i in range(start, start + batch)]
         # every writer also writes the same 10 texts in each batch: stored once in all
         recs += [MemoryRecord(f"{name}-s{start}-{j}", "shared", "semantic", f"common text {start} {j}",
                               "note") for j in range(10)]
-        store.add_memories(recs, emb.embed([r.content for r in recs]), emb.name)
-    print("ok", flush=True)
+        inserted += len(store.add_memories(recs, emb.embed([r.content for r in recs]), emb.name))
+    print("ok", inserted, flush=True)
     """
 )
+PER_WRITER, BATCH = 10_000, 500
 
 
 def test_four_processes_write_one_postgres_store_at_once(pg_url):
     store = open_store(pg_url)
     store.count_memories()  # migrated once before the writers start
-    procs = [subprocess.Popen([sys.executable, "-c", WRITER, pg_url, f"w{i}", "2500"],
+    procs = [subprocess.Popen([sys.executable, "-c", WRITER, pg_url, f"w{i}", str(PER_WRITER), str(BATCH)],
                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=ROOT)
              for i in range(4)]
+    said = 0
     for p in procs:
-        out, err = p.communicate(timeout=600)
+        out, err = p.communicate(timeout=900)
         assert p.returncode == 0, err[-2000:]
-        assert out.strip() == "ok"
-    # 4 × 2,500 own texts, plus 10 common texts per batch of 250 (10 batches) stored once
-    assert store.count_memories() == 4 * 2500 + 10 * 10
+        word, n = out.split()
+        assert word == "ok" and int(n) >= PER_WRITER  # its own texts, plus the common ones it won
+        said += int(n)
+    batches = PER_WRITER // BATCH
+    common = {f"common text {b * BATCH} {j}" for b in range(batches) for j in range(10)}
+    # 4 × 10,000 own texts, plus 10 common texts per batch stored once among all writers
+    assert store.count_memories() == said == 4 * PER_WRITER + len(common)
     with store.connect() as con:
-        assert con.execute("SELECT count(DISTINCT key) FROM memories").fetchone()[0] == 10_100
+        rows = con.execute("SELECT id, content FROM memories").fetchall()
+        assert con.execute("SELECT count(DISTINCT key) FROM memories").fetchone()[0] == len(rows)
         assert con.execute("SELECT count(*) FROM memories WHERE embedding IS NULL").fetchone()[0] == 0
+    own = {f"w{w}-{i}" for w in range(4) for i in range(PER_WRITER)}
+    ids = [i for i, _ in rows]
+    assert len(ids) == len(set(ids)) and own <= set(ids)  # nothing lost, nothing twice
+    shared = sorted(c for i, c in rows if i not in own)
+    assert shared == sorted(common)  # each common text exactly once, whoever wrote it
 
 
 def _fill(store: Store) -> None:
