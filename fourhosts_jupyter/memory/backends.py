@@ -15,8 +15,9 @@ STORE_ENV = "FOURHOSTS_STORE"
 class StoreBackend(Protocol):
     """What select, the retriever, the engine's run log and the CLI use of a store. Other
     features reach the store through ``connect()`` with SQL; on PostgreSQL that SQL runs through
-    ``pg_compat`` (learning, evaluation, the web cache work), while document ingestion, batches,
-    the ledger and comparisons are DuckDB-only for now (a clear StorageError)."""
+    ``pg_compat`` (learning and ratings, evaluation, comparisons, the web cache work; the cost
+    ledger keeps a PostgreSQL form of its SQL), document ingestion goes through a DuckDB stage
+    (``pg_ingest``), and batches are DuckDB-only for now (a clear StorageError)."""
 
     lock_timeout: float
 
