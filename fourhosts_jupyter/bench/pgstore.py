@@ -1,7 +1,8 @@
 """Shared-store benchmark: PostgreSQL + pgvector beside the embedded DuckDB + FAISS store.
 
     python -m fourhosts_jupyter.bench pgstore                   # 20k memories: a quick run
-    python -m fourhosts_jupyter.bench pgstore --n 1000000       # the 1M figures (~40 min here)
+    python -m fourhosts_jupyter.bench pgstore --n 1000000 --ingest-rows 20000
+                                                                # the 1M figures (16-25 min here)
     python -m fourhosts_jupyter.bench pgstore --url postgresql://…
 
 Vectors: realistic, 384-d (``_real_vectors``: MiniLM embeddings of a few thousand real texts
@@ -217,7 +218,7 @@ def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(prog="bench pgstore")
     ap.add_argument("--n", type=int, default=20_000, help="memories searched (default 20,000; 0 skips)")
     ap.add_argument("--queries", type=int, default=200)
-    ap.add_argument("--ingest-rows", type=int, default=20_000, help="rows per ingest round")
+    ap.add_argument("--ingest-rows", type=int, default=5_000, help="rows per ingest round (default 5,000)")
     ap.add_argument("--rounds", type=int, default=5, help="ingest rounds (0 skips the ingest figures)")
     ap.add_argument("--batch", type=int, default=10_000, help="rows per add_memories call")
     ap.add_argument("--hnsw-mem", default="4GB", help="maintenance_work_mem for the HNSW build")
