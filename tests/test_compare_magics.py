@@ -35,9 +35,7 @@ def magics(request, ip, _seeded_template, tmp_path, monkeypatch):
         from fourhosts_jupyter.memory.backends import open_store
         from fourhosts_jupyter.memory.store import Store
         from fourhosts_jupyter.memory.store_copy import copy_store
-        from pg_fixtures import new_database
-
-        location = new_database(request.getfixturevalue("pg_server"))
+        location = request.getfixturevalue("pg_url")
         copy_store(Store(path), open_store(location), progress=False)
     old = m.store_path
     m.store_path = location

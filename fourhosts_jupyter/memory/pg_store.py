@@ -63,6 +63,15 @@ def _pool(url: str) -> Any:
         return pool
 
 
+def close_pool(url: str) -> None:
+    """Close this process's pool for ``url`` (a test dropping its database; a server allows
+    ~100 connections, and each pool keeps one open)."""
+    with _pools_guard:
+        pool = _pools.pop(url, None)
+    if pool is not None:
+        pool.close()
+
+
 def close_pools() -> None:
     """Close every pool of this process (tests stopping their server)."""
     with _pools_guard:
