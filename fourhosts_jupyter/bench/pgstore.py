@@ -185,7 +185,7 @@ def bench_search(pg: Any, x: np.ndarray, query_sets: dict[str, np.ndarray], *, h
             tt, f = _search(fn, queries)
             lines.append((name, tt, _recall(f, truth)))
         for k, label in ((10, "k 10, ef_search 40"), (100, "k 100, ef_search 100"),
-                         (250, "k 250 (select), ef_search 250")):
+                         (250, "k 250 (select), ef_search 250"), (1000, "k 1000, ef_search 1000")):
             tt, f = _search(lambda q, k=k: pv.search(q, k, mask)[0][:10], queries)
             lines.append((f"pgvector HNSW {label}", tt, _recall(f, truth)))
         for name, tt, r in lines:
