@@ -66,6 +66,6 @@ def blend(question: str, mode: str | None = None, *, store: str | None = None, *
 def rate(run_id: str, rating: int, note: str = "", *, store: str | None = None) -> str:
     """Rate a past run 1–5 (with an optional note); returns its full id. Learning reads it."""
     from .learning import rate as rate_run
-    from .memory.store import Store
+    from .memory.backends import open_store
 
-    return rate_run(Store(Settings.from_env(store_path=store).resolved_store_path()), run_id, rating, note)
+    return rate_run(open_store(Settings.from_env(store_path=store).resolved_store_path()), run_id, rating, note)

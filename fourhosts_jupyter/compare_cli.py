@@ -26,7 +26,7 @@ def add_parsers(sub: Any) -> None:
     p.add_argument("--api", choices=("chat", "responses"), help="the OpenAI API to use (default: chat)")
     p.add_argument("--synthesize", action="store_true", help="with a model: where the hosts agree / disagree")
     p.add_argument("--json", action="store_true", help="one JSON object per host, then the summary")
-    p.add_argument("--store", metavar="PATH", help="the DuckDB store file (default: $FOURHOSTS_HOME/store.duckdb)")
+    p.add_argument("--store", metavar="PATH", help="the store: a DuckDB file or postgresql://… (default: $FOURHOSTS_HOME/store.duckdb)")
     p.set_defaults(func=cmd_compare)
 
 

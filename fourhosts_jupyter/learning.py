@@ -347,7 +347,9 @@ def rate(store: Store, run_id: str, rating: int | str, note: str = "") -> str:
         raise ConfigError(f"rating {rating!r} is out of range: give a whole number from 1 to 5")
     run = store.get_run(run_id)
     if run is None:
-        raise ConfigError(f"no run {run_id!r} in {store.path}: list runs with  fourhosts runs")
+        from .memory.backends import where
+
+        raise ConfigError(f"no run {run_id!r} in {where(store)}: list runs with  fourhosts runs")
     store.add_feedback(run["id"], int(text), note or "")
     return str(run["id"])
 
@@ -355,8 +357,10 @@ def rate(store: Store, run_id: str, rating: int | str, note: str = "") -> str:
 def ratings(store: Store) -> dict[str, int]:
     """run id → its latest rating."""
     with store.connect() as con:
+        # plain SQL (not DuckDB's arg_max) so the PostgreSQL store answers it too
         rows = con.execute(
-            "SELECT run_id, arg_max(rating, created_at) FROM feedback GROUP BY run_id"
+            "SELECT run_id, rating FROM (SELECT run_id, rating, row_number() OVER (PARTITION BY "
+            "run_id ORDER BY created_at DESC, rating DESC) AS k FROM feedback) t WHERE k = 1"
         ).fetchall()
     return {r: int(v) for r, v in rows}
 

@@ -24,17 +24,17 @@ def add_parsers(sub: Any) -> None:
 
 
 def _store(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--store", metavar="PATH", help="the DuckDB store file (default: $FOURHOSTS_HOME/store.duckdb)")
+    p.add_argument("--store", metavar="PATH", help="the store: a DuckDB file or postgresql://… (default: $FOURHOSTS_HOME/store.duckdb)")
 
 
 def _existing(args: argparse.Namespace) -> Any:
     from .config import Settings
-    from .memory.store import Store
+    from .memory.backends import is_postgres, open_store
 
     path = Settings.from_env(store_path=args.store).resolved_store_path()
-    if not path.exists():
+    if not is_postgres(path) and not path.exists():
         raise ConfigError(f"no store at {path}: research a question first (fourhosts research \"…\")")
-    return Store(path)
+    return open_store(path)
 
 
 def cmd_rate(args: argparse.Namespace) -> int:

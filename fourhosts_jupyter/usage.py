@@ -27,9 +27,9 @@ def usage(by: str = DEFAULT_GROUP, *, store: Any = None) -> Any:  # pandas.DataF
 
     if store is None:
         from .config import Settings
-        from .memory.store import Store
+        from .memory.backends import open_store
 
-        store = Store(Settings.from_env().resolved_store_path())
+        store = open_store(Settings.from_env().resolved_store_path())
     with store.connect() as con:
         return summary(con, by)
 
@@ -124,18 +124,19 @@ def add_parsers(sub: Any) -> None:
                    help=f"group by (default {DEFAULT_GROUP})")
     p.add_argument("--json", action="store_true", help="one JSON object per row")
     p.add_argument("--store", metavar="PATH",
-                   help="the DuckDB store file (default: $FOURHOSTS_HOME/store.duckdb)")
+                   help="the store: a DuckDB file or postgresql://… (default: $FOURHOSTS_HOME/store.duckdb)")
     p.set_defaults(func=cmd_usage)
 
 
 def cmd_usage(args: argparse.Namespace) -> int:
     from .config import Settings
-    from .memory.store import Store
+    from .memory.backends import is_postgres, open_store
     from .redact import neutralise, terminal_json
 
     path = Settings.from_env(store_path=args.store).resolved_store_path()
-    # reading must not create a store: no file, no runs
-    table = rows(usage(args.by, store=Store(path))) if path.exists() else []
+    # reading must not create a store: no file, no runs (a server's store is there to ask)
+    exists = is_postgres(path) or path.exists()
+    table = rows(usage(args.by, store=open_store(path))) if exists else []
     if args.json:
         for row in table:
             print(terminal_json(row, allow_nan=False))

@@ -51,7 +51,12 @@ def new_database(server) -> str:  # noqa: ANN001
 
 @pytest.fixture
 def pg_url(pg_server):
-    return new_database(pg_server)
+    """A fresh database; this process's connections to it are closed after the test."""
+    from fourhosts_jupyter.memory.pg_store import close_pool
+
+    url = new_database(pg_server)
+    yield url
+    close_pool(url)
 
 
 @pytest.fixture(params=["duckdb", "postgres"])
@@ -61,7 +66,7 @@ def any_store(request, tmp_path):
 
     if request.param == "duckdb":
         return open_store(tmp_path / "store.duckdb")
-    return open_store(new_database(request.getfixturevalue("pg_server")))
+    return open_store(request.getfixturevalue("pg_url"))
 
 
 def as_list(vector) -> list[float]:  # noqa: ANN001

@@ -237,3 +237,38 @@ def test_synthesize_offline_says_it_needs_a_model(offline_grid):
             "--synthesize needs a model: offline, the terms each host stressed stand in for it"]
     finally:
         c.notes[:] = before  # the fixture's comparison is shared by this file's tests
+
+
+@pytest.fixture
+def seeded_pg(_seeded_template, pg_url, tmp_path):
+    """The seeded store copied into a fresh PostgreSQL database."""
+    import shutil
+
+    from fourhosts_jupyter.memory.backends import open_store
+    from fourhosts_jupyter.memory.store import Store
+    from fourhosts_jupyter.memory.store_copy import copy_store
+
+    shutil.copyfile(_seeded_template, tmp_path / "seed.duckdb")
+    copy_store(Store(tmp_path / "seed.duckdb"), open_store(pg_url), progress=False)
+    return open_store(pg_url)
+
+
+def test_compare_on_postgres_saves_and_the_cli_reads_it_back(seeded_pg, tmp_path, monkeypatch):
+    import fourhosts_jupyter as fh
+
+    monkeypatch.setenv("FOURHOSTS_PROVIDER", "offline")
+    c = fh.compare(QUESTION, "dolores,teddy", store=seeded_pg.url)
+    stored = get_comparison(seeded_pg, c.id[:8])
+    assert stored["kind"] == "compare" and stored["hosts"] == ["dolores", "teddy"]
+    assert [r["paradigm"] for r in stored["runs"]] == ["dolores", "teddy"]
+    assert [r["answer"].strip() for r in stored["runs"]] == [c.answers[h].text.strip() for h in
+                                                             (HostParadigm.DOLORES, HostParadigm.TEDDY)]
+    done = _cli(QUESTION, "--hosts", "bernard,maeve", "--json", "--store", seeded_pg.url, home=tmp_path)
+    assert done.returncode == 0, done.stderr
+    summary = json.loads(done.stdout.splitlines()[-1])["summary"]
+    again = get_comparison(seeded_pg, summary["comparison_id"])
+    assert again["hosts"] == ["bernard", "maeve"] and len(again["runs"]) == 2
+    from fourhosts_jupyter.usage import usage
+
+    assert usage("host", store=seeded_pg).set_index("host")["runs"].to_dict() == {
+        "dolores": 1, "teddy": 1, "bernard": 1, "maeve": 1}

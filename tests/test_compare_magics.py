@@ -24,13 +24,21 @@ def ip():
     return shell
 
 
-@pytest.fixture
-def magics(ip, _seeded_template, tmp_path, monkeypatch):
+@pytest.fixture(params=["duckdb", "postgres"])
+def magics(request, ip, _seeded_template, tmp_path, monkeypatch):
+    """The magics on a seeded store of each back-end (the PostgreSQL one a copy of the DuckDB one)."""
     m = ip.magics_manager.registry["ResearchMagics"]
     path = tmp_path / "store.duckdb"
     shutil.copyfile(_seeded_template, path)
+    location = str(path)
+    if request.param == "postgres":
+        from fourhosts_jupyter.memory.backends import open_store
+        from fourhosts_jupyter.memory.store import Store
+        from fourhosts_jupyter.memory.store_copy import copy_store
+        location = request.getfixturevalue("pg_url")
+        copy_store(Store(path), open_store(location), progress=False)
     old = m.store_path
-    m.store_path = str(path)
+    m.store_path = location
     monkeypatch.setenv("FOURHOSTS_LIVE", "0")
     monkeypatch.setenv("FOURHOSTS_PROVIDER", "offline")
     yield m

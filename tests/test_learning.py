@@ -21,6 +21,17 @@ HEALTH = "How should a hospital reduce patient injuries from falls?"
 TECH_RATED = "What software should our team adopt for service {i}?"  # same pattern key as TECH
 
 
+@pytest.fixture
+def store(any_store):
+    """Every test here that takes ``store`` runs on both back-ends (DuckDB, real PostgreSQL)."""
+    return any_store
+
+
+def loc(store) -> str:  # noqa: ANN001
+    """What ``--store`` takes for the store: its file, or its URL."""
+    return store.url if getattr(store, "is_postgres", False) else str(store.path)
+
+
 @pytest.fixture(autouse=True)
 def _learning_on(monkeypatch):
     monkeypatch.delenv(learning.LEARNING_ENV, raising=False)
@@ -226,7 +237,7 @@ def _cli(argv, capsys):
 def test_classify_json_includes_the_learned_adjustment(store, capsys, monkeypatch):
     rate_ten(store)
     plain = classify(TECH)
-    rc, out, _ = _cli(["classify", "--json", "--store", str(store.path), TECH], capsys)
+    rc, out, _ = _cli(["classify", "--json", "--store", loc(store), TECH], capsys)
     assert rc == 0
     row = json.loads(out)
     assert row["learning"]["applied"] is True
@@ -236,7 +247,7 @@ def test_classify_json_includes_the_learned_adjustment(store, capsys, monkeypatc
     assert row["probabilities"]["maeve"] > row["learning"]["plain"]["maeve"]
     assert row["reason"] == learned.reason
     monkeypatch.setenv(learning.LEARNING_ENV, "0")
-    rc, out, _ = _cli(["classify", "--json", "--store", str(store.path), TECH], capsys)
+    rc, out, _ = _cli(["classify", "--json", "--store", loc(store), TECH], capsys)
     row = json.loads(out)
     assert row["learning"] == {"applied": False, "enabled": False}
     assert row["probabilities"] == {h.value: round(plain.probabilities[h], 4) for h in HOSTS}
@@ -252,7 +263,7 @@ def test_classify_json_without_a_store_says_nothing_was_learned(tmp_path, capsys
 
 def test_classify_text_prints_the_learned_line(store, capsys):
     rate_ten(store)
-    rc, out, _ = _cli(["classify", "--store", str(store.path), TECH], capsys)
+    rc, out, _ = _cli(["classify", "--store", loc(store), TECH], capsys)
     assert rc == 0
     assert re.search(r"^learned: Maeve rated 5\.0 on technology questions, \+0\.\d\d$", out, re.M)
 
@@ -260,7 +271,7 @@ def test_classify_text_prints_the_learned_line(store, capsys):
 def test_runs_json_gives_each_runs_rating(store, capsys):
     rated = add_run(store, TECH, "maeve", 4, 1)
     unrated = add_run(store, HEALTH, "teddy", None, 2)
-    rc, out, _ = _cli(["runs", "--json", "--store", str(store.path)], capsys)
+    rc, out, _ = _cli(["runs", "--json", "--store", loc(store)], capsys)
     rows = {r["id"]: r for r in json.loads(out)}
     assert rc == 0
     assert {k: rows[rated][k] for k in ("id", "question", "paradigm", "status", "rating")} == {
@@ -271,20 +282,20 @@ def test_runs_json_gives_each_runs_rating(store, capsys):
 
 def test_fourhosts_rate(store, capsys):
     run_id = add_run(store, TECH, "maeve")
-    rc, out, _ = _cli(["rate", run_id[:8], "5", "clear", "and", "sourced", "--store", str(store.path)], capsys)
+    rc, out, _ = _cli(["rate", run_id[:8], "5", "clear", "and", "sourced", "--store", loc(store)], capsys)
     assert (rc, out) == (0, f"Rated run {run_id}: 5/5\n")
     with store.connect() as con:
         assert con.execute("SELECT rating, comment FROM feedback").fetchall() == [(5, "clear and sourced")]
-    rc, _, err = _cli(["rate", run_id, "0", "--store", str(store.path)], capsys)
+    rc, _, err = _cli(["rate", run_id, "0", "--store", loc(store)], capsys)
     assert (rc, err) == (2, "fourhosts: error: rating '0' is out of range: give a whole number from 1 to 5\n")
-    rc, _, err = _cli(["rate", "r_missing", "3", "--store", str(store.path)], capsys)
+    rc, _, err = _cli(["rate", "r_missing", "3", "--store", loc(store)], capsys)
     assert rc == 2 and err.startswith("fourhosts: error: no run 'r_missing'")
     assert learning.ratings(store) == {run_id: 5}  # nothing stored lost or added
 
 
 def test_fourhosts_insights_json(store, capsys):
     add_run(store, TECH, "maeve", 5, 1)
-    rc, out, _ = _cli(["insights", "--json", "--store", str(store.path)], capsys)
+    rc, out, _ = _cli(["insights", "--json", "--store", loc(store)], capsys)
     rows = [json.loads(line) for line in out.splitlines()]
     assert rc == 0 and [r["host"] for r in rows] == [h.value for h in HOSTS]
     assert (rows[3]["ratings"], rows[3]["mean_rating"], rows[0]["mean_rating"]) == (1, 5.0, None)
@@ -340,7 +351,7 @@ def test_insights_recommend_reviewing_a_declining_low_rated_host():
 
 def test_fourhosts_insights_table_and_missing_store(store, tmp_path, capsys):
     add_run(store, TECH, "maeve", 5, 1)
-    rc, out, _ = _cli(["insights", "--store", str(store.path)], capsys)
+    rc, out, _ = _cli(["insights", "--store", loc(store)], capsys)
     assert rc == 0
     header, *rows = out.splitlines()
     assert header.split()[:3] == ["runs", "ratings", "mean_rating"]
@@ -355,7 +366,7 @@ def test_fh_rate(store):
     import fourhosts_jupyter as fh
 
     run_id = add_run(store, TECH, "bernard")
-    assert fh.rate(run_id[:10], 3, note="ok", store=str(store.path)) == run_id
+    assert fh.rate(run_id[:10], 3, note="ok", store=loc(store)) == run_id
     assert learning.ratings(store) == {run_id: 3}
     with pytest.raises(ConfigError, match="out of range"):
-        fh.rate(run_id, "five", store=str(store.path))
+        fh.rate(run_id, "five", store=loc(store))

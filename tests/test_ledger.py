@@ -32,13 +32,19 @@ QUESTION = "How should a mid-size city cut traffic deaths in half within five ye
 
 
 @pytest.fixture
+def store(any_store):
+    """Every ledger test that takes ``store`` runs on both back-ends (DuckDB, real PostgreSQL)."""
+    return any_store
+
+
+@pytest.fixture
 def registry() -> ToolRegistry:
     reg = ToolRegistry()
     register_builtins(reg)
     return reg
 
 
-def ledger_rows(store: Store, kind: str = "model") -> list[dict]:
+def ledger_rows(store, kind: str = "model") -> list[dict]:
     with store.connect() as con:
         return con.execute("SELECT * FROM ledger WHERE kind = ? ORDER BY finished_at, tool", [kind]).df().to_dict("records")
 
@@ -244,3 +250,76 @@ def test_cli_usage_on_a_missing_store_creates_nothing_and_a_bad_group_is_one_lin
     assert not (home / "store.duckdb").exists()
     out = fourhosts("usage", "--by", "week", home=home)
     assert out.returncode == 2 and "invalid choice: 'week'" in out.stderr and "Traceback" not in out.stderr
+
+
+def test_runs_in_a_postgres_store_from_before_the_ledger_are_back_filled(pg_url):
+    """p005 fills the ledger from the runs a shared store already holds, as m005 does."""
+    import psycopg
+
+    from fourhosts_jupyter.memory.backends import open_store
+    from fourhosts_jupyter.memory.pg_migrations import PG_MIGRATIONS, SCHEMA
+
+    finished = dt.datetime(2026, 11, 2, 9, 30)
+    with psycopg.connect(pg_url) as con:  # the schema as it shipped before p005
+        con.execute("CREATE EXTENSION IF NOT EXISTS vector")
+        con.execute(f"CREATE SCHEMA {SCHEMA}")
+        con.execute(f"SET search_path TO {SCHEMA}, public")
+        con.execute("CREATE TABLE _migrations (name TEXT PRIMARY KEY, applied_at TIMESTAMP)")
+        for m in [m for m in PG_MIGRATIONS if m.__name__ < "p005"]:
+            m(con)
+            con.execute("INSERT INTO _migrations VALUES (%s, now())", [m.__name__])
+        con.execute(
+            """INSERT INTO runs (id, question, paradigm, provider, model, status, usage, cost_usd,
+                                 started_at, finished_at) VALUES
+               ('r_old1', 'q1', 'maeve', 'openai', 'gpt-4o', 'ok',
+                '{"prompt_tokens": 1200, "completion_tokens": 300, "total_tokens": 1500}', 0.006, %s, %s),
+               ('r_old2', 'q2', 'teddy', 'compatible', 'llama3.1:8b', 'failed',
+                '{"prompt_tokens": 50, "completion_tokens": 5, "total_tokens": 55, "cost_usd": null}', NULL, %s, %s),
+               ('r_live', 'q3', 'teddy', 'openai', 'gpt-4o', 'running', NULL, NULL, %s, NULL)""",
+            [finished] * 5,
+        )
+        con.execute(
+            """INSERT INTO run_events VALUES
+               ('r_old1', 3, 'tool_call_finished', 1.0, '{"name": "search_memory", "seconds": 0.25}'),
+               ('r_old1', 4, 'tool_call_failed', 1.5, '{"name": "search_memory", "seconds": 0.5}')""")
+    store = open_store(pg_url)
+    assert "p005_ledger_comparisons" in store.schema_version()
+    rows = {r["run_id"]: r for r in ledger_rows(store)}
+    assert set(rows) == {"r_old1", "r_old2"}
+    assert (rows["r_old1"]["total_tokens"], rows["r_old1"]["cost_usd"]) == (1500, 0.006)
+    assert rows["r_old1"]["day"] == pd.Timestamp("2026-11-02")
+    assert rows["r_old2"]["total_tokens"] == 55 and pd.isna(rows["r_old2"]["cost_usd"])
+    assert rows["r_old2"]["failed"] == 1
+    (tool,) = ledger_rows(store, "tool")
+    assert (tool["tool"], tool["calls"], tool["failed"], tool["seconds"]) == ("search_memory", 2, 1, 0.75)
+    with store.connect() as con:
+        assert con.execute("SELECT count(*) FROM runs").fetchone()[0] == 3
+
+
+def test_usage_of_a_postgres_store_through_the_command_and_the_magic(pg_url, tmp_path, openai_server, registry):
+    from IPython.core.interactiveshell import InteractiveShell
+    from IPython.utils.capture import capture_output
+
+    from fourhosts_jupyter.memory.backends import open_store
+
+    store = open_store(pg_url)
+    openai_server.script(Reply.say("a", usage=(1200, 300)))
+    run_with(store, openai_kind(openai_server, "gpt-4o"), registry, paradigm="bernard")
+    Engine(Settings(provider="offline"), store=store, embedder=HashingEmbedder()).research(QUESTION, paradigm="maeve")
+
+    out = fourhosts("usage", "--by", "host", "--json", "--store", pg_url, home=tmp_path / "home")
+    assert out.returncode == 0, out.stderr
+    rows = [json.loads(line) for line in out.stdout.splitlines()]
+    assert [r["host"] for r in rows] == ["bernard", "maeve"]
+    assert rows[0]["total_tokens"] == 1500 and rows[0]["cost_usd"] == pytest.approx(cost_usd("gpt-4o", Usage(1200, 300, 1500)))
+    out = fourhosts("usage", "--json", "--store", pg_url, home=tmp_path / "home")
+    (day,) = [json.loads(line) for line in out.stdout.splitlines()]
+    assert day["day"] == dt.datetime.now(dt.timezone.utc).date().isoformat() and day["runs"] == 2
+
+    ip = InteractiveShell.instance()
+    ip.run_line_magic("load_ext", "fourhosts_jupyter")
+    with capture_output() as cap:
+        df = ip.run_line_magic("research", f"usage --by host --store {pg_url}")
+    assert list(df["host"]) == ["bernard", "maeve"] and list(df["runs"]) == [1, 1]
+    (shown,) = cap.outputs
+    assert "image/png" in shown.data and shown.data["text/plain"] == df.to_string(index=False)

@@ -96,35 +96,59 @@ WRITER = textwrap.dedent(
     from fourhosts_jupyter.memory.embeddings import HashingEmbedder
     from fourhosts_jupyter.memory.store import MemoryRecord
 
-    url, name, n = sys.argv[1], sys.argv[2], int(sys.argv[3])
+    url, name, n, batch, dim = sys.argv[1], sys.argv[2], int(sys.argv[3]), int(sys.argv[4]), int(sys.argv[5])
     store, emb = open_store(url), HashingEmbedder()
-    for start in range(0, n, 250):
+    inserted = 0
+    for start in range(0, n, batch):
         recs = [MemoryRecord(f"{name}-{i}", "shared", "semantic", f"{name} note {i} on depots", "note")
-                for i in range(start, start + 250)]
+                for i in range(start, start + batch)]
         # every writer also writes the same 10 texts in each batch: stored once in all
         recs += [MemoryRecord(f"{name}-s{start}-{j}", "shared", "semantic", f"common text {start} {j}",
                               "note") for j in range(10)]
-        store.add_memories(recs, emb.embed([r.content for r in recs]), emb.name)
-    print("ok", flush=True)
+        v = emb.embed([r.content for r in recs])[:, :dim]
+        v /= (v ** 2).sum(axis=1, keepdims=True) ** 0.5 + 1e-9
+        inserted += len(store.add_memories(recs, v, f"{emb.name}-{dim}"))
+    print("ok", inserted, flush=True)
     """
 )
 
 
-def test_four_processes_write_one_postgres_store_at_once(pg_url):
+# 40,000 rows through the bulk path with 64-d vectors (outside the 384-d HNSW index, whose
+# upkeep is ~95% of the time: 5 s against 106 s measured) for the concurrent writes; and 4,000
+# rows of 384-d vectors so four writers also maintain the HNSW index at once
+@pytest.mark.parametrize(("per_writer", "dim"), [(10_000, 64), (1_000, 384)])
+def test_four_processes_write_one_postgres_store_at_once(pg_url, per_writer, dim):
+    batch = 500
     store = open_store(pg_url)
     store.count_memories()  # migrated once before the writers start
-    procs = [subprocess.Popen([sys.executable, "-c", WRITER, pg_url, f"w{i}", "2500"],
+    procs = [subprocess.Popen([sys.executable, "-c", WRITER, pg_url, f"w{i}", str(per_writer), str(batch), str(dim)],
                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=ROOT)
              for i in range(4)]
+    said = 0
     for p in procs:
-        out, err = p.communicate(timeout=600)
+        out, err = p.communicate(timeout=900)
         assert p.returncode == 0, err[-2000:]
-        assert out.strip() == "ok"
-    # 4 × 2,500 own texts, plus 10 common texts per batch of 250 (10 batches) stored once
-    assert store.count_memories() == 4 * 2500 + 10 * 10
+        word, n = out.split()
+        assert word == "ok" and int(n) >= per_writer  # its own texts, plus the common ones it won
+        said += int(n)
+    common = {f"common text {b * batch} {j}" for b in range(per_writer // batch) for j in range(10)}
+    # 4 × per_writer own texts, plus 10 common texts per batch stored once among all writers
+    assert store.count_memories() == said == 4 * per_writer + len(common)
     with store.connect() as con:
-        assert con.execute("SELECT count(DISTINCT key) FROM memories").fetchone()[0] == 10_100
-        assert con.execute("SELECT count(*) FROM memories WHERE embedding IS NULL").fetchone()[0] == 0
+        rows = con.execute("SELECT id, content FROM memories").fetchall()
+        assert con.execute("SELECT count(DISTINCT key) FROM memories").fetchone()[0] == len(rows)
+        assert con.execute("SELECT count(*) FROM memories WHERE vector_dims(embedding) = %s",
+                           [dim]).fetchone()[0] == len(rows)
+    own = {f"w{w}-{i}" for w in range(4) for i in range(per_writer)}
+    ids = [i for i, _ in rows]
+    assert len(ids) == len(set(ids)) and own <= set(ids)  # nothing lost, nothing twice
+    shared = sorted(c for i, c in rows if i not in own)
+    assert shared == sorted(common)  # each common text exactly once, whoever wrote it
+    if dim == 384:  # the index the writers maintained finds a row by its own vector
+        si = store.indexes()
+        v = HashingEmbedder().embed(["w2 note 7 on depots"])[0]
+        keys, _ = si.vector_index(store, f"{HashingEmbedder.name}-384", 384).search(v, 1, si.allowed(None))
+        assert si.rows[int(keys[0])].id == "w2-7"
 
 
 def _fill(store: Store) -> None:
@@ -271,12 +295,12 @@ def test_an_offline_run_on_postgres_is_logged_rated_and_learned_from(pg_url):
 
 
 def test_a_duckdb_only_feature_on_postgres_says_so_in_one_line(pg_url):
-    from fourhosts_jupyter import learning
     from fourhosts_jupyter.errors import StorageError
 
     store = open_store(pg_url)
     with pytest.raises(StorageError, match="this needs a DuckDB store: it is not available on the PostgreSQL") as info:
-        learning.ratings(store)  # DuckDB's arg_max
+        with store.connect() as con:
+            con.execute("SELECT list_value(1, 2)")  # a DuckDB function
     assert "\n" not in str(info.value)
     assert store.count_memories() == 0  # the pooled connection is usable after it
     from fourhosts_jupyter.schedule.batch_store import batch_rows

@@ -16,7 +16,7 @@ def run_composed(
     """(True, Comparison | BlendResult) when this cell is a compare or a blend; (False, None)
     when it is a plain run (no flag, and the question does not call for a blend)."""
     from ..engine import Engine
-    from ..memory.store import Store
+    from ..memory.backends import open_store
     from .magics import user_errors
 
     if args.compare is not None and args.blend is not None:
@@ -27,7 +27,7 @@ def run_composed(
         raise UsageError("%%research: --synthesize goes with --compare (a blend always writes one answer)")
     model = args.model or magics.model or None
     with user_errors("%%research: "):
-        store = Store(settings.resolved_store_path(), lock_timeout=magics.lock_timeout)
+        store = open_store(settings.resolved_store_path(), lock_timeout=magics.lock_timeout)
         engine = Engine(settings, store=store, provider=magics.provider)
         if args.compare is not None:
             from ..comparison import parse_hosts, stream_compare
@@ -79,8 +79,10 @@ def show_comparison(comparison_id: str, store: Any) -> GridState:
 
     stored = get_comparison(store, comparison_id)
     if stored is None:
+        from ..memory.backends import where
+
         raise UsageError(
-            f"%research show: no comparison {comparison_id!r} in {store.path}; list runs with %research runs"
+            f"%research show: no comparison {comparison_id!r} in {where(store)}; list runs with %research runs"
         )
     stored["runs"] = [redact_run(r) for r in stored["runs"]]
     if stored.get("kind") == "blend":

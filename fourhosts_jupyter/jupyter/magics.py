@@ -460,8 +460,10 @@ class ResearchMagics(Magics):
     def _get_run(self, sub: str, run_id: str, store: Any) -> dict[str, Any]:
         run = store.get_run(run_id)
         if run is None:
+            from ..memory.backends import where
+
             raise UsageError(
-                f"%research {sub}: no run {run_id!r} in {store.path}; list runs with %research runs"
+                f"%research {sub}: no run {run_id!r} in {where(store)}; list runs with %research runs"
             )
         return redact_run(run)
 
@@ -578,7 +580,9 @@ class ResearchMagics(Magics):
 
         c = classify(question, paradigm=self.paradigm or None)
         store = self.store()
-        return HostBar(learning.route(store if store.path.exists() else None, c, on=self.learning))
+        from ..memory.backends import exists
+
+        return HostBar(learning.route(store if exists(store) else None, c, on=self.learning))
 
     def _sub_explore(self, rest: str) -> Any:
         from .explorer import Explorer

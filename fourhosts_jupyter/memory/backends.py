@@ -15,8 +15,9 @@ STORE_ENV = "FOURHOSTS_STORE"
 class StoreBackend(Protocol):
     """What select, the retriever, the engine's run log and the CLI use of a store. Other
     features reach the store through ``connect()`` with SQL; on PostgreSQL that SQL runs through
-    ``pg_compat`` (learning, evaluation, the web cache work), while document ingestion, batches,
-    the ledger and comparisons are DuckDB-only for now (a clear StorageError)."""
+    ``pg_compat`` (learning and ratings, evaluation, comparisons, the web cache work; the cost
+    ledger keeps a PostgreSQL form of its SQL), document ingestion goes through a DuckDB stage
+    (``pg_ingest``), and batches keep their own PostgreSQL tables (``schedule.pg_batch_store``)."""
 
     lock_timeout: float
 
@@ -44,6 +45,20 @@ def is_postgres(location: Any) -> bool:
     """A ``postgresql://`` (or ``postgres://``) URL; also one that went through ``Path``,
     which folds ``//`` to ``/``."""
     return str(location).startswith(("postgresql:", "postgres:"))
+
+
+def where(store: Any) -> str:
+    """The store's location for a message: its file, or its URL without the password."""
+    if getattr(store, "is_postgres", False):
+        from ..redact import redact
+
+        return redact(store.url)
+    return str(store.path)
+
+
+def exists(store: Any) -> bool:
+    """Whether the store is there to read (a file not yet created is not; a server's store is)."""
+    return bool(getattr(store, "is_postgres", False)) or store.path.exists()
 
 
 def _url(location: Any) -> str:

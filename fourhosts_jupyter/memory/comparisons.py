@@ -60,7 +60,7 @@ def get_comparison(store: Store, comparison_id: str) -> dict[str, Any] | None:
             ).fetchall()
         ]
     runs = [r for r in (store.get_run(i) for i in run_ids) if r is not None]
-    order = json.loads(hosts) if hosts else []
+    order = _json(hosts) or []
 
     def panel(run: dict[str, Any]) -> int:
         host = (run.get("options") or {}).get("paradigm") or run.get("paradigm")
@@ -72,7 +72,12 @@ def get_comparison(store: Store, comparison_id: str) -> dict[str, Any] | None:
         "kind": kind,
         "question": question,
         "hosts": order,
-        "summary": json.loads(summary) if summary else {},
+        "summary": _json(summary) or {},
         "created_at": created,
         "runs": runs,
     }
+
+
+def _json(value: Any) -> Any:
+    """A JSON column's value: DuckDB gives its text, PostgreSQL (JSONB) the object."""
+    return json.loads(value) if isinstance(value, str) else value

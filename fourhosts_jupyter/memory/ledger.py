@@ -71,15 +71,54 @@ GROUP BY ALL
 """
 
 
+# the same rows in PostgreSQL's dialect (a JSON number read as such, else 0 / NULL as above)
+def _pg_number(doc: str, key: str, cast: str) -> str:
+    return f"(CASE WHEN jsonb_typeof({doc}->'{key}') = 'number' THEN ({doc}->>'{key}')::{cast} END)"
+
+
+def _pg_tokens(key: str) -> str:
+    return f"coalesce({_pg_number('r.usage', key, 'numeric::bigint')}, 0)"
+
+
+_PG_MODEL_ROWS = f"""
+INSERT INTO ledger
+SELECT r.id, 'model', CAST(coalesce(r.finished_at, r.started_at) AS DATE),
+       coalesce(r.finished_at, r.started_at), r.paradigm, r.provider, r.model, NULL, r.status,
+       1, CASE WHEN r.status = 'failed' THEN 1 ELSE 0 END, NULL,
+       {_pg_tokens('prompt_tokens')}, {_pg_tokens('completion_tokens')},
+       {_pg_tokens('cached_tokens')},
+       greatest({_pg_tokens('total_tokens')},
+                {_pg_tokens('prompt_tokens')} + {_pg_tokens('completion_tokens')}),
+       r.cost_usd
+FROM runs r WHERE r.status <> 'running' {{where}}
+"""
+_PG_TOOL_ROWS = f"""
+INSERT INTO ledger
+SELECT r.id, 'tool', CAST(coalesce(r.finished_at, r.started_at) AS DATE),
+       coalesce(r.finished_at, r.started_at), r.paradigm, r.provider, r.model,
+       e.payload->>'name', r.status,
+       count(*), count(*) FILTER (WHERE e.type = 'tool_call_failed'),
+       sum(coalesce({_pg_number('e.payload', 'seconds', 'float8')}, 0)),
+       0, 0, 0, 0, NULL
+FROM run_events e JOIN runs r ON r.id = e.run_id
+WHERE e.type IN ('tool_call_finished', 'tool_call_failed') AND r.status <> 'running' {{where}}
+GROUP BY r.id, r.finished_at, r.started_at, r.paradigm, r.provider, r.model,
+         e.payload->>'name', r.status
+"""
+
+
 def fill(con: duckdb.DuckDBPyConnection, run_id: str | None = None) -> None:
-    """Write the ledger rows of one finished run (or, with no id, of every finished run)."""
+    """Write the ledger rows of one finished run (or, with no id, of every finished run), on
+    either back-end's connection."""
+    pg = getattr(con, "is_postgres", False)
+    model_rows, tool_rows = (_PG_MODEL_ROWS, _PG_TOOL_ROWS) if pg else (_MODEL_ROWS, _TOOL_ROWS)
     if run_id is None:
-        con.execute(_MODEL_ROWS.format(where=""))
-        con.execute(_TOOL_ROWS.format(where=""))
+        con.execute(model_rows.format(where=""))
+        con.execute(tool_rows.format(where=""))
         return
     con.execute("DELETE FROM ledger WHERE run_id = ?", [run_id])  # a run finished twice: once
-    con.execute(_MODEL_ROWS.format(where="AND r.id = ?"), [run_id])
-    con.execute(_TOOL_ROWS.format(where="AND r.id = ?"), [run_id])
+    con.execute(model_rows.format(where="AND r.id = ?"), [run_id])
+    con.execute(tool_rows.format(where="AND r.id = ?"), [run_id])
 
 
 _KEYS = {"host": "host", "model": "model", "provider": "provider", "day": "day"}

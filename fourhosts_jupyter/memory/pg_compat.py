@@ -13,6 +13,7 @@ from typing import Any, Sequence
 
 # the conflict key of each table ``INSERT OR REPLACE`` is used on
 UPSERT_KEYS = {"run_features": ("run_id",), "store_info": ("name",), "web_cache": ("kind", "key")}
+_DATE_OID = 1082
 _OR = re.compile(r"^\s*INSERT\s+OR\s+(REPLACE|IGNORE)\s+INTO\s+(\w+)", re.IGNORECASE)
 
 
@@ -61,8 +62,12 @@ class Result:
     def df(self):  # noqa: ANN201 - pandas.DataFrame
         import pandas as pd
 
-        cols = [d.name for d in self._cur.description] if self._cur.description else []
-        return pd.DataFrame(self._cur.fetchall(), columns=cols)
+        desc = self._cur.description or []
+        df = pd.DataFrame(self._cur.fetchall(), columns=[d.name for d in desc])
+        for d in desc:  # DuckDB gives a DATE column as datetime64, psycopg as date objects
+            if d.type_code == _DATE_OID:
+                df[d.name] = pd.to_datetime(df[d.name])
+        return df
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self._cur, name)
@@ -73,6 +78,8 @@ class Result:
 
 class Connection:
     """A pooled psycopg connection that also takes DuckDB-dialect statements."""
+
+    is_postgres = True  # what SQL that differs by dialect checks (ledger.py)
 
     def __init__(self, con: Any) -> None:
         self._con = con

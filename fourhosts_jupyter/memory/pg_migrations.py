@@ -238,4 +238,31 @@ def p004_batches(con: Any) -> None:
     )
 
 
-PG_MIGRATIONS: list[PgMigration] = [p001_core, p002_run_features, p003_web_cache, p004_batches]
+def p005_ledger_comparisons(con: Any) -> None:
+    """DuckDB m005 and m006: the cost ledger (filled from the runs already in the store, with
+    the ledger's own SQL) and the comparisons, each run linked by ``runs.comparison_id``.
+    Ratings and run features were in p001/p002 already."""
+    from .ledger import CREATE, fill
+    from .pg_compat import Connection
+
+    con.execute(CREATE.replace("CREATE TABLE ledger", f"CREATE TABLE {SCHEMA}.ledger")
+                .replace(" DOUBLE", " DOUBLE PRECISION"))
+    con.execute(f"CREATE INDEX ledger_run ON {SCHEMA}.ledger (run_id)")
+    fill(Connection(con))
+    con.execute(
+        f"""
+        CREATE TABLE {SCHEMA}.comparisons (
+            id TEXT PRIMARY KEY,
+            kind TEXT NOT NULL,
+            question TEXT NOT NULL,
+            hosts JSONB,
+            summary JSONB,
+            created_at TIMESTAMP NOT NULL
+        )"""
+    )
+    con.execute(f"ALTER TABLE {SCHEMA}.runs ADD COLUMN comparison_id TEXT")
+    con.execute(f"CREATE INDEX runs_comparison ON {SCHEMA}.runs (comparison_id)")
+
+
+PG_MIGRATIONS: list[PgMigration] = [p001_core, p002_run_features, p003_web_cache, p004_batches,
+                                    p005_ledger_comparisons]

@@ -63,6 +63,15 @@ def _pool(url: str) -> Any:
         return pool
 
 
+def close_pool(url: str) -> None:
+    """Close this process's pool for ``url`` (a test dropping its database; a server allows
+    ~100 connections, and each pool keeps one open)."""
+    with _pools_guard:
+        pool = _pools.pop(url, None)
+    if pool is not None:
+        pool.close()
+
+
 def close_pools() -> None:
     """Close every pool of this process (tests stopping their server)."""
     with _pools_guard:
@@ -91,7 +100,7 @@ class PgStore:
 
     @property
     def path(self) -> Any:
-        """DuckDB-only code reaches for the store's file (batches open it directly): say so."""
+        """Code that opens the DuckDB file directly reaches for it: say so."""
         raise StorageError(
             f"this needs a DuckDB store: the PostgreSQL store {redact(self.url)} has no file. "
             "Give --store (or FOURHOSTS_STORE) a DuckDB file path for it."
@@ -172,7 +181,7 @@ class PgStore:
                    sources: list[dict[str, Any]], usage: dict[str, Any], cost_usd: float | None,
                    timings: dict[str, float], error: str | None,
                    events: Sequence[tuple[int, str, float, dict[str, Any]]]) -> None:
-        """The run's outcome and its event log in one transaction (no ledger: DuckDB-only)."""
+        """The run's outcome, its event log and its ledger rows in one transaction."""
         with self.connect() as con:
             con.execute(
                 """UPDATE runs SET classification = %s, paradigm = %s, provider = %s, model = %s,
@@ -188,6 +197,9 @@ class PgStore:
                 ) as copy:
                     for seq, typ, at, payload in events:
                         copy.write_row([run_id, seq, typ, at, redact(json.dumps(payload))])
+            from .ledger import fill
+
+            fill(con, run_id)  # its tokens and cost in the ledger, with the run or not at all
 
     def runs(self, limit: int = 50):  # noqa: ANN201 - pandas.DataFrame
         return self._df(
@@ -288,7 +300,7 @@ class PgStore:
                     r.id, r.namespace, r.memory_type, r.content, metadata[i],
                     float(r.importance), r.source, r.document_id, r.title,
                     content_hash(r.content), None if arr is None else Vector(arr[i]),
-                    None if arr is None else model, now, r.expires_at,
+                    None if arr is None else model, r.created_at or now, r.expires_at,
                 ])
         # the first of each (namespace, hash) in the batch, in batch order, keeps its key order
         picked = cols.replace("metadata", "metadata::jsonb")

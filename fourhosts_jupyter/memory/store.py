@@ -70,6 +70,7 @@ class MemoryRecord:
     importance: float = 0.5
     document_id: str | None = None
     expires_at: dt.datetime | None = None
+    created_at: dt.datetime | None = None  # None: now; a store copy keeps the original's
 
 
 # One lock per store path per process: DuckDB connections inside a process share one instance,
@@ -455,7 +456,7 @@ class Store:
                 "content_hash": hashes,
                 "embedding": emb,
                 "model": models,
-                "created_at": pa.array([now] * n, type=pa.timestamp("us")),
+                "created_at": pa.array([r.created_at or now for r in records], type=pa.timestamp("us")),
                 "expires_at": pa.array([r.expires_at for r in records], type=pa.timestamp("us")),
             }
         )

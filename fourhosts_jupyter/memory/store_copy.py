@@ -1,5 +1,7 @@
 """Copy one store into another across back-ends (DuckDB file ⇄ PostgreSQL): memories with
-their vectors, documents and their passages, runs with their events, ratings.
+their vectors, documents and their passages, runs with their events, ratings and question
+features, comparisons and the cost ledger; every timestamp as it was (not the copy's time).
+The web cache is not copied: it refills itself.
 
 Resumable: memories go in key order, one committed batch at a time, and the destination
 records the last source key copied (``store_info``, in the batch's own transaction), so a
@@ -25,18 +27,25 @@ BATCH = 5000
 # and build the HNSW index: "IF NOT EXISTS" alone races (UniqueViolation on pg_class).
 HNSW_LOCK = "SELECT pg_advisory_xact_lock(hashtext('fourhosts.memories_hnsw'))"
 _MEM_COLS = ("key, id, namespace, memory_type, content, metadata, importance, source, "
-             "document_id, title, expires_at, model, embedding")
+             "document_id, title, expires_at, model, embedding, created_at")
 # (table, columns, primary key or None): the core tables both back-ends hold
 TABLES = (
     ("documents", "id, path, title, format, content_hash, metadata, created_at, namespace, "
                   "external_id, chunk_count, complete", "id"),
     ("document_passages", "document_id, memory_id", "document_id, memory_id"),
     ("runs", "id, question, options, classification, paradigm, provider, model, status, answer, "
-             "sources, usage, cost_usd, timings, error, started_at, finished_at", "id"),
+             "sources, usage, cost_usd, timings, error, started_at, finished_at, confidence, "
+             "evaluation, comparison_id", "id"),
     ("run_events", "run_id, seq, type, at_s, payload", None),
     ("feedback", "run_id, rating, comment, created_at", None),
+    ("run_features", "run_id, word_count, action, analytical, protective, strategic, form, domain, "
+                     "created_at", "run_id"),
+    ("comparisons", "id, kind, question, hosts, summary, created_at", "id"),
+    ("ledger", "run_id, kind, day, finished_at, host, provider, model, tool, status, calls, failed, "
+               "seconds, input_tokens, output_tokens, cached_tokens, total_tokens, cost_usd", None),
 )
-_JSON_COLS = {"metadata", "options", "classification", "sources", "usage", "timings", "payload"}
+_JSON_COLS = {"metadata", "options", "classification", "sources", "usage", "timings", "payload",
+              "evaluation", "hosts", "summary"}
 
 
 @dataclass
@@ -124,7 +133,7 @@ def copy_store(src: Any, dst: Any, *, batch: int = BATCH, progress: bool = True,
                         MemoryRecord(id=r[1], namespace=r[2], memory_type=r[3], content=r[4],
                                      source=r[7], title=r[9] or "", importance=r[6],
                                      metadata=json.loads(r[5]) if isinstance(r[5], str) else r[5],
-                                     document_id=r[8], expires_at=r[10])
+                                     document_id=r[8], expires_at=r[10], created_at=r[13])
                         for r, _ in items
                     ]
                     vecs = np.stack([v for _, v in items]) if model is not None else None
