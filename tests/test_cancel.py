@@ -9,7 +9,6 @@ import textwrap
 import time
 from pathlib import Path
 
-import numpy as np
 import pytest
 
 from fourhosts_jupyter.cancel import cancel_scope, check_cancelled

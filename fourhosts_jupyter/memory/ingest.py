@@ -19,7 +19,6 @@ import hashlib
 import json
 import logging
 import re
-import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
