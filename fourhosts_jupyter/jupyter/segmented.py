@@ -72,6 +72,50 @@ def _card_piece(card: ToolCard) -> Piece:
     return Piece(tool_card_html(card), tool_card_text(card))
 
 
+class Splitter:
+    """Splits a run's blocks into pieces that have finished since the last call and the tail
+    that still grows. Shared by this view and the live compare grid (one per panel)."""
+
+    def __init__(self) -> None:
+        self.block = 0  # first block not sent as finished
+        self.offset = 0  # characters of that (text) block already sent as finished
+
+    def split(self, blocks: list[Any], *, final: bool) -> tuple[list[Piece], Piece | None]:
+        """Pieces finished since the last call (marked sent), and the tail (None when empty).
+        ``final``: the run is over, everything is finished."""
+        finished: list[Piece] = []
+        tail: list[Piece] = []
+        last = len(blocks) - 1
+        i = self.block
+        while i <= last:
+            b = blocks[i]
+            if isinstance(b, ToolCard):
+                if (final or b.state in _FINAL_CARD) and not tail:
+                    finished.append(_card_piece(b))
+                    self.block, self.offset = i + 1, 0
+                else:
+                    tail.append(_card_piece(b))
+            else:
+                text = "".join(b)[self.offset :]
+                if (final or i < last) and not tail:
+                    if text.strip():
+                        finished.append(_text_piece(text, growing=False))
+                    self.block, self.offset = i + 1, 0
+                else:
+                    parts = markdown_segments(text)
+                    done_text = "".join(parts[:-1])
+                    if done_text.strip() and not tail:
+                        finished.append(_text_piece(done_text, growing=False))
+                        self.offset += len(done_text)
+                        text = parts[-1]
+                    if text.strip():
+                        tail.append(_text_piece(text, growing=True))
+            i += 1
+        if not tail:
+            return finished, None
+        return finished, Piece("".join(p.html for p in tail), "\n\n".join(p.text for p in tail))
+
+
 class SegmentedCellView(CellView):
     """``CellView`` whose live mode sends finished pieces once (see the module docstring)."""
 
@@ -83,8 +127,7 @@ class SegmentedCellView(CellView):
         self._header: Any = None
         self._header_key: tuple[str, str] | None = None
         self._tail: Any = None
-        self._block = 0  # first block not sent as finished
-        self._offset = 0  # characters of that (text) block already sent as finished
+        self._splitter = Splitter()
         self._footer_sent = False
         self._sizes: list[int] = []
         self._handles: list[Any] = []
@@ -150,39 +193,7 @@ class SegmentedCellView(CellView):
         self._last = self.clock()
 
     def _split(self, *, final: bool) -> tuple[list[Piece], Piece | None]:
-        """Pieces that have finished since the last call (and mark them sent), and the tail."""
-        blocks = self.state.blocks
-        finished: list[Piece] = []
-        tail: list[Piece] = []
-        last = len(blocks) - 1
-        i = self._block
-        while i <= last:
-            b = blocks[i]
-            if isinstance(b, ToolCard):
-                if (final or b.state in _FINAL_CARD) and not tail:
-                    finished.append(_card_piece(b))
-                    self._block, self._offset = i + 1, 0
-                else:
-                    tail.append(_card_piece(b))
-            else:
-                text = "".join(b)[self._offset :]
-                if (final or i < last) and not tail:
-                    if text.strip():
-                        finished.append(_text_piece(text, growing=False))
-                    self._block, self._offset = i + 1, 0
-                else:
-                    parts = markdown_segments(text)
-                    done_text = "".join(parts[:-1])
-                    if done_text.strip() and not tail:
-                        finished.append(_text_piece(done_text, growing=False))
-                        self._offset += len(done_text)
-                        text = parts[-1]
-                    if text.strip():
-                        tail.append(_text_piece(text, growing=True))
-            i += 1
-        if not tail:
-            return finished, None
-        return finished, Piece("".join(p.html for p in tail), "\n\n".join(p.text for p in tail))
+        return self._splitter.split(self.state.blocks, final=final)
 
     def _footer(self) -> Piece:
         s, a = self.state, self.state.answer
