@@ -1,0 +1,254 @@
+"""The live compare grid as widgets: each finished piece goes to the browser once.
+
+``GridView`` redraws the whole grid's HTML through one display handle, so a four-panel stream
+sends the grid again at every redraw (~35× the final output for 12 kB answers). Panels side by
+side cannot be separate notebook outputs, so ``LiveGridView`` draws the live grid as ipywidgets:
+
+- a ``GridBox`` (2×2, a row of four when wide: the final grid's CSS) of one ``VBox`` per host;
+- in each panel, a head (title, p%, stage line) redrawn only when it changes; the pieces that
+  have finished (Markdown blocks, tool cards, at the end the panel's sources and figures), each
+  sent once; below them one tail ``HTML`` widget for what still grows (``segmented.Splitter``
+  decides which is which, as for a single run);
+- finished pieces are appended to the panel's last piece widget while it holds fewer than
+  ``PENDING`` characters, else to a new one: a widget costs ~0.7 kB of state, children list and
+  close, about what re-sending a short piece costs; piece widgets sit in boxes of at most
+  ``GROUP`` (a box's children list is re-sent whole on every append: short lists keep it linear);
+- redraws coalesced for the whole grid (``CellView``'s ≤ ``max_rate`` rounds a second), and each
+  panel's tail redrawn at most every ``TAIL_S`` seconds (it is re-sent whole each time) unless
+  pieces just left it. ``bench view`` measured these settings: four 12 kB answers over 7 s send
+  ~3.0× the final output (JSON content) against 3.8× with one widget per piece and 10 tail
+  redraws a second, 35× for ``GridView``.
+
+When the stream ends (or is interrupted), the widget output is replaced by the final one-HTML
+grid (``GridState``, exactly as ``GridView`` draws it) and the widgets are closed, so the saved
+notebook holds plain HTML + text/plain. Final mode (nbval) is ``CellView``'s: one display.
+
+Where widgets cannot be shown — ipywidgets missing, or no kernel comm (a terminal IPython, a
+script: ``comm.create_comm`` is still the dummy that sends nothing) — ``grid_view`` returns the
+plain ``GridView``. Model and tool text goes through the same renderers as the final grid.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from ..paradigms import HostParadigm
+from ..render import _color
+from .grid import _GRID_CSS, GridState, GridView
+from .segmented import Splitter
+
+GROUP = 6  # piece widgets per box
+PENDING = 600  # characters a piece widget takes more pieces below
+TAIL_S = 0.2  # seconds between a panel's tail redraws (≤ 5 a second a panel)
+_LIVE_CSS = _GRID_CSS.replace(".fh-compare-grid", ".fh-compare-live-grid")
+
+
+def widgets_available() -> bool:
+    """ipywidgets importable and a kernel's comm installed (ipykernel replaces
+    ``comm.create_comm``; so does ``bench._view_bytes.KernelTraffic``)."""
+    import importlib.util
+
+    try:
+        import comm
+    except ImportError:
+        return False
+    if importlib.util.find_spec("ipywidgets") is None:
+        return False
+    return comm.create_comm is not getattr(comm, "_create_comm", None)
+
+
+def grid_view(*, live: bool, max_rate: float, widgets: bool | None = None, **kwargs: Any) -> GridView:
+    """The compare grid's view: widgets while streaming when they can be shown, else GridView.
+    ``widgets``: None decides (``widgets_available``); False forces the one-handle GridView."""
+    use = live and (widgets_available() if widgets is None else widgets)
+    return (LiveGridView if use else GridView)(live=live, max_rate=max_rate, **kwargs)
+
+
+_PIECE: Any = None
+
+
+def _piece_type() -> type:
+    """An ``HTML`` widget that syncs only its model/view names, layout, style and value: the
+    front-end's model fills in the defaults of the rest (description, placeholder, tooltip, …),
+    a third less state per piece."""
+    global _PIECE
+    if _PIECE is None:
+        import ipywidgets as w
+        from traitlets import default
+
+        class Piece(w.HTML):
+            @default("keys")
+            def _default_keys(self) -> list[str]:
+                keep = {"layout", "style", "value"}
+                return [k for k in super()._default_keys() if k in keep or k.startswith(("_model_", "_view_"))
+                        and k != "_view_count"]  # fmt: skip
+
+        _PIECE = Piece
+    return _PIECE
+
+
+class _Live:
+    """What the cell shows while streaming: the widget, with a short text/plain for front-ends
+    without the widget manager (the whole grid replaces it at the end)."""
+
+    def __init__(self, root: Any, text: str) -> None:
+        self.root, self.text = root, text
+
+    def _repr_mimebundle_(self, include: Any = None, exclude: Any = None) -> dict[str, Any]:
+        bundle = dict(self.root._repr_mimebundle_(include=include, exclude=exclude) or {})
+        bundle["text/plain"] = self.text
+        return bundle
+
+
+class _Panel:
+    """One host's live panel: head, finished pieces (in boxes), the growing tail last."""
+
+    def __init__(self, view: LiveGridView, host: HostParadigm) -> None:
+        self.view, self.host = view, host
+        self.splitter = Splitter()
+        w = view._w
+        self.head = view._html("")
+        self.head_value = ""
+        self.body = view._made(w.VBox([], layout=view._layout))
+        self.tail = view._html("")
+        self.groups: list[Any] = []
+        self.pending: Any = None  # the last finished-pieces widget, still taking pieces
+        self.tail_at = float("-inf")
+        self.ended = False
+        # the final panel's frame (GridState.panel_style), as far as a widget Layout can say it
+        self.box = view._made(w.VBox([self.head, self.body, self.tail], layout=view._made(w.Layout(
+            min_width="0", border="1px solid rgba(127,127,127,0.3)", border_top=f"4px solid {_color(host)}",
+            padding="6px 8px")), _dom_classes=("fh-compare-live-panel",)))  # fmt: skip
+
+    def _append(self, widget: Any) -> None:
+        g = self.groups[-1] if self.groups else None
+        if g is None or len(g.children) >= GROUP:
+            g = self.view._made(self.view._w.VBox([widget], layout=self.view._layout))
+            self.groups.append(g)
+            self.body.children = (*self.body.children, g)
+        else:
+            g.children = (*g.children, widget)
+
+    def _finished(self, html: str) -> None:
+        if self.pending is not None and len(self.pending.value) < PENDING:
+            self.pending.value += html
+        else:
+            self.pending = self.view._html(html)
+            self._append(self.pending)
+
+    def draw(self) -> None:
+        s = self.view.state
+        head = s.panel_head_html(self.host)
+        if head != self.head_value:
+            self.head.value = self.head_value = head
+        if self.ended:
+            return
+        state = s.panel(self.host)
+        finished, tail = self.splitter.split(state.blocks, final=state.done)
+        if finished:
+            self._finished("".join(p.html for p in finished))
+        if state.done:
+            self.ended = True
+            end = s.panel_end_html(self.host)
+            if end:
+                self._finished(end)
+        html = tail.html if tail is not None else ""
+        now = self.view.clock()
+        # the tail is redrawn at most every TAIL_S seconds, unless pieces left it (then it must
+        # lose them now, or they would show twice)
+        if self.tail.value != html and (finished or state.done or now - self.tail_at >= TAIL_S):
+            self.tail.value = html
+            self.tail_at = now
+
+
+class LiveGridView(GridView):
+    """``GridView`` whose live mode streams through widgets (see the module docstring)."""
+
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.redraws = 0  # coalesced redraw rounds
+        self.widgets: list[Any] = []  # every widget made, closed at the end
+        self._root: Any = None
+        self._handle: Any = None
+
+    # -- widgets -----------------------------------------------------------------------------
+
+    def _made(self, widget: Any) -> Any:
+        self.widgets.append(widget)
+        return widget
+
+    def _html(self, value: str) -> Any:
+        return self._made(_piece_type()(value=value, layout=self._layout, style=self._style))
+
+    def _build(self) -> None:
+        import ipywidgets as w
+
+        self._w = w
+        # one Layout and one style for every piece: each would otherwise be a widget of its own
+        self._layout = self._made(w.Layout())
+        from ipywidgets.widgets.widget_string import HTMLStyle
+
+        self._style = self._made(HTMLStyle())
+        s: GridState = self.state
+        self._top = self._html(_LIVE_CSS + s.top_html())
+        self._top_value = self._top.value
+        self._panels = {h: _Panel(self, h) for h in s.hosts}
+        cols = s.columns()
+        grid = self._made(w.GridBox([p.box for p in self._panels.values()], layout=self._made(
+            w.Layout(grid_gap="10px", width="100%", **({"grid_template_columns": cols} if cols else {})))))  # fmt: skip
+        grid.add_class("fh-compare-live-grid")
+        grid.add_class(f"fh-n{len(s.hosts)}")
+        self._root = self._made(w.VBox([self._top, grid], layout=self._layout))
+        self._root.add_class("fh-compare-live")
+
+    # -- drawing -----------------------------------------------------------------------------
+
+    def _show(self) -> None:
+        if not self.live:
+            super()._show()
+            return
+        if self._root is None:
+            if not self.state.hosts or not self.state.comparison_id:
+                return  # nothing to lay out before CompareStarted
+            self._build()
+        self.redraws += 1
+        top = _LIVE_CSS + self.state.top_html()
+        if top != self._top_value:
+            self._top.value = self._top_value = top
+        for p in self._panels.values():
+            p.draw()
+        if self._handle is None:
+            display = self._display
+            if display is None:
+                from IPython.display import display
+            names = ", ".join(h.value for h in self.state.hosts)
+            text = f"Compare: {self.state.question} ({names}: streaming; the grid is drawn here when they finish)"
+            self._handle = display(_Live(self._root, text), display_id=True)
+        self.updates += 1
+        self._shown = True
+        self._dirty = False
+        self._last = self.clock()
+
+    def flush(self) -> None:
+        """The end: the live widgets give way to the final one-HTML grid, then close."""
+        if not self.live:
+            super().flush()  # final mode: one display
+            return
+        if self._handle is not None:
+            self._handle.update(self.state)
+        elif self.state.events:  # ended before the first live round: the grid, as one output
+            display = self._display
+            if display is None:
+                from IPython.display import display
+            self._handle = display(self.state, display_id=True)
+        else:
+            return
+        self.updates += 1
+        self._dirty = False
+        self.close()
+
+    def close(self) -> None:
+        """Close every widget this view made (their comms, in the kernel and the front-end)."""
+        for widget in reversed(self.widgets):
+            widget.close()
+        self.widgets.clear()
