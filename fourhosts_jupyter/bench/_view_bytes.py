@@ -163,6 +163,7 @@ class KernelTraffic:
         self.session = Session(key=b"bench-view-bytes", username="analyst")
         self.parent = self.session.msg("execute_request", {"code": "%%research --compare\n…"})
         self.messages: list[tuple[str, int, int]] = []  # (msg_type, content bytes, wire bytes)
+        self.contents: list[dict[str, Any]] = []  # each message's content, in order
         self.outputs: dict[str, dict[str, Any]] = {}  # display id → the output's last data
         self._saved: Any = None
 
@@ -173,6 +174,7 @@ class KernelTraffic:
         msg = self.session.msg(msg_type, content, parent=self.parent, metadata=metadata or {})
         frames = self.session.serialize(msg, ident=[topic.encode()] if topic else None)
         self.messages.append((msg_type, len(self.session.pack(content)), sum(len(f) for f in frames)))
+        self.contents.append(content)
 
     def display(self, obj: Any, display_id: bool = False) -> Any:
         import uuid

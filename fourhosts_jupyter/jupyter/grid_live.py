@@ -46,15 +46,12 @@ _LIVE_CSS = _GRID_CSS.replace(".fh-compare-grid", ".fh-compare-live-grid")
 def widgets_available() -> bool:
     """ipywidgets importable and a kernel's comm installed (ipykernel replaces
     ``comm.create_comm``; so does ``bench._view_bytes.KernelTraffic``)."""
-    import importlib.util
-
     try:
         import comm
+        import ipywidgets
     except ImportError:
         return False
-    if importlib.util.find_spec("ipywidgets") is None:
-        return False
-    return comm.create_comm is not getattr(comm, "_create_comm", None)
+    return bool(ipywidgets) and comm.create_comm is not getattr(comm, "_create_comm", None)
 
 
 def grid_view(*, live: bool, max_rate: float, widgets: bool | None = None, **kwargs: Any) -> GridView:
