@@ -586,6 +586,9 @@ def _iterate_in_thread(
         except BaseException as exc:  # noqa: BLE001 - handed to the consuming thread
             buf.append(_Raised(exc))
         finally:
+            from .llm.loop_clients import close_all
+
+            await close_all()  # this loop ends with the run: its HTTP clients with it, on it
             buf.append(_DONE)
             ready.set()
             urgent.set()
