@@ -16,7 +16,7 @@ side cannot be separate notebook outputs, so ``LiveGridView`` draws the live gri
 - redraws coalesced for the whole grid (``CellView``'s ≤ ``max_rate`` rounds a second), and each
   panel's tail redrawn at most every ``TAIL_S`` seconds (it is re-sent whole each time) unless
   pieces just left it. ``bench view`` measured these settings: four 12 kB answers over 7 s send
-  ~3.0× the final output (JSON content) against 3.8× with one widget per piece and 10 tail
+  2.96× the final output (JSON content) against 3.8× with one widget per piece and 10 tail
   redraws a second, 35× for ``GridView``.
 
 When the stream ends (or is interrupted), the widget output is replaced by the final one-HTML
@@ -40,7 +40,12 @@ from .segmented import Splitter
 GROUP = 6  # piece widgets per box
 PENDING = 600  # characters a piece widget takes more pieces below
 TAIL_S = 0.2  # seconds between a panel's tail redraws (≤ 5 a second a panel)
-_LIVE_CSS = _GRID_CSS.replace(".fh-compare-grid", ".fh-compare-live-grid")
+# the final grid's columns; and its type, which a rendered HTML output gets from the lab's
+# content styles (a widget's HTML has the widgets' 28px single-line height)
+_LIVE_CSS = _GRID_CSS.replace(".fh-compare-grid", ".fh-compare-live-grid").replace(
+    "</style>", ".fh-compare-live .widget-html-content{font-size:var(--jp-content-font-size1,14px);"
+    "line-height:var(--jp-content-line-height,1.6)}.fh-compare-live .widget-html{margin-top:0;margin-bottom:0}"
+    ".fh-compare-live .fh-answer p{margin-top:0}</style>")  # no double gaps where two pieces meet
 
 
 def widgets_available() -> bool:
@@ -61,27 +66,36 @@ def grid_view(*, live: bool, max_rate: float, widgets: bool | None = None, **kwa
     return (LiveGridView if use else GridView)(live=live, max_rate=max_rate, **kwargs)
 
 
-_PIECE: Any = None
+_SLIM: dict[str, type] = {}
+_SYNCED = frozenset({"value", "children", "layout", "style"})  # what this view changes or links
 
 
-def _piece_type() -> type:
-    """An ``HTML`` widget that syncs only its model/view names, layout, style and value: the
-    front-end's model fills in the defaults of the rest (description, placeholder, tooltip, …),
-    a third less state per piece."""
-    global _PIECE
-    if _PIECE is None:
+def _slim(name: str) -> type:
+    """ipywidgets' ``name`` (HTML, VBox, GridBox, Layout, HTMLStyle) syncing only its model and
+    view names, the traits in ``_SYNCED`` and those given a value when made: the front-end's
+    model fills in the defaults of the rest (description, placeholder, tooltip, the nulls of a
+    Layout …) — about half the state a widget opens with. Nothing else is changed later."""
+    if name not in _SLIM:
         import ipywidgets as w
+        from ipywidgets.widgets.widget_string import HTMLStyle
         from traitlets import default
 
-        class Piece(w.HTML):
+        base = HTMLStyle if name == "HTMLStyle" else getattr(w, name)
+
+        class Slim(base):  # type: ignore[misc, valid-type]
             @default("keys")
             def _default_keys(self) -> list[str]:
-                keep = {"layout", "style", "value"}
-                return [k for k in super()._default_keys() if k in keep or k.startswith(("_model_", "_view_"))
-                        and k != "_view_count"]  # fmt: skip
+                def wanted(k: str) -> bool:
+                    if k in _SYNCED or (k.startswith(("_model_", "_view_")) and k != "_view_count"):
+                        return True
+                    value = getattr(self, k)
+                    return value is not None and value != "" and value != ()
 
-        _PIECE = Piece
-    return _PIECE
+                return [k for k in super()._default_keys() if wanted(k)]
+
+        Slim.__name__ = Slim.__qualname__ = name
+        _SLIM[name] = Slim
+    return _SLIM[name]
 
 
 class _Live:
@@ -103,24 +117,23 @@ class _Panel:
     def __init__(self, view: LiveGridView, host: HostParadigm) -> None:
         self.view, self.host = view, host
         self.splitter = Splitter()
-        w = view._w
         self.head = view._html("")
         self.head_value = ""
-        self.body = view._made(w.VBox([], layout=view._layout))
+        self.body = view._made(_slim("VBox")([], layout=view._layout))
         self.tail = view._html("")
         self.groups: list[Any] = []
         self.pending: Any = None  # the last finished-pieces widget, still taking pieces
         self.tail_at = float("-inf")
         self.ended = False
         # the final panel's frame (GridState.panel_style), as far as a widget Layout can say it
-        self.box = view._made(w.VBox([self.head, self.body, self.tail], layout=view._made(w.Layout(
+        self.box = view._made(_slim("VBox")([self.head, self.body, self.tail], layout=view._made(_slim("Layout")(
             min_width="0", border="1px solid rgba(127,127,127,0.3)", border_top=f"4px solid {_color(host)}",
             padding="6px 8px")), _dom_classes=("fh-compare-live-panel",)))  # fmt: skip
 
     def _append(self, widget: Any) -> None:
         g = self.groups[-1] if self.groups else None
         if g is None or len(g.children) >= GROUP:
-            g = self.view._made(self.view._w.VBox([widget], layout=self.view._layout))
+            g = self.view._made(_slim("VBox")([widget], layout=self.view._layout))
             self.groups.append(g)
             self.body.children = (*self.body.children, g)
         else:
@@ -175,28 +188,21 @@ class LiveGridView(GridView):
         return widget
 
     def _html(self, value: str) -> Any:
-        return self._made(_piece_type()(value=value, layout=self._layout, style=self._style))
+        return self._made(_slim("HTML")(value=value, layout=self._layout, style=self._style))
 
     def _build(self) -> None:
-        import ipywidgets as w
-
-        self._w = w
         # one Layout and one style for every piece: each would otherwise be a widget of its own
-        self._layout = self._made(w.Layout())
-        from ipywidgets.widgets.widget_string import HTMLStyle
-
-        self._style = self._made(HTMLStyle())
+        self._layout = self._made(_slim("Layout")())
+        self._style = self._made(_slim("HTMLStyle")())
         s: GridState = self.state
         self._top = self._html(_LIVE_CSS + s.top_html())
         self._top_value = self._top.value
         self._panels = {h: _Panel(self, h) for h in s.hosts}
         cols = s.columns()
-        grid = self._made(w.GridBox([p.box for p in self._panels.values()], layout=self._made(
-            w.Layout(grid_gap="10px", width="100%", **({"grid_template_columns": cols} if cols else {})))))  # fmt: skip
-        grid.add_class("fh-compare-live-grid")
-        grid.add_class(f"fh-n{len(s.hosts)}")
-        self._root = self._made(w.VBox([self._top, grid], layout=self._layout))
-        self._root.add_class("fh-compare-live")
+        grid = self._made(_slim("GridBox")([p.box for p in self._panels.values()], layout=self._made(
+            _slim("Layout")(grid_gap="10px", width="100%", **({"grid_template_columns": cols} if cols else {}))),
+            _dom_classes=("fh-compare-live-grid", f"fh-n{len(s.hosts)}")))  # fmt: skip
+        self._root = self._made(_slim("VBox")([self._top, grid], layout=self._layout, _dom_classes=("fh-compare-live",)))
 
     # -- drawing -----------------------------------------------------------------------------
 
