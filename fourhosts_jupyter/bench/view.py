@@ -5,7 +5,10 @@
 Baseline (same process): a bare loop that only joins the text of the same events. Figures:
 per-event cost of the state fold, of the live view (real IPython display publisher, redraws
 coalesced to 10/s), the number of redraws, the cost of one full redraw, and the ratio of
-wall time for a paced stream (an event every ``gap-ms``, like a fast local server).
+wall time for a paced stream (an event every ``gap-ms``, like a fast local server). Then the
+bytes sent to the browser while a run, and a four-panel compare grid, stream (every message the
+kernel publishes, widgets' comm traffic included: ``_view_bytes.KernelTraffic``), before and after,
+against the size of the final output.
 """
 
 from __future__ import annotations
