@@ -588,10 +588,12 @@ def _iterate_in_thread(
         finally:
             from .llm.loop_clients import close_all
 
-            await close_all()  # this loop ends with the run: its HTTP clients with it, on it
-            buf.append(_DONE)
-            ready.set()
-            urgent.set()
+            try:
+                await close_all()  # this loop ends with the run: its HTTP clients with it, on it
+            finally:
+                buf.append(_DONE)
+                ready.set()
+                urgent.set()
 
     # The caller's context goes with the run (its current span is the run span's parent).
     caller = contextvars.copy_context()
