@@ -1,4 +1,4 @@
-"""The live compare grid as widgets: each finished piece goes to the browser once.
+"""The live compare grid as widgets: finished pieces are not sent again with every redraw.
 
 ``GridView`` redraws the whole grid's HTML through one display handle, so a four-panel stream
 sends the grid again at every redraw (~35× the final output for 12 kB answers). Panels side by
@@ -6,17 +6,18 @@ side cannot be separate notebook outputs, so ``LiveGridView`` draws the live gri
 
 - a ``GridBox`` (2×2, a row of four when wide: the final grid's CSS) of one ``VBox`` per host;
 - in each panel, a head (title, p%, stage line) redrawn only when it changes; the pieces that
-  have finished (Markdown blocks, tool cards, at the end the panel's sources and figures), each
-  sent once; below them one tail ``HTML`` widget for what still grows (``segmented.Splitter``
+  have finished (Markdown blocks, tool cards, at the end the panel's sources and figures), sent
+  when they finish; below them one tail ``HTML`` widget for what still grows (``segmented.Splitter``
   decides which is which, as for a single run);
 - finished pieces are appended to the panel's last piece widget while it holds fewer than
-  ``PENDING`` characters, else to a new one: a widget costs ~0.7 kB of state, children list and
-  close, about what re-sending a short piece costs; piece widgets sit in boxes of at most
+  ``PENDING`` characters (it is then re-sent, with at most that much already shown), else to a
+  new one: a widget costs ~0.7 kB of state, children list and close, about what re-sending a
+  short piece costs; piece widgets sit in boxes of at most
   ``GROUP`` (a box's children list is re-sent whole on every append: short lists keep it linear);
 - redraws coalesced for the whole grid (``CellView``'s ≤ ``max_rate`` rounds a second), and each
   panel's tail redrawn at most every ``TAIL_S`` seconds (it is re-sent whole each time) unless
   pieces just left it. ``bench view`` measured these settings: four 12 kB answers over 7 s send
-  2.96× the final output (JSON content) against 3.8× with one widget per piece and 10 tail
+  2.96× the final output (JSON content) against ~3.8–4.0× with one widget per piece and 10 tail
   redraws a second, 35× for ``GridView``.
 
 When the stream ends (or is interrupted), the widget output is replaced by the final one-HTML
