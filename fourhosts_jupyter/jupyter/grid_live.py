@@ -38,15 +38,27 @@ from ..render import _color
 from .grid import _GRID_CSS, GridState, GridView
 from .segmented import Splitter
 
-GROUP = 6  # piece widgets per box
-PENDING = 600  # characters a piece widget takes more pieces below
-TAIL_S = 0.2  # seconds between a panel's tail redraws (≤ 5 a second a panel)
+FREEZE = 2500  # characters of finished text after which a tail is frozen and a new one opens
+SKELETON_S = 0.5  # at most this long without a grid while the hosts are classified
+TAIL_S = 0.5  # seconds between a panel's tail redraws (≤ 5 a second a panel)
 # the final grid's columns; and its type, which a rendered HTML output gets from the lab's
 # content styles (a widget's HTML has the widgets' 28px single-line height)
 _LIVE_CSS = _GRID_CSS.replace(".fh-compare-grid", ".fh-compare-live-grid").replace(
     "</style>", ".fh-compare-live .widget-html-content{font-size:var(--jp-content-font-size1,14px);"
     "line-height:var(--jp-content-line-height,1.6)}.fh-compare-live .widget-html{margin-top:0;margin-bottom:0}"
     ".fh-compare-live .fh-answer p{margin-top:0}</style>")  # no double gaps where two pieces meet
+
+
+def _frames(s: GridState) -> str:
+    """The live grid's CSS: the final grid's columns and type, each panel's frame in its host's
+    colour (GridState.panel_style), the columns when not four hosts (GridState.columns)."""
+    cols = s.columns()
+    rules = "".join(f".fh-live-{h.value}{{border-top:4px solid {_color(h)}}}" for h in s.hosts)
+    rules += (".fh-live-top{grid-column:1/-1}.fh-compare-live-panel{min-width:0;border:1px solid rgba(127,127,127,0.3);border-radius:4px;"
+              "padding:6px 8px}.fh-compare-live-grid.widget-gridbox{width:100%;gap:10px}")  # fmt: skip
+    if cols:
+        rules += f".fh-compare-live-grid.widget-gridbox{{grid-template-columns:{cols}}}"
+    return _LIVE_CSS.replace("</style>", rules + "</style>")
 
 
 def widgets_available() -> bool:
@@ -69,28 +81,33 @@ def grid_view(*, live: bool, max_rate: float, widgets: bool | None = None, **kwa
 
 _SLIM: dict[str, type] = {}
 _SYNCED = frozenset({"value", "children", "layout", "style"})  # what this view changes or links
+_DEFAULTS = {"placeholder": "\u200b"}  # as in the front-end's models (@jupyter-widgets/controls)
 
 
 def _slim(name: str) -> type:
-    """ipywidgets' ``name`` (HTML, VBox, GridBox, Layout, HTMLStyle) syncing only its model and
-    view names, the traits in ``_SYNCED`` and those given a value when made: the front-end's
-    model fills in the defaults of the rest (description, placeholder, tooltip, the nulls of a
-    Layout …) — about half the state a widget opens with. Nothing else is changed later."""
+    """ipywidgets' ``name`` (HTML, VBox, GridBox, Layout, HTMLStyle) syncing only its model
+    names (the view names too for Layout and HTMLStyle), the traits in ``_SYNCED`` and those
+    given a value other than the default when made: the front-end's model fills in the defaults
+    of the rest (view names, description, placeholder, tooltip, the nulls of a Layout …) — about
+    two thirds of the state a widget opens with. Nothing else is changed later."""
     if name not in _SLIM:
         import ipywidgets as w
         from ipywidgets.widgets.widget_string import HTMLStyle
         from traitlets import default
 
         base = HTMLStyle if name == "HTMLStyle" else getattr(w, name)
+        views = name in ("Layout", "HTMLStyle")  # @jupyter-widgets/base: sent, as ipywidgets does
 
         class Slim(base):  # type: ignore[misc, valid-type]
             @default("keys")
             def _default_keys(self) -> list[str]:
                 def wanted(k: str) -> bool:
-                    if k in _SYNCED or (k.startswith(("_model_", "_view_")) and k != "_view_count"):
-                        return True
+                    if k in _SYNCED or k.startswith("_model_"):
+                        return True  # the manager picks the model class by these
+                    if k.startswith("_view_"):  # HTMLView, VBoxView, GridBoxView: the controls
+                        return views and k != "_view_count"  # models' own defaults
                     value = getattr(self, k)
-                    return value is not None and value != "" and value != ()
+                    return value not in (None, "", (), False) and _DEFAULTS.get(k) != value
 
                 return [k for k in super()._default_keys() if wanted(k)]
 
@@ -113,41 +130,30 @@ class _Live:
 
 
 class _Panel:
-    """One host's live panel: head, finished pieces (in boxes), the growing tail last."""
+    """One host's live panel: head, frozen tails (finished text), the growing tail last."""
 
     def __init__(self, view: LiveGridView, host: HostParadigm) -> None:
         self.view, self.host = view, host
         self.splitter = Splitter()
-        self.head = view._html("")
-        self.head_value = ""
-        self.body = view._made(_slim("VBox")([], layout=view._layout))
+        self.head_value = view.state.panel_head_html(host)
+        self.head = view._html(self.head_value)
         self.tail = view._html("")
-        self.groups: list[Any] = []
-        self.pending: Any = None  # the last finished-pieces widget, still taking pieces
+        self.fresh = ""  # finished HTML not yet in a frozen widget (the tail shows it)
+        self.growing = ""  # what still grows, below it
+        self.shown = ""  # the tail's value as last sent
         self.tail_at = float("-inf")
         self.ended = False
-        # the final panel's frame (GridState.panel_style), as far as a widget Layout can say it
-        self.box = view._made(_slim("VBox")([self.head, self.body, self.tail], layout=view._made(_slim("Layout")(
-            min_width="0", border="1px solid rgba(127,127,127,0.3)", border_top=f"4px solid {_color(host)}",
-            padding="6px 8px")), _dom_classes=("fh-compare-live-panel",)))  # fmt: skip
+        # the final panel's frame (GridState.panel_style) comes from the CSS (_frames): a Layout
+        # widget per panel would be two more messages each
+        self.box = view._made(_slim("VBox")([self.head, self.tail], layout=view._layout,
+                                            _dom_classes=("fh-compare-live-panel", f"fh-live-{host.value}")))
 
-    def _append(self, widget: Any) -> None:
-        g = self.groups[-1] if self.groups else None
-        if g is None or len(g.children) >= GROUP:
-            g = self.view._made(_slim("VBox")([widget], layout=self.view._layout))
-            self.groups.append(g)
-            self.body.children = (*self.body.children, g)
-        else:
-            g.children = (*g.children, widget)
+    @property
+    def stale(self) -> bool:
+        return self.fresh + self.growing != self.shown
 
-    def _finished(self, html: str) -> None:
-        if self.pending is not None and len(self.pending.value) < PENDING:
-            self.pending.value += html
-        else:
-            self.pending = self.view._html(html)
-            self._append(self.pending)
-
-    def draw(self) -> None:
+    def fold(self) -> None:
+        """Take in what the run did since the last round (nothing is sent)."""
         s = self.view.state
         head = s.panel_head_html(self.host)
         if head != self.head_value:
@@ -156,20 +162,24 @@ class _Panel:
             return
         state = s.panel(self.host)
         finished, tail = self.splitter.split(state.blocks, final=state.done)
-        if finished:
-            self._finished("".join(p.html for p in finished))
+        self.fresh += "".join(p.html for p in finished)
+        self.growing = tail.html if tail is not None else ""
         if state.done:
             self.ended = True
-            end = s.panel_end_html(self.host)
-            if end:
-                self._finished(end)
-        html = tail.html if tail is not None else ""
-        now = self.view.clock()
-        # the tail is redrawn at most every TAIL_S seconds, unless pieces left it (then it must
-        # lose them now, or they would show twice)
-        if self.tail.value != html and (finished or state.done or now - self.tail_at >= TAIL_S):
-            self.tail.value = html
-            self.tail_at = now
+            self.fresh += s.panel_end_html(self.host)
+
+    def redraw(self, now: float) -> None:
+        """Send the tail. Once it holds ``FREEZE`` characters of finished text it keeps just
+        them (a frozen piece, never re-sent) and a new tail below takes what grows."""
+        if len(self.fresh) >= FREEZE and self.growing:
+            if self.shown != self.fresh:
+                self.tail.value = self.fresh
+            self.tail = self.view._html(self.growing)
+            self.box.children = (*self.box.children, self.tail)
+            self.fresh, self.shown = "", self.growing
+        else:
+            self.tail.value = self.shown = self.fresh + self.growing
+        self.tail_at = now
 
 
 class LiveGridView(GridView):
@@ -180,6 +190,7 @@ class LiveGridView(GridView):
         self.redraws = 0  # coalesced redraw rounds
         self.widgets: list[Any] = []  # every widget made, closed at the end
         self._root: Any = None
+        self._since: float | None = None  # when the comparison started (the first round)
         self._handle: Any = None
 
     # -- widgets -----------------------------------------------------------------------------
@@ -196,14 +207,15 @@ class LiveGridView(GridView):
         self._layout = self._made(_slim("Layout")())
         self._style = self._made(_slim("HTMLStyle")())
         s: GridState = self.state
-        self._top = self._html(_LIVE_CSS + s.top_html())
+        self._css = _frames(s)
+        self._top = self._made(_slim("HTML")(value=self._css + s.top_html(), layout=self._layout, style=self._style,
+                                             _dom_classes=("fh-live-top",)))
         self._top_value = self._top.value
         self._panels = {h: _Panel(self, h) for h in s.hosts}
-        cols = s.columns()
-        grid = self._made(_slim("GridBox")([p.box for p in self._panels.values()], layout=self._made(
-            _slim("Layout")(grid_gap="10px", width="100%", **({"grid_template_columns": cols} if cols else {}))),
-            _dom_classes=("fh-compare-live-grid", f"fh-n{len(s.hosts)}")))  # fmt: skip
-        self._root = self._made(_slim("VBox")([self._top, grid], layout=self._layout, _dom_classes=("fh-compare-live",)))
+        # one GridBox, the top spanning its columns (a VBox around both would be two more messages)
+        self._root = self._made(_slim("GridBox")([self._top, *(p.box for p in self._panels.values())],
+                                                 layout=self._layout, _dom_classes=(
+                                                     "fh-compare-live", "fh-compare-live-grid", f"fh-n{len(s.hosts)}")))
 
     # -- drawing -----------------------------------------------------------------------------
 
@@ -214,13 +226,26 @@ class LiveGridView(GridView):
         if self._root is None:
             if not self.state.hosts or not self.state.comparison_id:
                 return  # nothing to lay out before CompareStarted
+            # wait (≤ SKELETON_S) for every host's classification: drawn at once, the heads and the
+            # bar would be sent again a round later
+            now = self.clock()
+            self._since = now if self._since is None else self._since
+            ready = all(p.classification is not None or p.done for p in map(self.state.panel, self.state.hosts))
+            if not ready and now - self._since < SKELETON_S:
+                return
             self._build()
         self.redraws += 1
-        top = _LIVE_CSS + self.state.top_html()
+        top = self._css + self.state.top_html()
         if top != self._top_value:
             self._top.value = self._top_value = top
+        # every panel takes in its events; ONE tail is sent a round (≤ max_rate a second for
+        # the grid): an ended panel's first, else the panel whose shown tail is oldest
+        now = self.clock()
         for p in self._panels.values():
-            p.draw()
+            p.fold()
+        due = [p for p in self._panels.values() if p.stale and (p.ended or now - p.tail_at >= TAIL_S)]
+        if due:
+            min(due, key=lambda p: (not p.ended, p.tail_at)).redraw(now)
         if self._handle is None:
             display = self._display
             if display is None:
@@ -230,8 +255,8 @@ class LiveGridView(GridView):
             self._handle = display(_Live(self._root, text), display_id=True)
         self.updates += 1
         self._shown = True
-        self._dirty = False
-        self._last = self.clock()
+        self._dirty = any(p.stale for p in self._panels.values())  # the next tick draws the next
+        self._last = now
 
     def flush(self) -> None:
         """The end: the live widgets give way to the final one-HTML grid, then close."""
