@@ -33,6 +33,13 @@ WATCH_LIVE = """(() => {
     const p = [...document.querySelectorAll('.fh-compare-live-panel')];
     const withText = p.filter(e => e.innerText.trim().length > 0).length;
     window.__fhLivePanels = Math.max(window.__fhLivePanels, withText);
+    // the live panels' frames and columns come from the grid's CSS, not Layout widgets
+    const grid = document.querySelector('.fh-compare-live-grid');
+    if (p.length && grid) {
+      const cs = getComputedStyle(p[0]);
+      window.__fhLiveFrame = {top: cs.borderTopWidth, color: cs.borderTopColor, display: getComputedStyle(grid).display,
+                              columns: getComputedStyle(grid).gridTemplateColumns.split(' ').length};
+    }
   };
   new MutationObserver(seen).observe(document.body, {childList: true, subtree: true, characterData: true});
 })()"""
@@ -100,6 +107,9 @@ def _check_compare_grid(page, shots: Path) -> None:  # noqa: ANN001
     hosts = {panels.nth(i).get_attribute("data-host") for i in range(4)}
     assert hosts == {"dolores", "teddy", "bernard", "maeve"}
     assert page.evaluate("window.__fhLivePanels") == 4  # the live widget grid was drawn, with text
+    frame = page.evaluate("window.__fhLiveFrame")  # … framed in each host's colour, 2×2 (or a row)
+    assert frame["top"] == "4px" and frame["color"] != "rgba(0, 0, 0, 0)" and frame["display"] == "grid", frame
+    assert frame["columns"] in (2, 4), frame
     assert page.locator(".fh-compare-live-panel").count() == 0  # … and replaced by the final grid
     # the four panels in one shot: a viewport tall enough for the 2×2 grid, its top at the top
     page.set_viewport_size({"width": 1400, "height": 2200})

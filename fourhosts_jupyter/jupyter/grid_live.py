@@ -53,9 +53,11 @@ def _frames(s: GridState) -> str:
     """The live grid's CSS: the final grid's columns and type, each panel's frame in its host's
     colour (GridState.panel_style), the columns when not four hosts (GridState.columns)."""
     cols = s.columns()
-    rules = "".join(f".fh-live-{h.value}{{border-top:4px solid {_color(h)}}}" for h in s.hosts)
-    rules += (".fh-live-top{grid-column:1/-1}.fh-compare-live-panel{min-width:0;border:1px solid rgba(127,127,127,0.3);border-radius:4px;"
-              "padding:6px 8px}.fh-compare-live-grid.widget-gridbox{width:100%;gap:10px}")  # fmt: skip
+    rules = (".fh-live-top{grid-column:1/-1}.fh-compare-live-grid.widget-gridbox{width:100%;gap:10px}"
+             ".fh-compare-live-panel{min-width:0;border:1px solid rgba(127,127,127,0.3);border-radius:4px;"
+             "padding:6px 8px}")  # fmt: skip
+    # the host's colour after the frame's (same specificity: the later rule wins)
+    rules += "".join(f".fh-live-{h.value}{{border-top:4px solid {_color(h)}}}" for h in s.hosts)
     if cols:
         rules += f".fh-compare-live-grid.widget-gridbox{{grid-template-columns:{cols}}}"
     return _LIVE_CSS.replace("</style>", rules + "</style>")
@@ -80,32 +82,36 @@ def grid_view(*, live: bool, max_rate: float, widgets: bool | None = None, **kwa
 
 
 _SLIM: dict[str, type] = {}
-_SYNCED = frozenset({"value", "children", "layout", "style"})  # what this view changes or links
+_SYNCED = frozenset({"value", "children"})  # what this view changes
+# never synced: the front-end's views draw no Layout or style model when there is none (the CSS,
+# _frames, does their work); a Layout and a style would be two widgets, and a reference in every
+# other widget's state
+_UNSYNCED = frozenset({"layout", "style"})
 _DEFAULTS = {"placeholder": "\u200b"}  # as in the front-end's models (@jupyter-widgets/controls)
 
 
 def _slim(name: str) -> type:
-    """ipywidgets' ``name`` (HTML, VBox, GridBox, Layout, HTMLStyle) syncing only its model
-    names (the view names too for Layout and HTMLStyle), the traits in ``_SYNCED`` and those
-    given a value other than the default when made: the front-end's model fills in the defaults
-    of the rest (view names, description, placeholder, tooltip, the nulls of a Layout …) — about
-    two thirds of the state a widget opens with. Nothing else is changed later."""
+    """ipywidgets' ``name`` (HTML, VBox, GridBox) syncing only its model names, the traits in
+    ``_SYNCED`` and those given a value other than the default when made: the front-end's model
+    fills in the defaults of the rest (view names, description, placeholder, tooltip …), and no
+    Layout or style widget is made — about two thirds of the state a widget opens with, and two
+    widgets fewer. Nothing else is changed later."""
     if name not in _SLIM:
         import ipywidgets as w
-        from ipywidgets.widgets.widget_string import HTMLStyle
         from traitlets import default
 
-        base = HTMLStyle if name == "HTMLStyle" else getattr(w, name)
-        views = name in ("Layout", "HTMLStyle")  # @jupyter-widgets/base: sent, as ipywidgets does
+        base = getattr(w, name)
 
         class Slim(base):  # type: ignore[misc, valid-type]
             @default("keys")
             def _default_keys(self) -> list[str]:
                 def wanted(k: str) -> bool:
+                    if k in _UNSYNCED:
+                        return False  # never read: reading makes the default Layout/style widget
                     if k in _SYNCED or k.startswith("_model_"):
                         return True  # the manager picks the model class by these
                     if k.startswith("_view_"):  # HTMLView, VBoxView, GridBoxView: the controls
-                        return views and k != "_view_count"  # models' own defaults
+                        return False  # models' own defaults
                     value = getattr(self, k)
                     return value not in (None, "", (), False) and _DEFAULTS.get(k) != value
 
@@ -145,7 +151,7 @@ class _Panel:
         self.ended = False
         # the final panel's frame (GridState.panel_style) comes from the CSS (_frames): a Layout
         # widget per panel would be two more messages each
-        self.box = view._made(_slim("VBox")([self.head, self.tail], layout=view._layout,
+        self.box = view._made(_slim("VBox")([self.head, self.tail],
                                             _dom_classes=("fh-compare-live-panel", f"fh-live-{host.value}")))
 
     @property
@@ -200,21 +206,18 @@ class LiveGridView(GridView):
         return widget
 
     def _html(self, value: str) -> Any:
-        return self._made(_slim("HTML")(value=value, layout=self._layout, style=self._style))
+        return self._made(_slim("HTML")(value=value))
 
     def _build(self) -> None:
-        # one Layout and one style for every piece: each would otherwise be a widget of its own
-        self._layout = self._made(_slim("Layout")())
-        self._style = self._made(_slim("HTMLStyle")())
         s: GridState = self.state
         self._css = _frames(s)
-        self._top = self._made(_slim("HTML")(value=self._css + s.top_html(), layout=self._layout, style=self._style,
+        self._top = self._made(_slim("HTML")(value=self._css + s.top_html(),
                                              _dom_classes=("fh-live-top",)))
         self._top_value = self._top.value
         self._panels = {h: _Panel(self, h) for h in s.hosts}
         # one GridBox, the top spanning its columns (a VBox around both would be two more messages)
         self._root = self._made(_slim("GridBox")([self._top, *(p.box for p in self._panels.values())],
-                                                 layout=self._layout, _dom_classes=(
+                                                 _dom_classes=(
                                                      "fh-compare-live", "fh-compare-live-grid", f"fh-n{len(s.hosts)}")))
 
     # -- drawing -----------------------------------------------------------------------------
@@ -238,14 +241,17 @@ class LiveGridView(GridView):
         top = self._css + self.state.top_html()
         if top != self._top_value:
             self._top.value = self._top_value = top
-        # every panel takes in its events; ONE tail is sent a round (≤ max_rate a second for
-        # the grid): an ended panel's first, else the panel whose shown tail is oldest
+        # every panel takes in its events; ONE growing tail is sent a round (≤ max_rate a second
+        # for the grid), the panel's whose shown tail is oldest; a panel that has ended is drawn
+        # at once (its last redraw: once per panel)
         now = self.clock()
         for p in self._panels.values():
             p.fold()
-        due = [p for p in self._panels.values() if p.stale and (p.ended or now - p.tail_at >= TAIL_S)]
+            if p.ended and p.stale:
+                p.redraw(now)
+        due = [p for p in self._panels.values() if p.stale and now - p.tail_at >= TAIL_S]
         if due:
-            min(due, key=lambda p: (not p.ended, p.tail_at)).redraw(now)
+            min(due, key=lambda p: p.tail_at).redraw(now)
         if self._handle is None:
             display = self._display
             if display is None:
