@@ -4,21 +4,28 @@
 sends the grid again at every redraw (~35× the final output for 12 kB answers). Panels side by
 side cannot be separate notebook outputs, so ``LiveGridView`` draws the live grid as ipywidgets:
 
-- a ``GridBox`` (2×2, a row of four when wide: the final grid's CSS) of one ``VBox`` per host;
-- in each panel, a head (title, p%, stage line) redrawn only when it changes; the pieces that
-  have finished (Markdown blocks, tool cards, at the end the panel's sources and figures), sent
-  when they finish; below them one tail ``HTML`` widget for what still grows (``segmented.Splitter``
-  decides which is which, as for a single run);
-- finished pieces are appended to the panel's last piece widget while it holds fewer than
-  ``PENDING`` characters (it is then re-sent, with at most that much already shown), else to a
-  new one: a widget costs ~0.7 kB of state, children list and close, about what re-sending a
-  short piece costs; piece widgets sit in boxes of at most
-  ``GROUP`` (a box's children list is re-sent whole on every append: short lists keep it linear);
-- redraws coalesced for the whole grid (``CellView``'s ≤ ``max_rate`` rounds a second), and each
-  panel's tail redrawn at most every ``TAIL_S`` seconds (it is re-sent whole each time) unless
-  pieces just left it. ``bench view`` measured these settings: four 12 kB answers over 7 s send
-  2.96× the final output (JSON content) against ~3.8–4.0× with one widget per piece and 10 tail
-  redraws a second, 35× for ``GridView``.
+- one ``GridBox`` (2×2, a row of four when wide: the final grid's CSS): the top (question, host
+  bar, the CSS) spanning its columns, then one ``VBox`` per host, framed in the host's colour by
+  that CSS (no Layout or style widgets: each widget would be two more messages, and a reference
+  in every other widget's state);
+- in each panel, a head (title, p%, stage line) redrawn only when it changes, then the frozen
+  tails, then the tail: ONE ``HTML`` widget showing the finished pieces not yet frozen (Markdown
+  blocks, tool cards, at the end the sources and figures; ``segmented.Splitter`` says which are
+  finished) and what still grows. Once it holds ``FREEZE`` characters of finished text, its
+  redraw sends just those (it is frozen, never sent again) and a new tail opens below with what
+  grows;
+- ONE tail redrawn a round, the panel whose shown tail is oldest (a panel waits ≥ ``TAIL_S``):
+  ≤ ``max_rate`` (10) tail redraws a second for the whole grid, not per panel, each panel's
+  every ~0.5 s while it grows; a panel that ends is drawn at once. The grid is first drawn when
+  every host is classified (≤ ``SKELETON_S``), so heads and bar are not sent twice at once.
+
+Every message costs its content and a ~0.55 kB protocol envelope (header, parent header,
+signature), so the figures count both (``bench view``: four ~12 kB answers over 7 s). Content /
+wire, against the final output: ``GridView`` 35.0× / 35.4×; the previous widget grid (a widget
+per finished piece, 600-character merges, each panel's tail ≤ 5/s: 507 messages) 2.96× / 5.38×;
+this one (137 messages) 2.28× / 2.94×. ``FREEZE`` 1800–3000 measured 2.94–3.02× on the wire: a
+tail frozen every ~2–3 redraws balances re-sending its text against a new widget's messages
+(open, children list, close).
 
 When the stream ends (or is interrupted), the widget output is replaced by the final one-HTML
 grid (``GridState``, exactly as ``GridView`` draws it) and the widgets are closed, so the saved
@@ -40,7 +47,7 @@ from .segmented import Splitter
 
 FREEZE = 2500  # characters of finished text after which a tail is frozen and a new one opens
 SKELETON_S = 0.5  # at most this long without a grid while the hosts are classified
-TAIL_S = 0.5  # seconds between a panel's tail redraws (≤ 5 a second a panel)
+TAIL_S = 0.5  # seconds at least between a panel's tail redraws (≤ 2 a second a panel)
 # the final grid's columns; and its type, which a rendered HTML output gets from the lab's
 # content styles (a widget's HTML has the widgets' 28px single-line height)
 _LIVE_CSS = _GRID_CSS.replace(".fh-compare-grid", ".fh-compare-live-grid").replace(
