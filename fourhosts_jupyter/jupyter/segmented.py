@@ -44,6 +44,7 @@ from ..render import (
 from .view import CellView
 
 _FINAL_CARD = ("done", "failed", "circuit_open")
+TAIL_S = 0.2  # seconds at least between the tail's redraws (≤ 5 a second)
 
 
 class Piece:
@@ -129,6 +130,7 @@ class SegmentedCellView(CellView):
         self._tail: Any = None
         self._splitter = Splitter()
         self._footer_sent = False
+        self._tail_at = float("-inf")
         self._sizes: list[int] = []
         self._handles: list[Any] = []
 
@@ -175,22 +177,26 @@ class SegmentedCellView(CellView):
         if (html, text) != self._header_key:
             self._header = self._out(Piece(html, text), self._header, keep=True)
             self._header_key = (html, text)
-        # finished pieces, then the tail
-        finished, tail = self._split(final=done)
-        for i, piece in enumerate(finished):
-            if i == 0 and self._tail is not None:
+        # finished pieces (one output for all that finished since the last), then the tail: at
+        # most every TAIL_S seconds (each message costs its envelope too), unless the run ended
+        now = self.clock()
+        waiting = not (done or now - self._tail_at >= TAIL_S)
+        if not waiting:
+            finished, tail = self._split(final=done)
+            if finished or tail is not None:
+                self._tail_at = now  # the wait starts from what was sent, not from an empty round
+            if finished:
+                piece = Piece("".join(p.html for p in finished), "\n\n".join(p.text for p in finished))
                 self._out(piece, self._tail)  # the tail's last redraw is this finished piece
                 self._tail = None
-            else:
-                self._out(piece)
-        if tail is not None:
-            self._tail = self._out(tail, self._tail, keep=True)
+            if tail is not None:
+                self._tail = self._out(tail, self._tail, keep=True)
         if done and not self._footer_sent:
             self._footer_sent = True
             self._out(self._footer())
         self._shown = True
-        self._dirty = False
-        self._last = self.clock()
+        self._dirty = waiting  # the tail waits: a later round draws it
+        self._last = now
 
     def _split(self, *, final: bool) -> tuple[list[Piece], Piece | None]:
         return self._splitter.split(self.state.blocks, final=final)
