@@ -147,6 +147,7 @@ def _bytes_figures() -> None:
     for name, make, events in rows:
         r = measure_traffic(make, events)
         print(f"  {name:<47} sent {r['bytes'] / 1000:7.1f} kB ({r['wire'] / 1000:7.1f} kB wire) in "
-              f"{r['messages']:3d} messages, {r['redraws'] / r['seconds']:4.1f} redraws/s; final output "
+              f"{r['messages']:3d} messages, {r['redraws'] / r['seconds']:4.1f} redraws/s "
+              f"({getattr(r['view'], 'tail_redraws', r['redraws']) / r['seconds']:4.1f} tails/s); final output "
               f"{r['final'] / 1000:6.1f} kB; ratio {r['bytes'] / r['final']:5.2f} (goal ≤ 3; wire "
               f"{r['wire'] / r['final']:5.2f})")  # fmt: skip

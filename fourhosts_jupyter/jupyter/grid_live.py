@@ -193,6 +193,7 @@ class _Panel:
         else:
             self.tail.value = self.shown = self.fresh + self.growing
         self.tail_at = now
+        self.view.tail_redraws += 1
 
 
 class LiveGridView(GridView):
@@ -201,6 +202,7 @@ class LiveGridView(GridView):
     def __init__(self, **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self.redraws = 0  # coalesced redraw rounds
+        self.tail_redraws = 0  # tails sent (≤ one a round, and each ended panel's last)
         self.widgets: list[Any] = []  # every widget made, closed at the end
         self._root: Any = None
         self._since: float | None = None  # when the comparison started (the first round)
