@@ -11,9 +11,9 @@ side cannot be separate notebook outputs, so ``LiveGridView`` draws the live gri
 - in each panel, a head (title, p%, stage line) redrawn only when it changes, then the frozen
   tails, then the tail: ONE ``HTML`` widget showing the finished pieces not yet frozen (Markdown
   blocks, tool cards, at the end the sources and figures; ``segmented.Splitter`` says which are
-  finished) and what still grows. Once it holds ``FREEZE`` characters of finished text, its
-  redraw sends just those (it is frozen, never sent again) and a new tail opens below with what
-  grows;
+  finished) and what still grows. Once it holds ``FREEZE`` characters of finished text (or has
+  been sent ``SENDS`` times with ``FREEZE_MIN``: a slow stream re-sends less), its redraw sends
+  just those (it is frozen, never sent again) and a new tail opens below with what grows;
 - ONE tail redrawn a round, the panel whose shown tail is oldest (a panel waits ≥ ``TAIL_S``):
   ≤ ``max_rate`` (10) tail redraws a second for the whole grid, not per panel, each panel's
   every ~0.5 s while it grows; a panel that ends is drawn at once. The grid is first drawn when
@@ -25,7 +25,8 @@ wire, against the final output: ``GridView`` 35.0× / 35.4×; the previous widge
 per finished piece, 600-character merges, each panel's tail ≤ 5/s: 507 messages) 2.96× / 5.38×;
 this one (137 messages) 2.28× / 2.94×. ``FREEZE`` 1800–3000 measured 2.94–3.02× on the wire: a
 tail frozen every ~2–3 redraws balances re-sending its text against a new widget's messages
-(open, children list, close).
+(open, children list, close). Redraws are paced by time, so a slower stream sends more
+envelopes per byte: the same answers over 28 s, 3.25× / 5.03× (4.38× / 5.82× without SENDS).
 
 When the stream ends (or is interrupted), the widget output is replaced by the final one-HTML
 grid (``GridState``, exactly as ``GridView`` draws it) and the widgets are closed, so the saved
@@ -46,6 +47,7 @@ from .grid import _GRID_CSS, GridState, GridView
 from .segmented import Splitter
 
 FREEZE = 2500  # characters of finished text after which a tail is frozen and a new one opens
+SENDS, FREEZE_MIN = 3, 1000  # … or after SENDS redraws, with FREEZE_MIN (a slow stream's re-sends)
 SKELETON_S = 0.5  # at most this long without a grid while the hosts are classified
 TAIL_S = 0.5  # seconds at least between a panel's tail redraws (≤ 2 a second a panel)
 # the final grid's columns; and its type, which a rendered HTML output gets from the lab's
@@ -154,6 +156,7 @@ class _Panel:
         self.fresh = ""  # finished HTML not yet in a frozen widget (the tail shows it)
         self.growing = ""  # what still grows, below it
         self.shown = ""  # the tail's value as last sent
+        self.sends = 0  # redraws of this tail since it opened
         self.tail_at = float("-inf")
         self.ended = False
         # the final panel's frame (GridState.panel_style) comes from the CSS (_frames): a Layout
@@ -184,14 +187,16 @@ class _Panel:
     def redraw(self, now: float) -> None:
         """Send the tail. Once it holds ``FREEZE`` characters of finished text it keeps just
         them (a frozen piece, never re-sent) and a new tail below takes what grows."""
-        if len(self.fresh) >= FREEZE and self.growing:
+        size = len(self.fresh)
+        if self.growing and (size >= FREEZE or (self.sends >= SENDS and size >= FREEZE_MIN)):
             if self.shown != self.fresh:
                 self.tail.value = self.fresh
             self.tail = self.view._html(self.growing)
             self.box.children = (*self.box.children, self.tail)
-            self.fresh, self.shown = "", self.growing
+            self.fresh, self.shown, self.sends = "", self.growing, 0
         else:
             self.tail.value = self.shown = self.fresh + self.growing
+            self.sends += 1
         self.tail_at = now
         self.view.tail_redraws += 1
 
