@@ -37,6 +37,14 @@ def test_with_each_messages_envelope_the_stream_still_sends_at_most_three_times_
     assert 7 * 2 <= tail_redraws <= 7 / segmented_view.TAIL_S + 8  # ≥ 2 a second, ≤ 5 (+ the header's)
 
 
+def test_a_slow_stream_waits_for_text_but_keeps_streaming():
+    # the same answer over 28 s (a model's pace): the tail waits for MIN_NEW characters, at most
+    # TAIL_MAX_S, so fewer messages carry each byte (at ≤ 5 a second: 3.1× content, 5.8× wire)
+    r = measure_traffic(SegmentedCellView, run_events(), seconds=28.0)
+    assert r["bytes"] <= 2.5 * r["final"] and r["wire"] <= 4 * r["final"]
+    assert r["view"].tail_redraws >= 28 * 1.5  # still ~2 redraws a second while it grows
+
+
 def test_redraws_stay_coalesced(segmented):
     # 7 s of stream at ≤ 10 redraws a second, plus the first draw and the final flush
     assert 2 <= segmented["redraws"] <= 7 * 10 + 2
