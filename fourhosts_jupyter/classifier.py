@@ -493,6 +493,8 @@ def probabilities(
     def finish(all_p: np.ndarray) -> np.ndarray:
         p = mix_clauses(all_p[0], all_p[1:n], cal.clause_weight)
         pair = two_intents.detect(p, all_p[n:], segs, evidence(segs))
+        if pair is None and not segs and two_intents.ONE_CLAUSE:
+            pair = two_intents.detect_one_clause(p, evidence([question])[0], question)
         if pair is None:
             return p
         scores["two_intents"] = {

@@ -586,9 +586,14 @@ def _iterate_in_thread(
         except BaseException as exc:  # noqa: BLE001 - handed to the consuming thread
             buf.append(_Raised(exc))
         finally:
-            buf.append(_DONE)
-            ready.set()
-            urgent.set()
+            from .llm.loop_clients import close_all
+
+            try:
+                await close_all()  # this loop ends with the run: its HTTP clients with it, on it
+            finally:
+                buf.append(_DONE)
+                ready.set()
+                urgent.set()
 
     # The caller's context goes with the run (its current span is the run span's parent).
     caller = contextvars.copy_context()

@@ -22,6 +22,16 @@ from dataclasses import dataclass
 import numpy as np
 
 MIN_WORDS = 4  # shorter pieces ("after the redesign") embed as noise
+# One-clause questions ("the quickest safe way to evacuate …"), ``detect_one_clause``: OFF. Chosen
+# on the one-clause dev set (tests/data/classifier_two_intent_oneclause_dev.jsonl) and the dev
+# half of classify_labelled.jsonl, then measured once on the held-out halves (2026-11-30, MiniLM):
+# one-clause two-intent dev 0.125 → 0.792, held-out 0.167 → 0.722; two-intent held-out
+# 0.967 → 1.000; single-intent accuracy and dominance unchanged (0.972 / 0.994 held-out), but
+# single-intent held-out questions with a second host ≥ 0.3 (an automatic blend) 0.077 → 0.105,
+# over the 0.10 ceiling tests/test_two_intents.py holds. Turning it on is that trade.
+ONE_CLAUSE = False
+ONE_CLAUSE_WORDS = 2  # one clause: the second host's own words, at least this many …
+ONE_CLAUSE_FLOOR = 0.1  # … or one word, beside one of the top host's, and p ≥ this
 TAU = 0.6  # a segment must lead with at least this probability to count as an intent
 LAMBDA = 0.7  # share of the mass moved onto the two hosts
 
@@ -78,3 +88,19 @@ def lift(whole: np.ndarray, pair: TwoIntents) -> np.ndarray:
     target = np.zeros_like(whole)
     target[pair.first] = target[pair.second] = 0.5
     return (1.0 - LAMBDA) * whole + LAMBDA * target
+
+
+def detect_one_clause(whole: np.ndarray, evidence: np.ndarray, question: str) -> TwoIntents | None:
+    """One clause, two intents ("the quickest safe way to evacuate the flooded ward"): nothing
+    to cut, so the words decide. ``evidence``: the whole question's keyword + stance-cue matches
+    per host. The other host with the most matches is the second intent when it has at least
+    ``ONE_CLAUSE_WORDS`` of them, or one beside at least one of the top host's while the
+    classifier already gives it p ≥ ``ONE_CLAUSE_FLOOR``. Chosen on the one-clause dev set and
+    the dev half of classify_labelled.jsonl (false detections); see tests/test_two_intents.py."""
+    first = int(np.argmax(whole))
+    other = max((i for i in range(len(whole)) if i != first), key=lambda i: (evidence[i], whole[i]))
+    strong = evidence[other] >= ONE_CLAUSE_WORDS
+    weak = evidence[other] >= 1 and evidence[first] >= 1 and whole[other] >= ONE_CLAUSE_FLOOR
+    if not (strong or weak):
+        return None
+    return TwoIntents(first, other, question, float(whole[other]))

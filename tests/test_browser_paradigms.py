@@ -22,7 +22,27 @@ lab = test_browser_ui.lab  # the JupyterLab + chromium + playwright fixture, sha
 
 ROOT = Path(__file__).resolve().parents[1]
 NOTEBOOK = "04-paradigms.ipynb"
+# the suite runs kernels in final mode (FOURHOSTS_LIVE=0, for nbval); this cell streams live, so
+# the browser sees the live widget grid (jupyter/grid_live.py) before the final one replaces it
+LIVE_CELL = "%env FOURHOSTS_LIVE=1"
 COMPARE_CELL = "%%research --compare\nHow should a mid-size city cut traffic deaths in half?"
+# Records, from before the compare cell runs, the most live panels seen at once with text in them.
+WATCH_LIVE = """(() => {
+  window.__fhLivePanels = 0;
+  const seen = () => {
+    const p = [...document.querySelectorAll('.fh-compare-live-panel')];
+    const withText = p.filter(e => e.innerText.trim().length > 0).length;
+    window.__fhLivePanels = Math.max(window.__fhLivePanels, withText);
+    // the live panels' frames and columns come from the grid's CSS, not Layout widgets
+    const grid = document.querySelector('.fh-compare-live-grid');
+    if (p.length && grid) {
+      const cs = getComputedStyle(p[0]);
+      window.__fhLiveFrame = {top: cs.borderTopWidth, color: cs.borderTopColor, display: getComputedStyle(grid).display,
+                              columns: getComputedStyle(grid).gridTemplateColumns.split(' ').length};
+    }
+  };
+  new MutationObserver(seen).observe(document.body, {childList: true, subtree: true, characterData: true});
+})()"""
 NEW_QUESTION = "Why do some cities attract tech firms? Explain the evidence and the causes."
 # Console noise that is not ours: the lab asks for optional resources we do not serve.
 IGNORED_CONSOLE = ("Failed to load resource", "favicon", "the server responded with a status")
@@ -56,15 +76,24 @@ def _run_all_and_wait(page) -> None:  # noqa: ANN001
     _kernel_idle(page)
 
 
-def _check_compare_grid(page, shots: Path) -> None:  # noqa: ANN001
-    """After a `%%research --compare` cell: four panels, each with a non-empty answer."""
+def _new_cell(page, source: str) -> None:  # noqa: ANN001
+    """Type ``source`` into a new cell at the end of the notebook and run it."""
     page.evaluate(
         "(() => { const nb = window.jupyterapp.shell.currentWidget.content;"
         " nb.activeCellIndex = nb.widgets.length - 1; })()")
     page.evaluate("window.jupyterapp.commands.execute('notebook:insert-cell-below')")
     page.evaluate("window.jupyterapp.commands.execute('notebook:enter-edit-mode')")
-    page.keyboard.type(COMPARE_CELL)
+    page.keyboard.type(source)
     page.evaluate("window.jupyterapp.commands.execute('notebook:run-cell')")
+
+
+def _check_compare_grid(page, shots: Path) -> None:  # noqa: ANN001
+    """A live `%%research --compare` cell: four live panels with text while it streams, then the
+    final grid: four panels, each with a non-empty answer."""
+    _new_cell(page, LIVE_CELL)
+    _kernel_idle(page)
+    page.evaluate(WATCH_LIVE)
+    _new_cell(page, COMPARE_CELL)
     grid = page.locator("div.fh-compare-grid").last
     grid.wait_for(timeout=120_000)
     panels = grid.locator("div.fh-compare-panel")
@@ -77,7 +106,16 @@ def _check_compare_grid(page, shots: Path) -> None:  # noqa: ANN001
     assert panels.count() == 4
     hosts = {panels.nth(i).get_attribute("data-host") for i in range(4)}
     assert hosts == {"dolores", "teddy", "bernard", "maeve"}
-    page.screenshot(path=str(shots / "compare-grid.png"), full_page=True)
+    assert page.evaluate("window.__fhLivePanels") == 4  # the live widget grid was drawn, with text
+    frame = page.evaluate("window.__fhLiveFrame")  # … framed in each host's colour, 2×2 (or a row)
+    assert frame["top"] == "4px" and frame["color"] != "rgba(0, 0, 0, 0)" and frame["display"] == "grid", frame
+    assert frame["columns"] in (2, 4), frame
+    assert page.locator(".fh-compare-live-panel").count() == 0  # … and replaced by the final grid
+    # the four panels in one shot: a viewport tall enough for the 2×2 grid, its top at the top
+    page.set_viewport_size({"width": 1400, "height": 2200})
+    grid.evaluate("e => e.scrollIntoView({block: 'start'})")
+    page.wait_for_timeout(300)  # the lab's windowed notebook renders what scrolled in
+    page.screenshot(path=str(shots / "compare-grid.png"))
 
 
 def test_paradigms_notebook_in_jupyterlab(lab, tmp_path):

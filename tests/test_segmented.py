@@ -9,7 +9,8 @@ import pytest
 from IPython.core.interactiveshell import InteractiveShell
 from IPython.utils.capture import capture_output
 
-from fourhosts_jupyter.bench._view_bytes import answer_text, measure_run
+from fourhosts_jupyter.bench._view_bytes import answer_text, measure_run, measure_traffic, run_events
+from fourhosts_jupyter.jupyter import segmented as segmented_view
 from fourhosts_jupyter.jupyter.segmented import SegmentedCellView
 from fourhosts_jupyter.jupyter.view import CellView
 
@@ -24,6 +25,24 @@ def test_bytes_sent_stay_within_three_times_the_final_output(segmented):
     assert segmented["bytes"] <= 3 * segmented["final"]
     whole = measure_run(CellView)  # the view that redraws the whole run: the bound fails there
     assert whole["bytes"] > 3 * whole["final"]
+
+
+def test_with_each_messages_envelope_the_stream_still_sends_at_most_three_times_the_final_output():
+    # every message the kernel publishes, on the wire (Jupyter's ~0.55 kB envelope each): the
+    # tail redrawn ≤ 5 a second and pieces finished together sent as one output keep it in bound
+    r = measure_traffic(SegmentedCellView, run_events())
+    assert r["final"] > 12_000
+    assert r["wire"] <= 3 * r["final"] and r["bytes"] <= 2 * r["final"]
+    tail_redraws = r["traffic"].count("update_display_data")
+    assert 7 * 2 <= tail_redraws <= 7 / segmented_view.TAIL_S + 8  # ≥ 2 a second, ≤ 5 (+ the header's)
+
+
+def test_a_slow_stream_waits_for_text_but_keeps_streaming():
+    # the same answer over 28 s (a model's pace): the tail waits for MIN_NEW characters, at most
+    # TAIL_MAX_S, so fewer messages carry each byte (at ≤ 5 a second: 3.1× content, 5.8× wire)
+    r = measure_traffic(SegmentedCellView, run_events(), seconds=28.0)
+    assert r["bytes"] <= 2.5 * r["final"] and r["wire"] <= 4 * r["final"]
+    assert r["view"].tail_redraws >= 28 * 1.5  # still ~2 redraws a second while it grows
 
 
 def test_redraws_stay_coalesced(segmented):

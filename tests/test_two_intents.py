@@ -123,3 +123,38 @@ def test_lift_keeps_the_top_host_and_gives_both_at_least_0_35():
         assert q[a] >= TI.LAMBDA / 2 and q[b] >= TI.LAMBDA / 2
         assert q[a] >= C.DOMINANT  # the top host stays dominant
         assert sorted(q)[-2] == q[b]
+
+
+ONE_CLAUSE_DEV_FLOOR = 0.75  # measured 0.792 (19/24) with detect_one_clause on; 0.125 off
+EXAMPLE = "What is the quickest safe way to evacuate the flooded ward?"
+
+
+def test_the_one_clause_sets_cover_all_six_pairs_in_one_clause():
+    dev = _jsonl("classifier_two_intent_oneclause_dev.jsonl")
+    held = _jsonl("classifier_two_intent_oneclause_heldout.jsonl")
+    for rows in (dev, held):
+        assert len({frozenset(r["hosts"]) for r in rows}) == 6
+        assert all(TI.segments(r["question"]) == [] for r in rows)  # nothing for detect() to cut
+    assert not {r["question"] for r in dev} & {r["question"] for r in held}
+
+
+def test_detect_one_clause_needs_the_second_hosts_own_words():
+    whole = np.array([0.8, 0.15, 0.03, 0.02])
+    assert TI.detect_one_clause(whole, np.array([1, 0, 0, 0]), "q") is None  # one host's words
+    strong = TI.detect_one_clause(whole, np.array([0, 0, 0, 2]), "q")  # two of maeve's words
+    assert (strong.first, strong.second) == (0, 3)
+    weak = TI.detect_one_clause(whole, np.array([1, 1, 0, 0]), "q")  # one word each, teddy p ≥ 0.1
+    assert (weak.first, weak.second) == (0, 1)
+    low = np.array([0.95, 0.03, 0.01, 0.01])
+    assert TI.detect_one_clause(low, np.array([1, 1, 0, 0]), "q") is None  # one word, p too low
+
+
+def test_one_clause_two_intent_questions_when_the_step_is_on(local, monkeypatch):
+    assert not TI.ONE_CLAUSE  # off by default: see two_intents.py for the held-out trade
+    assert not _both_top_two(C.classify(EXAMPLE, embedder=local), ["dolores", "teddy"])
+    monkeypatch.setattr(TI, "ONE_CLAUSE", True)
+    c = C.classify(EXAMPLE, embedder=local)
+    assert _both_top_two(c, ["dolores", "teddy"]) and set(c.blend) == {D, T}, c.probabilities
+    rows = _jsonl("classifier_two_intent_oneclause_dev.jsonl")
+    ok = [_both_top_two(C.classify(r["question"], embedder=local), r["hosts"]) for r in rows]
+    assert float(np.mean(ok)) >= ONE_CLAUSE_DEV_FLOOR, np.mean(ok)

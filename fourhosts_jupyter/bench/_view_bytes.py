@@ -144,3 +144,104 @@ def measure_grid(make_view: Callable[..., Any], seconds: float = 7.0) -> dict[st
     stream_view(view, clock, grid_events(), seconds)
     return {"bytes": sink.bytes, "messages": sink.messages, "final": sink.final_bytes, "sink": sink,
             "view": view, "redraws": getattr(view, "redraws", view.updates)}  # fmt: skip
+
+
+class KernelTraffic:
+    """Every message a kernel would publish for a cell's live output, as ipykernel builds it.
+
+    Use as a context: ``display`` (pass it to a view) publishes ``display_data`` /
+    ``update_display_data`` (handles) like IPython's display publisher, and while the context is
+    open ``comm.create_comm`` makes comms that publish ``comm_open`` (a widget's whole state),
+    ``comm_msg`` (state updates) and ``comm_close`` — the traffic ipywidgets sends. Each message
+    is counted twice: its content as JSON (what the front-end reads; the measure the figures
+    compare) and on the wire (jupyter_client's Session framing: topic, signature, header, parent
+    header, metadata, content — a per-message envelope of ~0.5 kB on top)."""
+
+    def __init__(self) -> None:
+        from jupyter_client.session import Session
+
+        self.session = Session(key=b"bench-view-bytes", username="analyst")
+        self.parent = self.session.msg("execute_request", {"code": "%%research --compare\n…"})
+        self.messages: list[tuple[str, int, int]] = []  # (msg_type, content bytes, wire bytes)
+        self.contents: list[dict[str, Any]] = []  # each message's content, in order
+        self.outputs: dict[str, dict[str, Any]] = {}  # display id → the output's last data
+        self._saved: Any = None
+
+    # -- publishing ------------------------------------------------------------------------------
+
+    def publish(self, msg_type: str, content: dict[str, Any], metadata: dict[str, Any] | None = None,
+                topic: str = "") -> None:  # fmt: skip
+        msg = self.session.msg(msg_type, content, parent=self.parent, metadata=metadata or {})
+        frames = self.session.serialize(msg, ident=[topic.encode()] if topic else None)
+        self.messages.append((msg_type, len(self.session.pack(content)), sum(len(f) for f in frames)))
+        self.contents.append(content)
+
+    def display(self, obj: Any, display_id: bool = False) -> Any:
+        import uuid
+
+        out_id = uuid.uuid4().hex
+        transient = {"display_id": out_id} if display_id else {}
+        data = obj._repr_mimebundle_()
+        self.outputs[out_id] = data
+        self.publish("display_data", {"data": data, "metadata": {}, "transient": transient}, topic="display_data")
+        traffic = self
+
+        class Handle:
+            def update(self, new: Any) -> None:
+                data = new._repr_mimebundle_()
+                traffic.outputs[out_id] = data
+                traffic.publish("update_display_data", {"data": data, "metadata": {}, "transient": transient},
+                                topic="update_display_data")  # fmt: skip
+
+        return Handle() if display_id else None
+
+    def __enter__(self) -> KernelTraffic:
+        import comm
+        from comm.base_comm import BaseComm
+
+        traffic = self
+
+        class RecordingComm(BaseComm):
+            def publish_msg(self, msg_type: str, data: Any = None, metadata: Any = None, buffers: Any = None,
+                            **keys: Any) -> None:  # fmt: skip
+                content = {"data": {} if data is None else data, "comm_id": self.comm_id, **keys}
+                traffic.publish(msg_type, content, metadata, topic=f"comm-{self.comm_id}")
+
+        self._saved = comm.create_comm
+        comm.create_comm = lambda *a, **k: RecordingComm(*a, **k)
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        import comm
+
+        comm.create_comm = self._saved
+
+    # -- figures ---------------------------------------------------------------------------------
+
+    @property
+    def content_bytes(self) -> int:
+        return sum(c for _, c, _ in self.messages)
+
+    @property
+    def wire_bytes(self) -> int:
+        return sum(w for _, _, w in self.messages)
+
+    @property
+    def final_bytes(self) -> int:
+        """What the cell holds at the end: each output's last data (JSON, as in the notebook)."""
+        return sum(len(self.session.pack({"data": d, "metadata": {}})) for d in self.outputs.values())
+
+    def count(self, msg_type: str) -> int:
+        return sum(1 for t, _, _ in self.messages if t == msg_type)
+
+
+def measure_traffic(make_view: Callable[..., Any], events: list[Any], seconds: float = 7.0) -> dict[str, Any]:
+    """Stream ``events`` into ``make_view(live=True, max_rate=10, clock=…, display=…)`` under a
+    ``KernelTraffic``; returns the figures and the traffic."""
+    clock = FakeClock()
+    with KernelTraffic() as traffic:
+        view = make_view(live=True, max_rate=10, clock=clock, display=traffic.display)
+        stream_view(view, clock, events, seconds)
+    return {"bytes": traffic.content_bytes, "wire": traffic.wire_bytes, "messages": len(traffic.messages),
+            "final": traffic.final_bytes, "traffic": traffic, "view": view, "seconds": seconds,
+            "redraws": getattr(view, "redraws", view.updates)}  # fmt: skip

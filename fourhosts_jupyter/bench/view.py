@@ -5,7 +5,10 @@
 Baseline (same process): a bare loop that only joins the text of the same events. Figures:
 per-event cost of the state fold, of the live view (real IPython display publisher, redraws
 coalesced to 10/s), the number of redraws, the cost of one full redraw, and the ratio of
-wall time for a paced stream (an event every ``gap-ms``, like a fast local server).
+wall time for a paced stream (an event every ``gap-ms``, like a fast local server). Then the
+bytes sent to the browser while a run, and a four-panel compare grid, stream (every message the
+kernel publishes, widgets' comm traffic included: ``_view_bytes.KernelTraffic``), before and after,
+against the size of the final output.
 """
 
 from __future__ import annotations
@@ -126,16 +129,28 @@ def main(argv: list[str] | None = None) -> int:
 
 def _bytes_figures() -> None:
     """Bytes sent to the browser during a 7-second stream of a ~12 kB answer (fake clock, so
-    the coalescer redraws as at 10/s): exact counts, no timing noise."""
+    the coalescer redraws as at 10/s): exact counts, no timing noise. Every message the kernel
+    would publish is counted (``KernelTraffic``: display_data, update_display_data, and the
+    widgets' comm_open / comm_msg / comm_close), as JSON content and on the wire."""
     from ..jupyter.grid import GridView
+    from ..jupyter.grid_live import grid_view
     from ..jupyter.segmented import SegmentedCellView
     from ..jupyter.view import CellView
-    from ._view_bytes import measure_grid, measure_run
+    from ._view_bytes import grid_events, measure_traffic, run_events
 
-    print("bytes to the browser, 7 s stream of a ~12 kB answer (one tool round), ≤ 10 redraws/s:")
-    for name, r in (("one run, whole-run redraws (CellView, before)", measure_run(CellView)),
-                    ("one run, segmented (SegmentedCellView, after)", measure_run(SegmentedCellView)),
-                    ("four-panel compare grid (GridView)", measure_grid(GridView))):  # fmt: skip
-        print(f"  {name:<48} sent {r['bytes'] / 1000:8.1f} kB in {r['messages']:3d} messages "
-              f"({r['redraws']} redraws); final output {r['final'] / 1000:6.1f} kB; "
-              f"ratio {r['bytes'] / r['final']:.2f} (goal ≤ 3)")  # fmt: skip
+    print("bytes to the browser, 7 s stream of ~12 kB answers (one tool round each), ≤ 10 redraws/s;")
+    print("  every message the kernel publishes, content as JSON (wire: with the Jupyter envelope):")
+    rows = (("one run, whole-run redraws (CellView, before)", CellView, run_events(), 7.0),
+            ("one run, segmented (SegmentedCellView, after)", SegmentedCellView, run_events(), 7.0),
+            ("four-panel grid, one handle (GridView, before)", GridView, grid_events(), 7.0),
+            ("four-panel grid, widgets (LiveGridView, after)", grid_view, grid_events(), 7.0),
+            # a model's pace (~3k tokens in 28 s): redraws are paced by time, so envelopes grow
+            ("  the same, a 28 s stream (one run)", SegmentedCellView, run_events(), 28.0),
+            ("  the same, a 28 s stream (grid)", grid_view, grid_events(), 28.0))  # fmt: skip
+    for name, make, events, seconds in rows:
+        r = measure_traffic(make, events, seconds=seconds)
+        print(f"  {name:<47} sent {r['bytes'] / 1000:7.1f} kB ({r['wire'] / 1000:7.1f} kB wire) in "
+              f"{r['messages']:3d} messages, {r['redraws'] / r['seconds']:4.1f} redraws/s "
+              f"({getattr(r['view'], 'tail_redraws', r['redraws']) / r['seconds']:4.1f} tails/s); final output "
+              f"{r['final'] / 1000:6.1f} kB; ratio {r['bytes'] / r['final']:5.2f} (goal ≤ 3; wire "
+              f"{r['wire'] / r['final']:5.2f})")  # fmt: skip

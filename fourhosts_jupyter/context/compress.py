@@ -623,15 +623,17 @@ def compress(text: str, **kwargs: Any) -> CompressResult:
 
 
 def _run_sync(coro: Awaitable[Any]) -> Any:
+    from ..llm.loop_clients import run  # asyncio.run, closing the loop's HTTP clients on it
+
     try:
         asyncio.get_running_loop()
     except RuntimeError:
-        return asyncio.run(coro)  # type: ignore[arg-type]
+        return run(coro)
     box: dict[str, Any] = {}
 
     def worker() -> None:
         try:
-            box["value"] = asyncio.run(coro)  # type: ignore[arg-type]
+            box["value"] = run(coro)
         except BaseException as exc:  # noqa: BLE001 - re-raised on the caller's thread
             box["error"] = exc
 

@@ -1,5 +1,6 @@
 """``%%research --compare`` / ``--blend`` (and the automatic blend): compositions of runs drawn
-into a cell through one coalesced display (``grid.GridView``). Called by ``ResearchMagics``."""
+into a cell through one coalesced display (``grid.GridView``; a live compare in a kernel streams
+through widgets, ``grid_live``). Called by ``ResearchMagics``."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ from typing import Any
 from IPython.core.error import UsageError
 
 from .grid import GridState, GridView
+from .grid_live import grid_view
 
 
 def run_composed(
@@ -33,7 +35,7 @@ def run_composed(
             from ..comparison import parse_hosts, stream_compare
 
             hosts = parse_hosts(args.compare)
-            view = GridView(live=live, max_rate=magics.max_rate)
+            view = grid_view(live=live, max_rate=magics.max_rate, widgets=None if magics.segmented else False)
             state = view.consume(stream_compare(engine, question, hosts, effort=effort, model=model,
                                                 synthesize=args.synthesize))  # fmt: skip
             return True, _checked(state.comparison, state)

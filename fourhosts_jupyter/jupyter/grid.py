@@ -141,28 +141,26 @@ class GridState:
                         "reason": f"{len(self.hosts)} hosts side by side ({names})"}  # fmt: skip
         return None
 
-    def panel_html(self, host: HostParadigm) -> str:
+    def panel_style(self, host: HostParadigm) -> str:
+        return (f"min-width:0;border:1px solid rgba(127,127,127,0.3);border-top:4px solid {_color(host)};"
+                "border-radius:4px;padding:6px 8px")  # fmt: skip
+
+    def panel_head_html(self, host: HostParadigm) -> str:
+        """The panel's title (emoji, label, stance, p%) and its stage line."""
         s = self.panel(host)
         p = PROFILES[host]
         prob = _probability(s, host)
         pct = f" · {round(prob * 100)}%" if prob is not None else ""
-        parts = [
-            f'<div class="fh-compare-panel" data-host="{esc(host.value)}" style="min-width:0;'
-            f"border:1px solid rgba(127,127,127,0.3);border-top:4px solid {_color(host)};"
-            f'border-radius:4px;padding:6px 8px">',
+        return (
             f'<div class="fh-panel-head" style="font-weight:600;color:{_color(host)}">'
-            f"{esc(p.emoji)} {esc(p.label)} ({esc(p.stance)}){esc(pct)}</div>",
-            stage_html(s.stage, s.stage_words, done=self.final or s.answer is not None, failed=s.error is not None),
-        ]
-        live = not (self.final or s.done)
-        last = len(s.blocks) - 1
-        for i, b in enumerate(s.blocks):
-            if isinstance(b, ToolCard):
-                parts.append(tool_card_html(b))
-            elif b:
-                text = "".join(b)
-                html = _growing_html(text) if live and i == last else _finished_html(text)
-                parts.append(f'<div class="fh-answer">{html}</div>')
+            f"{esc(p.emoji)} {esc(p.label)} ({esc(p.stance)}){esc(pct)}</div>"
+            + stage_html(s.stage, s.stage_words, done=self.final or s.answer is not None, failed=s.error is not None)
+        )
+
+    def panel_end_html(self, host: HostParadigm) -> str:
+        """What closes a panel: its error, its sources, its figures (empty while it runs)."""
+        s = self.panel(host)
+        parts = []
         if s.error is not None:
             parts.append(f'<div style="color:#DC2626">❌ {esc(s.error[1])}: {esc(s.error[0])}</div>')
         if s.sources:
@@ -177,7 +175,24 @@ class GridState:
                 figures.append(f"{a.timings['total']:.2f} s")
             figures.append(f"run {a.run_id}")
             parts.append(f'<div style="{_SMALL}">{esc(" · ".join(figures))}</div>')
-        parts.append("</div>")
+        return "".join(parts)
+
+    def panel_html(self, host: HostParadigm) -> str:
+        s = self.panel(host)
+        parts = [
+            f'<div class="fh-compare-panel" data-host="{esc(host.value)}" style="{self.panel_style(host)}">',
+            self.panel_head_html(host),
+        ]
+        live = not (self.final or s.done)
+        last = len(s.blocks) - 1
+        for i, b in enumerate(s.blocks):
+            if isinstance(b, ToolCard):
+                parts.append(tool_card_html(b))
+            elif b:
+                text = "".join(b)
+                html = _growing_html(text) if live and i == last else _finished_html(text)
+                parts.append(f'<div class="fh-answer">{html}</div>')
+        parts += [self.panel_end_html(host), "</div>"]
         return "".join(parts)
 
     def panel_text(self, host: HostParadigm) -> str:
@@ -213,15 +228,23 @@ class GridState:
 
         return footer_text(self.summary, self.hosts)
 
-    def to_html(self) -> str:
+    def top_html(self) -> str:
+        """The question and the four-host bar, above the panels."""
         c = self._bar_classification()
         head = f'<div style="font-weight:600">{esc(self.question)}</div>' if self.question else ""
-        bar = host_bar_html(c) if c is not None else ""
+        return head + (host_bar_html(c) if c is not None else "")
+
+    def columns(self) -> str | None:
+        """The grid's columns when not four hosts (four: 2×2, or a row when wide, by _GRID_CSS)."""
         n = len(self.hosts)
-        cols = "" if n == 4 else f' style="grid-template-columns:repeat({max(1, n)},minmax(0,1fr))"'
+        return None if n == 4 else f"repeat({max(1, n)},minmax(0,1fr))"
+
+    def to_html(self) -> str:
+        n = len(self.hosts)
+        cols = "" if self.columns() is None else f' style="grid-template-columns:{self.columns()}"'
         panels = "".join(self.panel_html(h) for h in self.hosts)
         return (
-            f'<div class="fh-compare">{_GRID_CSS}{head}{bar}'
+            f'<div class="fh-compare">{_GRID_CSS}{self.top_html()}'
             f'<div class="fh-compare-grid fh-n{n}"{cols}>{panels}</div>'
             f"{self.footer_html()}</div>"
         )

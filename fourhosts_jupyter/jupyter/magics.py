@@ -126,8 +126,8 @@ class ResearchMagics(Magics):
     ).tag(config=True)
     max_rate = Float(10.0, help="Most redraws per second while streaming.").tag(config=True)
     segmented = Bool(
-        True, help="Live cells send each finished piece once (bytes linear in the answer); "
-        "False: redraw the whole run through one display handle."
+        True, help="Live cells send each finished piece once (bytes linear in the answer; a compare "
+        "grid streams through widgets in a kernel); False: redraw the whole run or grid through one display handle."
     ).tag(config=True)
     prices = Dict(
         help="Price overrides, model → [input, output(, cached input)] USD per 1M tokens."

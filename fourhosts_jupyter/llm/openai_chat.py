@@ -38,6 +38,7 @@ from ..errors import ConfigError, ProviderConnectionError, ProviderError, Provid
 from ..events import Notice, Usage
 from ..redact import safe_url
 from .base import ModelRequest, ProviderEvent, ProviderFinish, ProviderText, ProviderToolCallDelta, ProviderUsage
+from . import loop_clients
 from .errors import rejected_parameter, to_provider_error
 from .prices import PRICES_VARIABLE, Price, cost_usd, parse_prices
 
@@ -182,8 +183,7 @@ class OpenAIChatProvider:
         loop = asyncio.get_running_loop()
         client = self._clients.get(loop)
         if client is None:
-            client = self._make_client()
-            self._clients[loop] = client
+            client = self._clients[loop] = loop_clients.track(self._make_client())
         return client
 
     def _timeout(self) -> Any:
