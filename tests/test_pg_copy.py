@@ -14,6 +14,7 @@ from fourhosts_jupyter.memory.comparisons import get_comparison, save_comparison
 from fourhosts_jupyter.memory.embeddings import HashingEmbedder
 from fourhosts_jupyter.memory.ingest import ingest
 from fourhosts_jupyter.memory.store import MemoryRecord, Store
+from fourhosts_jupyter.schedule.batch_store import ItemResult, batch_rows
 from pg_fixtures import as_list
 
 DATA = Path(__file__).parent / "data"
@@ -22,7 +23,8 @@ OLD = dt.datetime(2024, 3, 5, 7, 9, 11, 123456)
 # the PostgreSQL schema lacks, or a value the copy changes, fails the comparison
 TABLES = {"memories": "id", "documents": "id", "document_passages": "document_id, memory_id",
           "runs": "id", "run_events": "run_id, seq", "feedback": "run_id, created_at",
-          "run_features": "run_id", "comparisons": "id", "ledger": "run_id, kind, tool"}
+          "run_features": "run_id", "comparisons": "id", "ledger": "run_id, kind, tool",
+          "batches": "id", "batch_items": "batch_id, idx", "batch_dead_letter": "batch_id, idx"}
 NOT_COMPARED = {"key"}  # a store's own row numbers: each store numbers its rows
 
 
@@ -52,6 +54,14 @@ def _fill(store: Store) -> None:
     learning.rate(store, "r_0", 2, "changed my mind")
     save_comparison(store, "c_0001", kind="compare", question="why rail?", hosts=["dolores", "teddy"],
                     run_ids=["r_0", "r_1"], summary={"shared": 1})
+    batches = batch_rows(store)  # a batch half done: one answer, one dead letter, one to go
+    batches.create("b_0001", ["why rail?", "why trams?", "why buses?"], source="list",
+                   column="question", options={"concurrency": 2})
+    batches.finish("b_0001", ItemResult(0, "ok", run_id="r_0", host="dolores",
+                                        probabilities={"dolores": 0.7, "teddy": 0.3},
+                                        answer="because 0", sources=[{"n": 1}], tokens=110,
+                                        cost_usd=0.001, seconds=1.5))
+    batches.finish("b_0001", ItemResult(1, "failed", error="timed out", error_kind="timeout"))
     with store.connect() as con:
         con.execute("UPDATE runs SET confidence = 0.75, evaluation = ? WHERE id = 'r_0'",
                     [json.dumps({"healing": [0.5, 0.75]})])
@@ -95,6 +105,7 @@ def test_duckdb_to_postgres_to_duckdb_keeps_every_row_and_timestamp(tmp_path, pg
     # what the source holds, so the comparison below compares something
     assert len(first["memories"]) > 30 and len(first["documents"]) == 1 and len(first["feedback"]) == 2
     assert len(first["ledger"]) == 4 and len(first["comparisons"]) == 1
+    assert len(first["batch_items"]) == 3 and len(first["batch_dead_letter"]) == 1
     created = dict((r[0], r[columns["memories"].index("created_at")]) for r in first["memories"])
     assert created["m1"] == OLD and created["m25"] == OLD and created["m2"] > OLD
     for table in TABLES:

@@ -43,9 +43,15 @@ TABLES = (
     ("comparisons", "id, kind, question, hosts, summary, created_at", "id"),
     ("ledger", "run_id, kind, day, finished_at, host, provider, model, tool, status, calls, failed, "
                "seconds, input_tokens, output_tokens, cached_tokens, total_tokens, cost_usd", None),
+    # batches: the columns both back-ends have (workers' leases and reservations stay behind)
+    ("batches", "id, source, column_name, options, state, total, pid, note, created_at, updated_at", "id"),
+    ("batch_items", "batch_id, idx, question, status, run_id, host, probabilities, answer, sources, "
+                    "tokens, cost_usd, seconds, error, error_kind, attempts, finished_at", "batch_id, idx"),
+    ("batch_dead_letter", "batch_id, idx, question, error, error_kind, run_id, attempts, failed_at",
+     "batch_id, idx"),
 )
 _JSON_COLS = {"metadata", "options", "classification", "sources", "usage", "timings", "payload",
-              "evaluation", "hosts", "summary"}
+              "evaluation", "hosts", "summary", "probabilities"}
 
 
 @dataclass
