@@ -6,6 +6,7 @@ These variables are set at import time so that kernels started by nbval inherit 
 from __future__ import annotations
 
 import os
+import shutil
 import tempfile
 
 os.environ["HF_HUB_OFFLINE"] = "1"
@@ -74,3 +75,22 @@ def seeded_any(request, _seeded_template, tmp_path):
     pg = open_store(new_database(request.getfixturevalue("pg_server")))
     copy_store(Store(path), pg, progress=False)
     return pg
+
+
+@pytest.fixture
+def kernel_shell(_seeded_template, tmp_path, monkeypatch):
+    """An IPython shell with the extension loaded, as a live kernel cell meets it: a seeded
+    store, the offline engine, live views (no FOURHOSTS_LIVE), redraws unthrottled."""
+    from IPython.core.interactiveshell import InteractiveShell
+
+    ip = InteractiveShell.instance()
+    ip.run_line_magic("load_ext", "fourhosts_jupyter")
+    m = ip.magics_manager.registry["ResearchMagics"]
+    path = tmp_path / "store.duckdb"
+    shutil.copyfile(_seeded_template, path)
+    old = (m.store_path, m.max_rate)
+    m.store_path, m.max_rate = str(path), 1000
+    monkeypatch.delenv("FOURHOSTS_LIVE", raising=False)
+    monkeypatch.setenv("FOURHOSTS_PROVIDER", "offline")
+    yield ip
+    m.store_path, m.max_rate = old

@@ -9,7 +9,6 @@ front-end's widget models from it, as the widget manager would."""
 from __future__ import annotations
 
 import re
-import shutil
 import sys
 
 import pytest
@@ -251,21 +250,6 @@ def test_where_widgets_cannot_be_shown_the_grid_is_one_display_handle(monkeypatc
         monkeypatch.setitem(sys.modules, "ipywidgets", None)  # ipywidgets not installed
         assert not widgets_available()
         assert type(grid_view(live=True, max_rate=10)) is GridView
-
-
-@pytest.fixture
-def kernel_shell(_seeded_template, tmp_path, monkeypatch):
-    ip = InteractiveShell.instance()
-    ip.run_line_magic("load_ext", "fourhosts_jupyter")
-    m = ip.magics_manager.registry["ResearchMagics"]
-    path = tmp_path / "store.duckdb"
-    shutil.copyfile(_seeded_template, path)
-    old = (m.store_path, m.max_rate)
-    m.store_path, m.max_rate = str(path), 1000
-    monkeypatch.delenv("FOURHOSTS_LIVE", raising=False)
-    monkeypatch.setenv("FOURHOSTS_PROVIDER", "offline")
-    yield ip
-    m.store_path, m.max_rate = old
 
 
 def test_a_live_compare_cell_in_a_kernel_streams_widgets_then_keeps_the_grid(kernel_shell):

@@ -134,6 +134,20 @@ def test_usage_groups_by_host_model_tool_and_run(openai_server, store, registry)
         usage("week", store=store)
 
 
+def _assert_back_filled(store) -> None:  # noqa: ANN001
+    """The ledger a migration filled from the two finished old runs of the back-fill tests."""
+    rows = {r["run_id"]: r for r in ledger_rows(store)}
+    assert set(rows) == {"r_old1", "r_old2"}  # a run still running is not in the ledger yet
+    assert (rows["r_old1"]["total_tokens"], rows["r_old1"]["cost_usd"]) == (1500, 0.006)
+    assert rows["r_old1"]["day"] == pd.Timestamp("2026-11-02")
+    assert rows["r_old2"]["total_tokens"] == 55 and pd.isna(rows["r_old2"]["cost_usd"])
+    assert rows["r_old2"]["failed"] == 1
+    (tool,) = ledger_rows(store, "tool")
+    assert (tool["tool"], tool["calls"], tool["failed"], tool["seconds"]) == ("search_memory", 2, 1, 0.75)
+    with store.connect() as con:  # nothing that was stored is lost
+        assert con.execute("SELECT count(*) FROM runs").fetchone()[0] == 3
+
+
 def test_runs_in_a_store_from_before_the_ledger_are_back_filled(tmp_path):
     path = tmp_path / "old.duckdb"
     con = duckdb.connect(str(path))
@@ -161,16 +175,7 @@ def test_runs_in_a_store_from_before_the_ledger_are_back_filled(tmp_path):
 
     store = Store(path)
     assert "m005_ledger" in store.schema_version()
-    rows = {r["run_id"]: r for r in ledger_rows(store)}
-    assert set(rows) == {"r_old1", "r_old2"}  # a run still running is not in the ledger yet
-    assert (rows["r_old1"]["total_tokens"], rows["r_old1"]["cost_usd"]) == (1500, 0.006)
-    assert rows["r_old1"]["day"] == pd.Timestamp("2026-11-02")
-    assert rows["r_old2"]["total_tokens"] == 55 and pd.isna(rows["r_old2"]["cost_usd"])
-    assert rows["r_old2"]["failed"] == 1
-    (tool,) = ledger_rows(store, "tool")
-    assert (tool["tool"], tool["calls"], tool["failed"], tool["seconds"]) == ("search_memory", 2, 1, 0.75)
-    with store.connect() as con:  # nothing that was stored is lost
-        assert con.execute("SELECT count(*) FROM runs").fetchone()[0] == 3
+    _assert_back_filled(store)
 
 
 # -- the display object, the magic, the command ----------------------------------------------
@@ -284,16 +289,7 @@ def test_runs_in_a_postgres_store_from_before_the_ledger_are_back_filled(pg_url)
                ('r_old1', 4, 'tool_call_failed', 1.5, '{"name": "search_memory", "seconds": 0.5}')""")
     store = open_store(pg_url)
     assert "p005_ledger_comparisons" in store.schema_version()
-    rows = {r["run_id"]: r for r in ledger_rows(store)}
-    assert set(rows) == {"r_old1", "r_old2"}
-    assert (rows["r_old1"]["total_tokens"], rows["r_old1"]["cost_usd"]) == (1500, 0.006)
-    assert rows["r_old1"]["day"] == pd.Timestamp("2026-11-02")
-    assert rows["r_old2"]["total_tokens"] == 55 and pd.isna(rows["r_old2"]["cost_usd"])
-    assert rows["r_old2"]["failed"] == 1
-    (tool,) = ledger_rows(store, "tool")
-    assert (tool["tool"], tool["calls"], tool["failed"], tool["seconds"]) == ("search_memory", 2, 1, 0.75)
-    with store.connect() as con:
-        assert con.execute("SELECT count(*) FROM runs").fetchone()[0] == 3
+    _assert_back_filled(store)
 
 
 def test_usage_of_a_postgres_store_through_the_command_and_the_magic(pg_url, tmp_path, openai_server, registry):

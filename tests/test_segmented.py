@@ -6,7 +6,6 @@ from __future__ import annotations
 import re
 
 import pytest
-from IPython.core.interactiveshell import InteractiveShell
 from IPython.utils.capture import capture_output
 
 from fourhosts_jupyter.bench._view_bytes import answer_text, measure_run, measure_traffic, run_events
@@ -61,23 +60,9 @@ def test_every_piece_of_the_answer_is_shown_once_and_in_order(segmented):
     assert html.count("fh-hostbar") == 1 and "✅ Done" in html
 
 
-def test_a_live_cell_uses_the_segmented_view(_seeded_template, tmp_path, monkeypatch):
-    import shutil
-
-    ip = InteractiveShell.instance()
-    ip.run_line_magic("load_ext", "fourhosts_jupyter")
-    m = ip.magics_manager.registry["ResearchMagics"]
-    path = tmp_path / "store.duckdb"
-    shutil.copyfile(_seeded_template, path)
-    old = (m.store_path, m.max_rate)
-    m.store_path, m.max_rate = str(path), 1000
-    monkeypatch.delenv("FOURHOSTS_LIVE", raising=False)
-    monkeypatch.setenv("FOURHOSTS_PROVIDER", "offline")
-    try:
-        with capture_output() as cap:
-            ip.run_cell_magic("research", "-p teddy", "Which safeguards protect pedestrians?")
-    finally:
-        m.store_path, m.max_rate = old
+def test_a_live_cell_uses_the_segmented_view(kernel_shell):
+    with capture_output() as cap:
+        kernel_shell.run_cell_magic("research", "-p teddy", "Which safeguards protect pedestrians?")
     first = cap.outputs[0]
     header = [o for o in cap.outputs if o.transient and o.transient["display_id"] == first.transient["display_id"]]
     assert first.update is False and all(o.update for o in header[1:])  # the header: one handle …

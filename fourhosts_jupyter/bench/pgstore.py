@@ -35,6 +35,7 @@ from typing import Any
 
 import numpy as np
 
+from ._pgserver import database
 from .memory import DIM, _pct
 
 LOAD_BATCH = 50_000
@@ -225,20 +226,6 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--workers", type=int, default=1, help="max_parallel_maintenance_workers")
     ap.add_argument("--url", help="an existing PostgreSQL with pgvector (default: start pgserver)")
     args = ap.parse_args(argv)
-    if args.url:
-        run(args.url, args)
-        return 0
-    import pgserver
-
-    with tempfile.TemporaryDirectory(prefix="fourhosts-pg-bench-") as root:
-        server = pgserver.get_server(root, cleanup_mode="stop")
-        try:
-            server.psql("CREATE DATABASE bench;")
-            head, _, query = server.get_uri().partition("?")
-            run(head.rsplit("/", 1)[0] + f"/bench?{query}", args)
-        finally:
-            from ..memory.pg_store import close_pools
-
-            close_pools()
-            server.cleanup()
+    with database(args.url) as url:
+        run(url, args)
     return 0

@@ -29,6 +29,7 @@ import tempfile
 import time
 from collections import Counter
 from typing import Any
+from ._pgserver import database
 
 HEARTBEAT, LEASE = "0.5", "4"
 
@@ -161,20 +162,6 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--first-delay", type=float, default=0.3, help="seconds before each answer's first byte")
     ap.add_argument("--url", help="an existing PostgreSQL with pgvector (default: start pgserver)")
     args = ap.parse_args(argv)
-    if args.url:
-        run(args.url, args.n, args.rounds, args.first_delay)
-        return 0
-    import pgserver
-
-    with tempfile.TemporaryDirectory(prefix="fourhosts-pg-bench-") as root:
-        server = pgserver.get_server(root, cleanup_mode="stop")
-        try:
-            server.psql("CREATE DATABASE bench;")
-            head, _, query = server.get_uri().partition("?")
-            run(head.rsplit("/", 1)[0] + f"/bench?{query}", args.n, args.rounds, args.first_delay)
-        finally:
-            from ..memory.pg_store import close_pools
-
-            close_pools()
-            server.cleanup()
+    with database(args.url) as url:
+        run(url, args.n, args.rounds, args.first_delay)
     return 0

@@ -183,6 +183,20 @@ class _SharedProvider(WrappedProvider):
             await self.inner.aclose()
 
 
+def new_items(questions: Any, column: str | None, source: str | None, compare: Any,
+              run_options: dict[str, Any]) -> tuple[list[str], list[Any]]:
+    """A new batch's items and compared hosts: under compare, one item per question per host."""
+    from .batch_io import questions_from
+
+    if questions is None:
+        raise ConfigError("no questions: give a list, a DataFrame and column=, or resume=BATCH_ID")
+    qs = questions_from(questions, column, source=source or "")
+    hosts = compare_hosts(compare)
+    if hosts and run_options.get("paradigm"):
+        raise ConfigError("give --compare HOSTS or --paradigm HOST, not both")
+    return ([q for q in qs for _ in hosts] if hosts else qs), hosts
+
+
 async def _abatch(
     questions: Any = None,
     *,
@@ -201,7 +215,7 @@ async def _abatch(
     **run_options: Any,
 ):  # noqa: ANN201 - pandas.DataFrame
     from ..memory.store import new_id
-    from .batch_io import questions_from, source_name
+    from .batch_io import source_name
 
     unknown = sorted(set(run_options) - set(RUN_OPTIONS))
     if unknown:
@@ -234,13 +248,7 @@ async def _abatch(
         await asyncio.to_thread(rows.claim, batch_id, **updates)
         total = info.total
     else:
-        if questions is None:
-            raise ConfigError("no questions: give a list, a DataFrame and column=, or resume=BATCH_ID")
-        qs = questions_from(questions, column, source=source or "")
-        hosts = compare_hosts(compare)
-        if hosts and run_options.get("paradigm"):
-            raise ConfigError("give --compare HOSTS or --paradigm HOST, not both")
-        qs = [q for q in qs for _ in hosts] if hosts else qs  # compare: one item per question per host
+        qs, hosts = new_items(questions, column, source, compare, run_options)
         batch_id = new_id("b_")
         options = {**run_options, "concurrency": concurrency, "budget_tokens": budget_tokens,
                    "budget_usd": budget_usd, **({"compare": [h.value for h in hosts]} if hosts else {})}

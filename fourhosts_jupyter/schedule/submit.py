@@ -16,7 +16,7 @@ from typing import Any, Callable
 
 from ..errors import ConfigError
 from ..redact import redact
-from .batch import RUN_OPTIONS, BatchCounts, BatchProgress, compare_hosts
+from .batch import RUN_OPTIONS, BatchCounts, BatchProgress, compare_hosts, new_items
 from .budget import Budget
 from .worker import WORKERS_NEED_PG
 
@@ -43,7 +43,7 @@ async def abatch_workers(
     **run_options: Any,
 ):  # noqa: ANN201 - pandas.DataFrame
     from ..memory.store import new_id
-    from .batch_io import questions_from, source_name
+    from .batch_io import source_name
     from .pg_batch_store import PgBatchStore
     from .queue import enqueue, live_jobs, live_workers
 
@@ -72,13 +72,7 @@ async def abatch_workers(
         await asyncio.to_thread(rows.queue_again, batch_id, todo)
         hosts = compare_hosts(stored.get("compare"))
     else:
-        if questions is None:
-            raise ConfigError("no questions: give a list, a DataFrame and column=, or resume=BATCH_ID")
-        qs = questions_from(questions, column, source=source or "")
-        hosts = compare_hosts(compare)
-        if hosts and run_options.get("paradigm"):
-            raise ConfigError("give --compare HOSTS or --paradigm HOST, not both")
-        qs = [q for q in qs for _ in hosts] if hosts else qs
+        qs, hosts = new_items(questions, column, source, compare, run_options)
         batch_id, total = new_id("b_"), len(qs)
         # the workers use this kernel's model and server (never its keys: each worker has its own)
         s = engine.settings
