@@ -3,14 +3,12 @@ with the DuckDB store, concurrent writers, and copying a store both ways."""
 
 from __future__ import annotations
 
-import subprocess
-import sys
-import textwrap
 from pathlib import Path
 
 import numpy as np
 import pytest
 
+from fourhosts_jupyter.bench.pg_writers import write_at_once
 from fourhosts_jupyter.cli import main
 from fourhosts_jupyter.errors import StoreUnreadable
 from fourhosts_jupyter.memory.backends import open_store
@@ -22,7 +20,6 @@ from fourhosts_jupyter.memory.store import MemoryRecord, Store
 from fourhosts_jupyter.memory.store_copy import copy_store
 from pg_fixtures import as_list, new_database
 
-ROOT = Path(__file__).parent.parent
 DATA = Path(__file__).parent / "data"
 
 
@@ -89,49 +86,16 @@ def test_namespaces_and_expiry_filter_inside_the_query(pg_url):
     assert store.purge_expired() == 1 and store.count_memories() == 2
 
 
-WRITER = textwrap.dedent(
-    """
-    import sys
-    from fourhosts_jupyter.memory.backends import open_store
-    from fourhosts_jupyter.memory.embeddings import HashingEmbedder
-    from fourhosts_jupyter.memory.store import MemoryRecord
-
-    url, name, n, batch, dim = sys.argv[1], sys.argv[2], int(sys.argv[3]), int(sys.argv[4]), int(sys.argv[5])
-    store, emb = open_store(url), HashingEmbedder()
-    inserted = 0
-    for start in range(0, n, batch):
-        recs = [MemoryRecord(f"{name}-{i}", "shared", "semantic", f"{name} note {i} on depots", "note")
-                for i in range(start, start + batch)]
-        # every writer also writes the same 10 texts in each batch: stored once in all
-        recs += [MemoryRecord(f"{name}-s{start}-{j}", "shared", "semantic", f"common text {start} {j}",
-                              "note") for j in range(10)]
-        v = emb.embed([r.content for r in recs])[:, :dim]
-        v /= (v ** 2).sum(axis=1, keepdims=True) ** 0.5 + 1e-9
-        inserted += len(store.add_memories(recs, v, f"{emb.name}-{dim}"))
-    print("ok", inserted, flush=True)
-    """
-)
-
-
 # 40,000 rows through the bulk path with 64-d vectors (outside the 384-d HNSW index, whose
 # upkeep is ~95% of the time: 5 s against 106 s measured) for the concurrent writes; and 4,000
 # rows of 384-d vectors so four writers also maintain the HNSW index at once
 @pytest.mark.parametrize(("per_writer", "dim"), [(10_000, 64), (1_000, 384)])
 def test_four_processes_write_one_postgres_store_at_once(pg_url, per_writer, dim):
-    batch = 500
     store = open_store(pg_url)
     store.count_memories()  # migrated once before the writers start
-    procs = [subprocess.Popen([sys.executable, "-c", WRITER, pg_url, f"w{i}", str(per_writer), str(batch), str(dim)],
-                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=ROOT)
-             for i in range(4)]
-    said = 0
-    for p in procs:
-        out, err = p.communicate(timeout=900)
-        assert p.returncode == 0, err[-2000:]
-        word, n = out.split()
-        assert word == "ok" and int(n) >= per_writer  # its own texts, plus the common ones it won
-        said += int(n)
-    common = {f"common text {b * batch} {j}" for b in range(per_writer // batch) for j in range(10)}
+    w = write_at_once(pg_url, writers=4, per_writer=per_writer, batch=500, dim=dim, timeout=900)
+    assert all(n >= per_writer for n in w.said)  # its own texts, plus the common ones it won
+    said, common = sum(w.said), w.common_texts()
     # 4 × per_writer own texts, plus 10 common texts per batch stored once among all writers
     assert store.count_memories() == said == 4 * per_writer + len(common)
     with store.connect() as con:
@@ -139,7 +103,7 @@ def test_four_processes_write_one_postgres_store_at_once(pg_url, per_writer, dim
         assert con.execute("SELECT count(DISTINCT key) FROM memories").fetchone()[0] == len(rows)
         assert con.execute("SELECT count(*) FROM memories WHERE vector_dims(embedding) = %s",
                            [dim]).fetchone()[0] == len(rows)
-    own = {f"w{w}-{i}" for w in range(4) for i in range(per_writer)}
+    own = w.own_ids(4)
     ids = [i for i, _ in rows]
     assert len(ids) == len(set(ids)) and own <= set(ids)  # nothing lost, nothing twice
     shared = sorted(c for i, c in rows if i not in own)

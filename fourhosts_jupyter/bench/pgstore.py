@@ -4,6 +4,8 @@
     python -m fourhosts_jupyter.bench pgstore --n 1000000 --ingest-rows 20000
                                                                 # the 1M figures (16-25 min here)
     python -m fourhosts_jupyter.bench pgstore --url postgresql://…
+    python -m fourhosts_jupyter.bench pgstore --n 0 --rounds 0 --writers 4 --per-writer 10000
+                                                                # (c) concurrent writers only
 
 Vectors: realistic, 384-d (``_real_vectors``: MiniLM embeddings of a few thousand real texts
 expanded by neighbour mixing and noise); two query sets: real questions, and held-out expansions
@@ -199,9 +201,10 @@ def run(url: str, args: argparse.Namespace) -> None:
     from . import _real_vectors
     from ..memory.backends import open_store
 
-    t = time.perf_counter()
-    x, query_sets, how = _real_vectors.make(max(args.n, args.ingest_rows), args.queries)
-    print(f"vectors: {how} ({time.perf_counter() - t:.0f} s to make)")
+    if args.n or args.rounds:
+        t = time.perf_counter()
+        x, query_sets, how = _real_vectors.make(max(args.n, args.ingest_rows), args.queries)
+        print(f"vectors: {how} ({time.perf_counter() - t:.0f} s to make)")
     load = os.getloadavg()
     print(f"machine: {os.cpu_count()} cores, load average {load[0]:.2f} {load[1]:.2f} {load[2]:.2f} at start",
           flush=True)
@@ -211,6 +214,10 @@ def run(url: str, args: argparse.Namespace) -> None:
         bench_ingest(pg, x, args.ingest_rows, args.rounds, args.batch)
     if args.n:
         bench_search(pg, x[:args.n], query_sets, hnsw_mem=args.hnsw_mem, workers=args.workers)
+    if args.writers:
+        from .pg_writers import bench_writers
+
+        bench_writers(url, args.writers, args.per_writer)
     load = os.getloadavg()
     print(f"load average at the end {load[0]:.2f} {load[1]:.2f} {load[2]:.2f}")
 
@@ -224,6 +231,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--batch", type=int, default=10_000, help="rows per add_memories call")
     ap.add_argument("--hnsw-mem", default="4GB", help="maintenance_work_mem for the HNSW build")
     ap.add_argument("--workers", type=int, default=1, help="max_parallel_maintenance_workers")
+    ap.add_argument("--writers", type=int, default=0,
+                    help="also time this many processes writing one store at once (0 skips)")
+    ap.add_argument("--per-writer", type=int, default=10_000, help="memories each writer adds")
     ap.add_argument("--url", help="an existing PostgreSQL with pgvector (default: start pgserver)")
     args = ap.parse_args(argv)
     with database(args.url) as url:
