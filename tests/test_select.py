@@ -253,6 +253,13 @@ def test_bad_fusion_and_bad_beir_directory(any_store, tmp_path):
     (tmp_path / "corpus.jsonl").write_text('{"_id": "a", "text": "x"}\n')
     with pytest.raises(ConfigError, match=r"missing queries.jsonl, test.tsv\): it needs"):
         load_beir(tmp_path)
+    # judgements kept apart from the public files (bench/data/pg-qrels.tsv): --qrels FILE
+    (tmp_path / "queries.jsonl").write_text('{"_id": "q1", "text": "x?"}\n{"_id": "q2", "text": "y?"}\n')
+    with pytest.raises(ConfigError, match=r"missing \S*judged.tsv\): it needs"):
+        load_beir(tmp_path, qrels=tmp_path / "judged.tsv")
+    (tmp_path / "judged.tsv").write_text("query-id\tcorpus-id\tscore\nq1\ta\t2\nq2\ta\t0\n")
+    _corpus, queries = load_beir(tmp_path, qrels=tmp_path / "judged.tsv")
+    assert [(q["_id"], q["relevant"]) for q in queries] == [("q1", {"a": 2.0})]  # a 0 judges q2 non-relevant
 
 
 def test_retrieval_benchmark_names_a_directory_that_is_not_beir(tmp_path, capsys):

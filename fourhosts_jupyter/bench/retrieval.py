@@ -33,8 +33,9 @@ from ``github:agentset-ai/embedding-leaderboard`` ``datasets/``, not committed):
   English queries and arcd's, so arcd shows that the rule works, not that it was unseen;
 - ``pg`` (2,043 passages of Paul Graham's essays, 50 queries) is held out too: its public
   qrels are empty, so its queries were judged for this project (pooled top 10 of bm25, dense,
-  rrf, hybrid and select, graded 0/1/2; ``fourhosts_jupyter/bench/data/pg-qrels.tsv`` once
-  committed), and it was declared held out before any variant was measured on it.
+  rrf, hybrid and select, graded 0/1/2: ``fourhosts_jupyter/bench/data/pg-qrels.tsv``, see
+  the README beside it; ``bench retrieval PG_DIR --qrels …/pg-qrels.tsv``), and it was
+  declared held out before any variant was measured on it.
 - ``business-reports`` judges nothing: its labels are permuted between queries (q_14 and
   q_16 swapped, the data-centre report labelled for q_18 "Latino sports fans", q_17's report
   for q_13, …; only q_15's matches its text), so every method scores ~0.08.
@@ -147,10 +148,10 @@ def methods(store: Any, embedder: Any, variants: bool | str) -> dict[str, Callab
 
 
 def measure(directory: Path, cache: Path, embedder: Any, variants: bool | str, only: str = "",
-            chunk: tuple[int, int] | None = None) -> dict[str, tuple[float, float]]:
+            chunk: tuple[int, int] | None = None, qrels: Path | None = None) -> dict[str, tuple[float, float]]:
     from ..memory.evaluate import load_beir, ndcg_at_k, recall_at_k
 
-    corpus, queries = load_beir(directory)
+    corpus, queries = load_beir(directory, qrels=qrels)
     store = _store_for(corpus, cache, embedder, chunk)
     out = {}
     for name, rank in methods(store, embedder, variants).items():
@@ -192,6 +193,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--chunk", type=int, nargs=2, metavar=("WORDS", "OVERLAP"),
                     help="ingest with passages of WORDS words overlapping by OVERLAP (a chunking "
                          "variant; default: fourhosts ingest's)")
+    ap.add_argument("--qrels", type=Path,
+                    help="judgements to use instead of DIR/qrels/test.tsv (e.g. "
+                         "fourhosts_jupyter/bench/data/pg-qrels.tsv for the pg set)")
     ap.add_argument("--cache", type=Path,
                     default=Path(tempfile.gettempdir()) / "fourhosts-bench-retrieval",
                     help="where the ingested stores are kept between runs")
@@ -208,7 +212,7 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     try:
         for d in dirs:  # every directory checked before the model loads
-            load_beir(d)
+            load_beir(d, qrels=args.qrels)
     except FourHostsError as exc:
         print(exc, file=sys.stderr)
         return 2
@@ -222,5 +226,5 @@ def main(argv: list[str] | None = None) -> int:
     for d in dirs:
         measure(d, args.cache, embedder,
                 "rankers" if args.variants and args.rankers_only else args.variants, args.only,
-                tuple(args.chunk) if args.chunk else None)
+                tuple(args.chunk) if args.chunk else None, args.qrels)
     return 0

@@ -40,19 +40,22 @@ def load_queries(path: str | Path) -> list[dict[str, Any]]:
         return [json.loads(line) for line in fh if line.strip()]
 
 
-def load_beir(directory: str | Path, split: str = "test") -> tuple[Path, list[dict[str, Any]]]:
+def load_beir(directory: str | Path, split: str = "test",
+              qrels: str | Path | None = None) -> tuple[Path, list[dict[str, Any]]]:
     """(corpus path, labelled queries) of a BEIR-layout directory: ``corpus.jsonl``,
-    ``queries.jsonl`` and ``qrels/<split>.tsv``. ``relevant`` maps corpus id to its grade
-    (grades of 0 are judged non-relevant and dropped); queries without a judgement are left
-    out, as BEIR's evaluation does."""
+    ``queries.jsonl`` and ``qrels/<split>.tsv`` (or the judgements file ``qrels``).
+    ``relevant`` maps corpus id to its grade (grades of 0 are judged non-relevant and dropped);
+    queries without a judgement are left out, as BEIR's evaluation does."""
     from ..errors import ConfigError
 
     d = Path(directory)
-    corpus, queries, qrels = d / "corpus.jsonl", d / "queries.jsonl", d / "qrels" / f"{split}.tsv"
-    missing = [p.name for p in (corpus, queries, qrels) if not p.is_file()]
+    corpus, queries = d / "corpus.jsonl", d / "queries.jsonl"
+    given, qrels = qrels is not None, Path(qrels) if qrels else d / "qrels" / f"{split}.tsv"
+    missing = [str(p) if given and p == qrels else p.name for p in (corpus, queries, qrels)
+               if not p.is_file()]
     if missing:
         raise ConfigError(f"{d} is not a BEIR directory (missing {', '.join(missing)}): it needs "
-                          f"corpus.jsonl, queries.jsonl and qrels/{split}.tsv")
+                          f"corpus.jsonl, queries.jsonl and qrels/{split}.tsv (or --qrels FILE)")
     grades: dict[str, dict[str, float]] = {}
     with open(qrels, encoding="utf-8") as fh:
         for line in fh:
