@@ -260,6 +260,9 @@ def test_bad_fusion_and_bad_beir_directory(any_store, tmp_path):
     (tmp_path / "judged.tsv").write_text("query-id\tcorpus-id\tscore\nq1\ta\t2\nq2\ta\t0\n")
     _corpus, queries = load_beir(tmp_path, qrels=tmp_path / "judged.tsv")
     assert [(q["_id"], q["relevant"]) for q in queries] == [("q1", {"a": 2.0})]  # a 0 judges q2 non-relevant
+    (tmp_path / "judged.tsv").write_text("query-id\tcorpus-id\tscore\nq1\ta\t2\nq1\tb\t0\n")
+    (q1,) = load_beir(tmp_path, qrels=tmp_path / "judged.tsv")[1]
+    assert q1["relevant"] == {"a": 2.0} and q1["judged"] == {"a", "b"}  # judged@10 counts b
 
 
 def test_retrieval_benchmark_names_a_directory_that_is_not_beir(tmp_path, capsys):

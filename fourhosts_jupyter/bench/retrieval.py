@@ -154,12 +154,16 @@ def measure(directory: Path, cache: Path, embedder: Any, variants: bool | str, o
     corpus, queries = load_beir(directory, qrels=qrels)
     store = _store_for(corpus, cache, embedder, chunk)
     out = {}
+    # share of each top 10 that was judged at all: below 1.0 the figure counts unjudged documents
+    # as non-relevant (pooled judgements, such as pg's), so a gain or loss may be the pool's
+    judged: dict[str, list[float]] = {}
     for name, rank in methods(store, embedder, variants).items():
         nd, rc = [], []
         for q in queries:
             ranked = rank(q["text"])
             nd.append(ndcg_at_k(ranked, q["relevant"], K))
             rc.append(recall_at_k(ranked, set(q["relevant"]), K))
+            judged.setdefault(name, []).append(_judged_share(ranked, q))
         out[name] = (statistics.fmean(nd), statistics.fmean(rc))
     if variants:  # the rankers of retrieval_variants, candidates fetched once per query
         from .retrieval_variants import Context, rank_all
@@ -171,15 +175,22 @@ def measure(directory: Path, cache: Path, embedder: Any, variants: bool | str, o
                 nd_rc = per.setdefault(name, ([], []))
                 nd_rc[0].append(ndcg_at_k(ranked[:K], q["relevant"], K))
                 nd_rc[1].append(recall_at_k(ranked[:K], set(q["relevant"]), K))
+                judged.setdefault(name, []).append(_judged_share(ranked, q))
         out.update({n: (statistics.fmean(a), statistics.fmean(b)) for n, (a, b) in per.items()})
     n_docs = store.count_memories()
     how = f", chunks of {chunk[0]} words, overlap {chunk[1]}" if chunk else ""
     print(f"\n{directory}  ({len(queries)} judged queries, {n_docs} passages stored{how})")
     best_single = max(out["bm25"][0], out["dense"][0])
-    print(f"{'method':44s} {'nDCG@10':>8s} {'recall@10':>9s} {'vs best single':>15s}")
+    print(f"{'method':44s} {'nDCG@10':>8s} {'recall@10':>9s} {'vs best single':>15s} {'judged@10':>9s}")
     for name, (nd, rc) in out.items():
-        print(f"{name[:44]:44s} {nd:8.3f} {rc:9.3f} {nd - best_single:+15.3f}")
+        print(f"{name[:44]:44s} {nd:8.3f} {rc:9.3f} {nd - best_single:+15.3f} "
+              f"{statistics.fmean(judged[name]):9.3f}")
     return out
+
+
+def _judged_share(ranked: list[str], query: dict[str, Any]) -> float:
+    top = ranked[:K]
+    return sum(d in query["judged"] for d in top) / len(top) if top else 1.0
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -44,8 +44,9 @@ def load_beir(directory: str | Path, split: str = "test",
               qrels: str | Path | None = None) -> tuple[Path, list[dict[str, Any]]]:
     """(corpus path, labelled queries) of a BEIR-layout directory: ``corpus.jsonl``,
     ``queries.jsonl`` and ``qrels/<split>.tsv`` (or the judgements file ``qrels``).
-    ``relevant`` maps corpus id to its grade (grades of 0 are judged non-relevant and dropped);
-    queries without a judgement are left out, as BEIR's evaluation does."""
+    ``relevant`` maps corpus id to its grade (grades of 0 are judged non-relevant and dropped),
+    ``judged`` holds every corpus id judged either way; queries without a relevant document are
+    left out, as BEIR's evaluation does."""
     from ..errors import ConfigError
 
     d = Path(directory)
@@ -57,14 +58,17 @@ def load_beir(directory: str | Path, split: str = "test",
         raise ConfigError(f"{d} is not a BEIR directory (missing {', '.join(missing)}): it needs "
                           f"corpus.jsonl, queries.jsonl and qrels/{split}.tsv (or --qrels FILE)")
     grades: dict[str, dict[str, float]] = {}
+    judged: dict[str, set[str]] = {}  # every document judged, relevant or not (pooling's reach)
     with open(qrels, encoding="utf-8") as fh:
         for line in fh:
             parts = line.rstrip("\n").split("\t")
             if len(parts) < 3 or parts[0] == "query-id":
                 continue
+            judged.setdefault(parts[0], set()).add(parts[1])
             if float(parts[2]) > 0:
                 grades.setdefault(parts[0], {})[parts[1]] = float(parts[2])
-    out = [dict(q, relevant=grades[q["_id"]]) for q in load_queries(queries) if q["_id"] in grades]
+    out = [dict(q, relevant=grades[q["_id"]], judged=judged[q["_id"]]) for q in load_queries(queries)
+           if q["_id"] in grades]
     if not out:
         raise ConfigError(f"{qrels} judges no query as having a relevant document: nothing to measure")
     return corpus, out
