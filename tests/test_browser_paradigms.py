@@ -56,16 +56,11 @@ def _artifacts() -> Path:
 
 
 def _kernel_idle(page) -> None:  # noqa: ANN001
-    page.wait_for_function(
-        "(() => { const w = window.jupyterapp.shell.currentWidget;"
-        " const k = w && w.sessionContext && w.sessionContext.session"
-        " && w.sessionContext.session.kernel; return k && k.status === 'idle'; })()",
-        timeout=120_000,
-    )
+    page.wait_for_function(test_browser_ui.KERNEL_IDLE, timeout=120_000)
 
 
-def _run_all_and_wait(page) -> None:  # noqa: ANN001
-    page.evaluate("window.jupyterapp.commands.execute('notebook:run-all-cells')")
+def _run_all_and_wait(page, base: str, token: str) -> None:  # noqa: ANN001
+    test_browser_ui.open_and_run(page, base, token, NOTEBOOK, timeout=60_000, idle_timeout=120_000)
     # every code cell has run when none shows "[*]" and the kernel is idle again
     page.wait_for_function(
         "(() => { const p = [...document.querySelectorAll('.jp-InputPrompt')];"
@@ -133,11 +128,7 @@ def test_paradigms_notebook_in_jupyterlab(lab, tmp_path):
             page.on("console", lambda msg: errors.append(f"console: {msg.text}")
                     if msg.type == "error" and not any(s in msg.text for s in IGNORED_CONSOLE)
                     else None)
-            page.goto(f"{base}/lab/tree/{NOTEBOOK}?token={token}")
-            page.wait_for_function("window.jupyterapp && document.querySelector('.jp-Notebook')",
-                                   timeout=60_000)
-            _kernel_idle(page)
-            _run_all_and_wait(page)
+            _run_all_and_wait(page, base, token)
 
             explorer = page.locator(".fh-explorer").first
             explorer.wait_for(timeout=60_000)

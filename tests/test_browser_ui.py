@@ -87,6 +87,23 @@ def _notebook(path: Path, store_path: Path) -> None:
     path.write_text(json.dumps(nb))
 
 
+KERNEL_IDLE = ("(() => { const w = window.jupyterapp.shell.currentWidget;"
+               " const k = w && w.sessionContext && w.sessionContext.session"
+               " && w.sessionContext.session.kernel; return k && k.status === 'idle'; })()")
+
+
+def open_and_run(page, base: str, token: str, notebook: str, *, timeout: int = 30_000,  # noqa: ANN001
+                 idle_timeout: int | None = None) -> None:
+    """Open ``notebook`` in JupyterLab, wait for its kernel to be idle, then run every cell
+    (the way an analyst opens a notebook and presses Run All). Waits up to ``timeout`` ms for
+    the notebook, ``idle_timeout`` (else ``timeout``) for the kernel."""
+    page.goto(f"{base}/lab/tree/{notebook}?token={token}")
+    page.wait_for_function("window.jupyterapp && document.querySelector('.jp-Notebook')",
+                           timeout=timeout)
+    page.wait_for_function(KERNEL_IDLE, timeout=idle_timeout or timeout)
+    page.evaluate("window.jupyterapp.commands.execute('notebook:run-all-cells')")
+
+
 @pytest.fixture
 def lab(tmp_path):
     """JupyterLab on a free loopback port with a private token, serving ``tmp_path``; with
@@ -146,15 +163,7 @@ def test_memory_browser_in_jupyterlab(lab, tmp_path):
                                     args=["--no-sandbox", "--disable-gpu"])
         try:
             page = browser.new_page(viewport={"width": 1400, "height": 1000})
-            page.goto(f"{base}/lab/tree/browse.ipynb?token={token}")
-            page.wait_for_function("window.jupyterapp && document.querySelector('.jp-Notebook')",
-                                   timeout=30_000)
-            page.wait_for_function(
-                "(() => { const w = window.jupyterapp.shell.currentWidget;"
-                " const k = w && w.sessionContext && w.sessionContext.session"
-                " && w.sessionContext.session.kernel; return k && k.status === 'idle'; })()",
-                timeout=30_000)
-            page.evaluate("window.jupyterapp.commands.execute('notebook:run-all-cells')")
+            open_and_run(page, base, token, "browse.ipynb")
             rows = page.locator(".fh-memory-browser .fh-mb-row:visible")
             rows.first.wait_for(timeout=30_000)
 

@@ -45,15 +45,7 @@ def test_rating_a_live_answer_in_jupyterlab(lab, tmp_path):
         browser = p.chromium.launch(executable_path=chromium, args=["--no-sandbox", "--disable-gpu"])
         try:
             page = browser.new_page(viewport={"width": 1400, "height": 1000})
-            page.goto(f"{base}/lab/tree/rate.ipynb?token={token}")
-            page.wait_for_function("window.jupyterapp && document.querySelector('.jp-Notebook')",
-                                   timeout=30_000)
-            page.wait_for_function(
-                "(() => { const w = window.jupyterapp.shell.currentWidget;"
-                " const k = w && w.sessionContext && w.sessionContext.session"
-                " && w.sessionContext.session.kernel; return k && k.status === 'idle'; })()",
-                timeout=30_000)
-            page.evaluate("window.jupyterapp.commands.execute('notebook:run-all-cells')")
+            test_browser_ui.open_and_run(page, base, token, "rate.ipynb")
             row = page.locator(".fh-rating")
             row.wait_for(timeout=180_000)  # first run: model load and the demo corpus seeded
             assert "Sources" in page.locator(".jp-OutputArea").last.inner_text()
