@@ -23,7 +23,7 @@ from ..errors import StorageError, StoreNewerSchema, StoreUnreadable
 from ..redact import redact
 from .pg_compat import Connection
 from .pg_migrations import PG_MIGRATIONS, SCHEMA
-from .store import MemoryRecord, content_hash, utcnow
+from .store import MemoryRecord, content_hash, pick_run, utcnow
 
 _pools: dict[str, Any] = {}
 _pools_guard = threading.Lock()
@@ -223,17 +223,9 @@ class PgStore:
                 "WHERE starts_with(id, %s) ORDER BY id = %s DESC, started_at DESC LIMIT 2",
                 [run_id, run_id],
             )
-            cols = [d.name for d in cur.description]
-            found = cur.fetchall()
-            if not found:
+            run = pick_run(run_id, [d.name for d in cur.description], cur.fetchall())
+            if run is None:
                 return None
-            run = dict(zip(cols, found[0]))
-            if len(found) > 1 and run["id"] != run_id:
-                from ..errors import ConfigError
-
-                raise ConfigError(
-                    f"run id {run_id!r} is ambiguous: several runs start with it; give more of the id"
-                )
             ev = con.execute(
                 "SELECT seq, type, at_s, payload FROM run_events WHERE run_id = %s ORDER BY seq",
                 [run["id"]],

@@ -90,6 +90,20 @@ _ERROR_KIND = ("(SELECT json_extract_string(e.payload, '$.kind') FROM run_events
                "WHERE e.run_id = runs.id AND e.type = 'error' LIMIT 1)")
 
 
+def pick_run(run_id: str, cols: Sequence[str], found: Sequence[tuple]) -> dict[str, Any] | None:
+    """Of the (at most two) runs found for ``run_id`` — the exact id ordered first, then by
+    start — the exact one or the only one its prefix starts; a prefix starting several is a
+    ConfigError (never the newest by chance). Both back-ends' ``get_run`` use it."""
+    if not found:
+        return None
+    run = dict(zip(cols, found[0]))
+    if len(found) > 1 and run["id"] != run_id:
+        from ..errors import ConfigError
+
+        raise ConfigError(f"run id {run_id!r} is ambiguous: several runs start with it; give more of the id")
+    return run
+
+
 def _live_filter(
     namespace: str | None, memory_type: str | None, source: str | None
 ) -> tuple[str, list[Any]]:
@@ -355,17 +369,9 @@ class Store:
                 "ORDER BY id = ? DESC, started_at DESC LIMIT 2",
                 [run_id, run_id],
             )
-            cols = [d[0] for d in rows.description]
-            found = rows.fetchall()
-            if not found:
+            run = pick_run(run_id, [d[0] for d in rows.description], rows.fetchall())
+            if run is None:
                 return None
-            run = dict(zip(cols, found[0]))
-            if len(found) > 1 and run["id"] != run_id:
-                from ..errors import ConfigError
-
-                raise ConfigError(
-                    f"run id {run_id!r} is ambiguous: several runs start with it; give more of the id"
-                )
             for key in ("options", "classification", "sources", "usage", "timings", "evaluation"):
                 if run.get(key):
                     run[key] = json.loads(run[key])
