@@ -13,6 +13,7 @@ from __future__ import annotations
 import re
 from typing import Mapping, Sequence
 
+from .citations import group_numbers
 from .comparison import Comparison, source_key
 from .events import Source
 from .paradigms import HostParadigm
@@ -30,22 +31,11 @@ def source_maps(parts: Comparison, merged: Sequence[Source]) -> dict[HostParadig
     return out
 
 
-def _numbers(group: str) -> list[int]:
-    nums: list[int] = []
-    for part in re.split(r"\s*[,;]\s*", group):
-        ends = [int(x) for x in re.split(r"\s*[–-]\s*", part) if x]
-        if len(ends) == 2 and 0 < ends[1] - ends[0] < 100:
-            nums.extend(range(ends[0], ends[1] + 1))
-        else:
-            nums.extend(ends)
-    return nums
-
-
 def renumber(text: str, mapping: Mapping[int, int]) -> str:
     """``text`` with every citation group's numbers mapped (sorted, deduplicated, joined by
     ", "); a group left with no number is removed with the space before it."""
     def sub(m: re.Match[str]) -> str:
-        new = sorted({mapping[n] for n in _numbers(m.group(2)) if n in mapping})
+        new = sorted({mapping[n] for n in group_numbers(m.group(2)) if n in mapping})
         return f"{m.group(1)}[{', '.join(map(str, new))}]" if new else ""
 
     return _GROUP.sub(sub, text)

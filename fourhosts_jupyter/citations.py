@@ -91,17 +91,22 @@ def run_references(run: dict[str, Any], store: Any = None) -> list[Reference]:
 _CITE = re.compile(r"\[(\d+(?:\s*[,;–-]\s*\d+)*)\]")
 
 
+def group_numbers(group: str) -> list[int]:
+    """The numbers of one citation group's inside, in order: ``1, 3`` → [1, 3]; ``2-4`` →
+    [2, 3, 4] (a range of 100 or more is taken as its two ends)."""
+    nums: list[int] = []
+    for part in re.split(r"\s*[,;]\s*", group):
+        ends = [int(x) for x in re.split(r"\s*[–-]\s*", part) if x]
+        if len(ends) == 2 and 0 < ends[1] - ends[0] < 100:
+            nums.extend(range(ends[0], ends[1] + 1))
+        else:
+            nums.extend(ends)
+    return nums
+
+
 def cited_numbers(answer: str) -> set[int]:
     """The source numbers an answer cites: ``[1]``, ``[1, 3]``, ``[2-4]``."""
-    out: set[int] = set()
-    for group in _CITE.findall(answer):
-        for part in re.split(r"\s*[,;]\s*", group):
-            ends = [int(x) for x in re.split(r"\s*[–-]\s*", part) if x]
-            if len(ends) == 2 and 0 < ends[1] - ends[0] < 100:
-                out.update(range(ends[0], ends[1] + 1))
-            else:
-                out.update(ends)
-    return out
+    return {n for group in _CITE.findall(answer) for n in group_numbers(group)}
 
 
 def _memory_metadata(store: Any, ids: list[str]) -> dict[str, dict[str, Any]]:
