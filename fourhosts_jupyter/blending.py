@@ -30,6 +30,7 @@ from .classifier import BLEND, SECONDARY, Classification, classify
 from .comparison import Comparison, HostEvent, HostResult, _estimator, _run_concurrently, record, source_key
 from .errors import ConfigError, FourHostsError
 from .events import AnswerReady, RunFailed, RunStarted, Source, TextDelta, Usage
+from .fences import unfenced
 from .paradigms import HOSTS, PROFILES, HostParadigm
 
 MODES = ("weighted", "sequential", "collaborative")
@@ -120,9 +121,7 @@ def round_robin(question: str, hosts: Sequence[HostParadigm]) -> dict[HostParadi
 def parse_split(text: str, hosts: Sequence[HostParadigm]) -> dict[HostParadigm, str] | None:
     """The model's split, validated: a JSON list of {subQuery, assignedParadigm, rationale}
     giving each blended host exactly one sub-problem; None when it is anything else."""
-    raw = text.strip()
-    if raw.startswith("```"):  # a fenced block: take what is inside
-        raw = raw.strip("`").removeprefix("json").strip()
+    raw = unfenced(text)
     try:
         data = json.loads(raw)
         if isinstance(data, dict):

@@ -16,6 +16,7 @@ import pydantic
 from ..errors import FourHostsError
 from ..events import Source
 from ..paradigms import HostParadigm, profile
+from .judge import validated
 from .tables import Rule, collaboration, rules
 
 MIN_RECOMMENDATIONS, MAX_RECOMMENDATIONS = 3, 5
@@ -134,15 +135,8 @@ def model_messages(prompt: str, sources: Sequence[Source]) -> list[dict[str, Any
 
 
 def parse(reply: str) -> Recommendations:
-    text = reply.strip()
-    if text.startswith("```"):
-        text = (text.split("\n", 1)[1] if "\n" in text else "").rsplit("```", 1)[0]
-    try:
-        return Recommendations.model_validate_json(text)
-    except pydantic.ValidationError as exc:
-        first = exc.errors()[0]
-        where = ".".join(str(p) for p in first.get("loc", ())) or "reply"
-        raise RecommendationsInvalid(f"the helper's reply is not the recommendations JSON ({where}: {first['msg']})") from None
+    return validated(reply, Recommendations, RecommendationsInvalid,
+                     "the helper's reply is not the recommendations JSON")
 
 
 def merge(main: Sequence[Source], helper: Sequence[Source], recs: Recommendations) -> tuple[tuple[Source, ...], list[tuple[str, list[int]]]]:

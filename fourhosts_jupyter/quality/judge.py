@@ -10,12 +10,13 @@ the caller falls back to the offline checks and says so.
 from __future__ import annotations
 
 from dataclasses import replace
-from typing import Any, Literal, Sequence
+from typing import Any, Literal, Sequence, TypeVar
 
 import pydantic
 
 from ..errors import FourHostsError
 from ..events import Source
+from ..fences import unfenced
 from .evaluation import Evaluation, Metric
 
 INVALID_PENALTY = 0.2
@@ -60,16 +61,21 @@ def judge_messages(question: str, answer: str, sources: Sequence[Source]) -> lis
 
 def parse(reply: str) -> Judgement:
     """The judgement in ``reply`` (a JSON object, optionally inside a ```json fence)."""
-    text = reply.strip()
-    if text.startswith("```"):
-        text = text.split("\n", 1)[1] if "\n" in text else ""
-        text = text.rsplit("```", 1)[0]
+    return validated(reply, Judgement, JudgeInvalid, "the judge's reply is not the evaluation JSON")
+
+
+M = TypeVar("M", bound=pydantic.BaseModel)
+
+
+def validated(reply: str, model: type[M], error: type[Exception], what: str) -> M:
+    """``reply`` (JSON, optionally fenced) as ``model``; else ``error`` saying ``what`` and the
+    first problem on one line."""
     try:
-        return Judgement.model_validate_json(text)
+        return model.model_validate_json(unfenced(reply))
     except pydantic.ValidationError as exc:
         first = exc.errors()[0]
         where = ".".join(str(p) for p in first.get("loc", ())) or "reply"
-        raise JudgeInvalid(f"the judge's reply is not the evaluation JSON ({where}: {first['msg']})") from None
+        raise error(f"{what} ({where}: {first['msg']})") from None
 
 
 def combine(offline: Evaluation, j: Judgement) -> Evaluation:

@@ -43,6 +43,7 @@ from ..events import (
     ToolCallRunning,
     ToolCallStarted,
 )
+from ..fences import unfenced
 from ..paradigms import PROFILES, HostParadigm
 from ..telemetry import record_error, tool_call
 from .context import HISTORY, ParadigmAwareToolContext, ToolHistory, ToolResult
@@ -489,9 +490,7 @@ def parse_arguments(raw: str | dict[str, Any] | None) -> dict[str, Any]:
     """A call's JSON arguments as a dict; liberal (empty → {}, code fences stripped)."""
     if isinstance(raw, dict):
         return raw
-    text = (raw or "").strip()
-    if text.startswith("```"):
-        text = text.strip("`").removeprefix("json").strip()
+    text = unfenced(raw or "")
     if not text:
         return {}
     try:
