@@ -109,12 +109,16 @@ def stream_view(view: Any, clock: FakeClock, events: list[Any], seconds: float) 
     view.flush()
 
 
-def measure_run(make_view: Callable[..., Any], seconds: float = 7.0) -> dict[str, Any]:
+def _measure(make_view: Callable[..., Any], events: list[Any], seconds: float) -> dict[str, Any]:
     sink, clock = Sink(), FakeClock()
     view = make_view(live=True, max_rate=10, clock=clock, display=sink.display)
-    stream_view(view, clock, run_events(), seconds)
+    stream_view(view, clock, events, seconds)
     return {"bytes": sink.bytes, "messages": sink.messages, "final": sink.final_bytes, "sink": sink,
             "view": view, "redraws": getattr(view, "redraws", view.updates)}  # fmt: skip
+
+
+def measure_run(make_view: Callable[..., Any], seconds: float = 7.0) -> dict[str, Any]:
+    return _measure(make_view, run_events(), seconds)
 
 
 def grid_events(seconds_hosts: tuple[str, ...] = ("dolores", "teddy", "bernard", "maeve")) -> list[Any]:
@@ -139,11 +143,7 @@ def grid_events(seconds_hosts: tuple[str, ...] = ("dolores", "teddy", "bernard",
 
 
 def measure_grid(make_view: Callable[..., Any], seconds: float = 7.0) -> dict[str, Any]:
-    sink, clock = Sink(), FakeClock()
-    view = make_view(live=True, max_rate=10, clock=clock, display=sink.display)
-    stream_view(view, clock, grid_events(), seconds)
-    return {"bytes": sink.bytes, "messages": sink.messages, "final": sink.final_bytes, "sink": sink,
-            "view": view, "redraws": getattr(view, "redraws", view.updates)}  # fmt: skip
+    return _measure(make_view, grid_events(), seconds)
 
 
 class KernelTraffic:
