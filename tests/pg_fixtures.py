@@ -12,17 +12,14 @@ import tempfile
 import uuid
 
 import pytest
-from system_packages import STRICT
+from system_packages import unavailable
 
 
 def _pgserver():  # noqa: ANN202
     try:
         import pgserver
     except ImportError:
-        reason = "pgserver is not installed (pip install -e '.[test,postgres]')"
-        if STRICT:
-            pytest.fail(f"{reason}; FOURHOSTS_REQUIRE_SYSTEM=1 turns this skip into a failure")
-        pytest.skip(reason)
+        unavailable("pgserver is not installed (pip install -e '.[test,postgres]')")
     return pgserver
 
 

@@ -8,10 +8,19 @@ from __future__ import annotations
 
 import os
 import shutil
+from typing import NoReturn
 
 import pytest
 
 STRICT = os.environ.get("FOURHOSTS_REQUIRE_SYSTEM", "") not in ("", "0")
+
+
+def unavailable(reason: str, *, module: bool = False) -> NoReturn:
+    """Skip because ``reason`` (what is missing and how to get it); under CI
+    (``FOURHOSTS_REQUIRE_SYSTEM=1``) fail instead, so nothing is skipped there."""
+    if STRICT:
+        pytest.fail(f"{reason}; FOURHOSTS_REQUIRE_SYSTEM=1 turns this skip into a failure")
+    pytest.skip(reason, allow_module_level=module)
 
 
 def require(program: str, package: str | None = None) -> str:
@@ -19,10 +28,7 @@ def require(program: str, package: str | None = None) -> str:
     found = shutil.which(program)
     if found:
         return found
-    reason = f"{program} is not installed (apt-get install {package or program})"
-    if STRICT:
-        pytest.fail(f"{reason}; FOURHOSTS_REQUIRE_SYSTEM=1 turns this skip into a failure")
-    pytest.skip(reason)
+    unavailable(f"{program} is not installed (apt-get install {package or program})")
 
 
 def require_bubblewrap() -> None:
@@ -33,7 +39,4 @@ def require_bubblewrap() -> None:
 
     found = probe()
     if found.tier != BUBBLEWRAP:
-        reason = f"bubblewrap cannot run here: {found.reason}"
-        if STRICT:
-            pytest.fail(f"{reason}; FOURHOSTS_REQUIRE_SYSTEM=1 turns this skip into a failure")
-        pytest.skip(reason)
+        unavailable(f"bubblewrap cannot run here: {found.reason}")

@@ -21,7 +21,7 @@ import urllib.request
 from pathlib import Path
 
 import pytest
-from system_packages import STRICT, require
+from system_packages import require, unavailable
 
 ROOT = Path(__file__).resolve().parents[1]
 N = 30
@@ -33,10 +33,7 @@ def _playwright():
     try:
         from playwright.sync_api import sync_playwright
     except ImportError:
-        reason = "playwright is not installed (pip install playwright, in the test extra)"
-        if STRICT:
-            pytest.fail(f"{reason}; FOURHOSTS_REQUIRE_SYSTEM=1 turns this skip into a failure")
-        pytest.skip(reason)
+        unavailable("playwright is not installed (pip install playwright, in the test extra)")
     return sync_playwright
 
 

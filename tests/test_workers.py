@@ -36,12 +36,9 @@ from test_batch import asked, questions
 # seconds: a dead worker's items go back within ~5 s (a lease this short still outlasts a busy
 # event loop: a live worker taken for dead would only cost a second attempt, never a 2nd answer)
 if importlib.util.find_spec("procrastinate") is None:  # the workers' queue ([postgres] extra)
-    from system_packages import STRICT
+    from system_packages import unavailable
 
-    _reason = "procrastinate is not installed (pip install -e '.[test,postgres]')"
-    if STRICT:
-        raise RuntimeError(f"{_reason}; FOURHOSTS_REQUIRE_SYSTEM=1 turns this skip into a failure")
-    pytest.skip(_reason, allow_module_level=True)
+    unavailable("procrastinate is not installed (pip install -e '.[test,postgres]')", module=True)
 
 HEARTBEAT, LEASE = "0.5", "4"
 

@@ -10,19 +10,8 @@ Stop it with Ctrl-C or SIGTERM: items it was answering finish first. ``--lease``
 from __future__ import annotations
 
 import argparse
-import math
 import sys
 from typing import Any
-
-
-def seconds(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a number of seconds") from None
-    if not math.isfinite(value) or value <= 0:
-        raise argparse.ArgumentTypeError(f"{text} is not allowed: give a number of seconds > 0")
-    return value
 
 
 def cmd_worker(args: argparse.Namespace) -> int:
@@ -51,14 +40,14 @@ def cmd_worker(args: argparse.Namespace) -> int:
 
 
 def add_parsers(sub: Any) -> None:
-    from ..cli_args import positive_int
+    from ..cli_args import positive_int, positive_seconds
 
     p = sub.add_parser("worker", help="answer batch items queued in a shared PostgreSQL store")
     p.add_argument("-c", "--concurrency", type=positive_int, default=4, metavar="N",
                    help="items answered at once (default 4)")
-    p.add_argument("--heartbeat", type=seconds, default=10.0, metavar="S",
+    p.add_argument("--heartbeat", type=positive_seconds, default=10.0, metavar="S",
                    help="seconds between heartbeats (default 10)")
-    p.add_argument("--lease", type=seconds, default=30.0, metavar="S",
+    p.add_argument("--lease", type=positive_seconds, default=30.0, metavar="S",
                    help="a worker silent this long is taken for dead and its items answered by "
                         "another (default 30)")
     p.add_argument("--store", metavar="URL",
