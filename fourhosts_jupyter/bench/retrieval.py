@@ -134,7 +134,8 @@ def methods(store: Any, embedder: Any, variants: bool | str) -> dict[str, Callab
         "dense": via(mode="dense"),
         "rrf": via(fusion="rrf", weights=(1.0, 1.0)),
         "hybrid (search default)": via(),
-        "hybrid without readability rule (before)": via(readability=False),
+        "hybrid without the anchor rule (stop 10)": via(anchors=False),
+        "hybrid without either rule (stop 9)": via(readability=False, anchors=False),
         "select": lambda q: [h.to_json()["id"] for h in select_hits(store, q, k=K, embedder=embedder)],
     }
     if variants is True:
@@ -157,6 +158,7 @@ def measure(directory: Path, cache: Path, embedder: Any, variants: bool | str, o
     # share of each top 10 that was judged at all: below 1.0 the figure counts unjudged documents
     # as non-relevant (pooled judgements, such as pg's), so a gain or loss may be the pool's
     judged: dict[str, list[float]] = {}
+    per_query: dict[str, list[float]] = {}  # nDCG@10 per query, for the gain's interval
     for name, rank in methods(store, embedder, variants).items():
         nd, rc = [], []
         for q in queries:
@@ -165,6 +167,7 @@ def measure(directory: Path, cache: Path, embedder: Any, variants: bool | str, o
             rc.append(recall_at_k(ranked, set(q["relevant"]), K))
             judged.setdefault(name, []).append(_judged_share(ranked, q))
         out[name] = (statistics.fmean(nd), statistics.fmean(rc))
+        per_query[name] = nd
     if variants:  # the rankers of retrieval_variants, candidates fetched once per query
         from .retrieval_variants import Context, rank_all
 
@@ -177,15 +180,34 @@ def measure(directory: Path, cache: Path, embedder: Any, variants: bool | str, o
                 nd_rc[1].append(recall_at_k(ranked[:K], set(q["relevant"]), K))
                 judged.setdefault(name, []).append(_judged_share(ranked, q))
         out.update({n: (statistics.fmean(a), statistics.fmean(b)) for n, (a, b) in per.items()})
+        per_query.update({n: a for n, (a, _) in per.items()})
     n_docs = store.count_memories()
     how = f", chunks of {chunk[0]} words, overlap {chunk[1]}" if chunk else ""
     print(f"\n{directory}  ({len(queries)} judged queries, {n_docs} passages stored{how})")
-    best_single = max(out["bm25"][0], out["dense"][0])
-    print(f"{'method':44s} {'nDCG@10':>8s} {'recall@10':>9s} {'vs best single':>15s} {'judged@10':>9s}")
+    best = max(("bm25", "dense"), key=lambda m: out[m][0])
+    best_single = out[best][0]
+    print(f"{'method':44s} {'nDCG@10':>8s} {'recall@10':>9s} {'vs best single':>15s} "
+          f"{'95% interval':>16s} {'judged@10':>9s}")
     for name, (nd, rc) in out.items():
+        lo, hi = gain_interval(per_query[name], per_query[best])
         print(f"{name[:44]:44s} {nd:8.3f} {rc:9.3f} {nd - best_single:+15.3f} "
-              f"{statistics.fmean(judged[name]):9.3f}")
+              f"{f'{lo:+.3f} … {hi:+.3f}':>16s} {statistics.fmean(judged[name]):9.3f}")
     return out
+
+
+def gain_interval(method: list[float], baseline: list[float], rounds: int = 2000,
+                  seed: int = 16) -> tuple[float, float]:
+    """95 % paired bootstrap interval of the mean per-query gain over ``baseline``: queries are
+    resampled together for both rankers, so a gain carried by two queries shows a wide interval
+    reaching below zero. Seeded: the same figures on every run."""
+    import numpy as np
+
+    d = np.asarray(method, dtype=np.float64) - np.asarray(baseline, dtype=np.float64)
+    if not len(d):
+        return 0.0, 0.0
+    idx = np.random.default_rng(seed).integers(0, len(d), size=(rounds, len(d)))
+    means = d[idx].mean(axis=1)
+    return float(np.percentile(means, 2.5)), float(np.percentile(means, 97.5))
 
 
 def _judged_share(ranked: list[str], query: dict[str, Any]) -> float:

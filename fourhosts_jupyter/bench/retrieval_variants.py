@@ -175,13 +175,14 @@ def fuse(c: Candidates, w: tuple[float, float] = (0.8, 0.2), fusion: str = "minm
 
 
 def default_rank(c: Candidates) -> list[str]:
-    """``search``'s default: ``fuse``, except that a query the model cannot read
+    """``search``'s default: ``fuse`` with the documents holding rare figures and codes of the
+    query first (``memory/anchors.py``), except that a query the model cannot read
     (``memory/readability.py``) is ranked by BM25's ranks, dense only after them."""
     from ..memory.readability import unreadable
 
     if unreadable(c.ctx.embedder, c.query):
         return _ranked(fused_scores(c.dense, c.bm25, (0.0, 1.0), "rrf"), c.dense)
-    return fuse(c)
+    return with_anchors(c, fuse(c))
 
 
 def _gap(xs: list[float], n: int = 10) -> float:
@@ -353,9 +354,57 @@ def exact_minmax(c: Candidates, w: tuple[float, float] = (0.8, 0.2), depth: int 
     return _ranked({d: w[0] * a + w[1] * b for d, a, b in zip(docs, nd, nk)}, c.dense)
 
 
+def tmm(c: Candidates, w: tuple[float, float] = (0.8, 0.2), depth: int = 50,
+        cos_floor: float = 0.0) -> list[str]:
+    """Theoretical min-max (Bruch et al. 2023, "An Analysis of Fusion Functions for Hybrid
+    Retrieval"): each list divided by its own best score above the retriever's theoretical
+    floor (BM25 0, cosine ``cos_floor``) instead of its window's worst, so a list's spread is
+    kept and the window's depth does not set the scale; a document a list missed scores 0."""
+    def scaled(lst: list[tuple[str, int, float]], floor: float) -> dict[str, float]:
+        lst = lst[:depth]
+        if not lst:
+            return {}
+        top = lst[0][2] - floor
+        return {d: max(0.0, (s - floor) / top) if top > 0 else 0.0 for d, _, s in lst}
+
+    sd, sk = scaled(c.dense, cos_floor), scaled(c.bm25, 0.0)
+    scores = {d: w[0] * sd.get(d, 0.0) + w[1] * sk.get(d, 0.0) for d in list(sd) + list(sk)}
+    return _ranked(scores, c.dense)
+
+
+def mixed_norm(c: Candidates, w: tuple[float, float] = (0.8, 0.2), depth: int = 50,
+               dense_norm: str = "minmax", bm25_norm: str = "minmax") -> list[str]:
+    """Each list normalised its own way: ``minmax`` (window's worst 0, best 1; ``search``'s) or
+    ``tmm`` (theoretical floor 0, best 1); a document a list missed scores that list's 0."""
+    def scaled(lst: list[tuple[str, int, float]], how: str) -> dict[str, float]:
+        lst = lst[:depth]
+        if not lst:
+            return {}
+        hi = lst[0][2]
+        lo = min(s for _, _, s in lst) if how == "minmax" else 0.0
+        span = hi - lo
+        return {d: max(0.0, (s - lo) / span) if span > 0 else 1.0 for d, _, s in lst}
+
+    sd, sk = scaled(c.dense, dense_norm), scaled(c.bm25, bm25_norm)
+    scores = {d: w[0] * sd.get(d, 0.0) + w[1] * sk.get(d, 0.0) for d in list(sd) + list(sk)}
+    return _ranked(scores, c.dense)
+
+
+def with_anchors(c: Candidates, ranked: list[str]) -> list[str]:
+    """``ranked`` with the documents holding more of the query's rare anchor words (figures,
+    codes, identifiers: ``memory/anchors.py``) first, in ``ranked``'s order within a tier."""
+    from ..memory.anchors import anchor_postings, promote
+
+    passages: dict[str, set[int]] = {}
+    for d, kk, _ in c.dense_passages + c.bm25_passages:
+        passages.setdefault(d, set()).add(kk)
+    return promote(ranked, lambda d: passages.get(d, ()),
+                   anchor_postings(c.ctx.si.keyword, c.ctx.embedder, c.query))
+
+
 # name -> (dense query text from the query, or None; ranker)
 VARIANTS: dict[str, tuple[Callable[[str], str] | None, Callable[[Candidates], list[str]]]] = {
-    "re-impl: default (score 0.8/0.2 d50 + readability)": (None, default_rank),
+    "re-impl: default (0.8/0.2 d50 + both rules)": (None, default_rank),
     "score 0.8/0.2 depth 50 (before: no readability rule)": (None, fuse),
     "score 0.9/0.1": (None, lambda c: fuse(c, (0.9, 0.1))),
     "score 0.7/0.3": (None, lambda c: fuse(c, (0.7, 0.3))),
@@ -387,10 +436,27 @@ VARIANTS: dict[str, tuple[Callable[[str], str] | None, Callable[[Candidates], li
     "absolute: 0.5 cosine + 0.5 BM25/ceiling": (None, lambda c: absolute(c, (0.5, 0.5))),
     "min-max over the union, exact scores 0.8/0.2": (None, exact_minmax),
     "min-max over the union, exact scores 0.7/0.3": (None, lambda c: exact_minmax(c, (0.7, 0.3))),
+    "tmm 0.8/0.2": (None, tmm),
+    "tmm 0.7/0.3": (None, lambda c: tmm(c, (0.7, 0.3))),
+    "tmm 0.6/0.4": (None, lambda c: tmm(c, (0.6, 0.4))),
+    "tmm 0.5/0.5": (None, lambda c: tmm(c, (0.5, 0.5))),
+    "tmm 0.7/0.3 cosine floor -1": (None, lambda c: tmm(c, (0.7, 0.3), cos_floor=-1.0)),
+    "tmm 0.5/0.5 cosine floor -1": (None, lambda c: tmm(c, (0.5, 0.5), cos_floor=-1.0)),
+    "tmm 0.7/0.3 depth 100": (None, lambda c: tmm(c, (0.7, 0.3), depth=100)),
     "dense query prefix 'query: ' + fuse": (lambda q: "query: " + q, fuse),
     "dense query as question ('Question: q?')": (lambda q: f"Question: {q.rstrip('?')}?", fuse),
 }
 
+
+# weights x depth x each list's normalisation, measured after TMM (issue 16, stop 11)
+for _wd in (0.85, 0.8, 0.75, 0.7):
+    _w = (_wd, round(1 - _wd, 2))
+    for _depth in (50, 100):
+        VARIANTS[f"grid minmax {_w[0]:.2f}/{_w[1]:.2f} depth {_depth}"] = (
+            None, lambda c, w=_w, d=_depth: fuse(c, w, depth=d))
+    for _dn, _kn in (("minmax", "tmm"), ("tmm", "minmax")):
+        VARIANTS[f"grid dense {_dn} + bm25 {_kn} {_w[0]:.2f}/{_w[1]:.2f}"] = (
+            None, lambda c, w=_w, dn=_dn, kn=_kn: mixed_norm(c, w, dense_norm=dn, bm25_norm=kn))
 
 def rank_all(ctx: Context, query: str, only: str = "") -> dict[str, list[str]]:
     """Every variant's (whose name contains ``only``) document ranking for ``query``
