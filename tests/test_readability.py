@@ -73,10 +73,11 @@ def test_hybrid_and_select_put_the_keyword_match_first_on_arabic(store, emb):
         assert hybrid[0] == want, (q, hybrid)
         assert hybrid[: len(bm25)] == bm25, q  # BM25's order, dense only after it
         assert _ids(select_hits(store, q, k=3, embedder=emb))[0] == want, q
-        old = _ids(search(store, q, k=5, embedder=emb, progress=False, readability=False))
+        old = _ids(search(store, q, k=5, embedder=emb, progress=False, readability=False,
+                          anchors=False))
         if old[0] != want:
             before_wrong.append(q)
-    # the old fusion (0.8 of the weight on MiniLM's cosines) put another passage first
+    # the fusion of stop 9 (0.8 of the weight on MiniLM's cosines, no rule) put another passage first
     assert len(before_wrong) >= 2, before_wrong
 
 

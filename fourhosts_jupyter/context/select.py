@@ -27,12 +27,13 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass, field
-from typing import Any, Sequence
+from typing import Any, Callable, Sequence
 
 import numpy as np
 
 from ..errors import ConfigError
 from ..events import Source
+from ..memory.anchors import anchor_postings, held, promote
 from ..memory.embeddings import Embedder, get_embedder
 from ..memory.keyword import tokenize
 from ..memory.readability import unreadable
@@ -141,6 +142,7 @@ def search(
     min_relevance: float | None = None,
     calibrated: bool = False,
     readability: bool = True,
+    anchors: bool = True,
 ) -> list[Hit]:
     """Ranked hits for ``query``. ``mode`` is hybrid, dense or bm25; ``mmr_lambda`` None
     keeps the fused order (what an IR evaluation wants); ``per_document`` ranks documents
@@ -163,7 +165,12 @@ def search(
     (a script it never learned, ``memory/readability.py``) is ranked by BM25 alone, the dense
     list only ordering what BM25 did not find; neither ``min_relevance`` nor MMR apply (both
     read the same vectors), and ``calibrated`` keeps the hits sharing a word with it (the
-    calibrated levels rest on cosines too)."""
+    calibrated levels rest on cosines too).
+
+    ``anchors`` (hybrid): documents holding the question's rare figures and codes (words with
+    a digit, or that the model can only spell out, in at most 1 % of passages:
+    ``memory/anchors.py``) rank first, in fused order within; a vector blurs "NCT05518823"
+    into "a trial", BM25 does not."""
     if mode not in MODES:
         raise ConfigError(f"unknown search mode {mode!r}: use one of {', '.join(MODES)}")
     if fusion not in FUSIONS:
@@ -213,12 +220,17 @@ def search(
                      fusion=fusion)
         if blind:
             hits = [_replace(h, reasons=h.reasons + (BLIND_REASON,)) for h in hits]
+        pinned = 0  # hits holding the question's rare figures or codes, kept first
+        if anchors and mode == "hybrid" and hits and not blind:
+            hits, pinned = _anchored(hits, si.keyword, embedder, query,
+                                     lambda h: passages.get(group(h.key), ()))
         if min_relevance is not None and use_dense and hits and not blind:
             top = max((h.dense_score or 0.0) for h in hits)
             hits = [
                 h
-                for h in hits
-                if (h.dense_score or 0.0) >= min_relevance * top or (h.keyword_rank or 99) <= 3
+                for i, h in enumerate(hits)
+                if i < pinned or (h.dense_score or 0.0) >= min_relevance * top
+                or (h.keyword_rank or 99) <= 3
             ]
         if calibrated and blind:  # only a shared word is evidence, not a cosine of noise
             hits = [h for h in hits if h.keyword_score is not None]
@@ -234,11 +246,29 @@ def search(
                 if not any(cal.relevant(max(c, h.dense_score or -1.0), h.keyword_score)
                            for h, c in zip(hits, cos.tolist())):
                     hits = []
-        if mmr_lambda is not None and vi is not None and len(hits) > 1 and not blind:
-            pool = hits[: max(3 * k, 20)]
+        pinned = min(pinned, len(hits))  # the relevance test may have dropped every hit
+        if mmr_lambda is not None and vi is not None and len(hits) > pinned + 1 and not blind:
+            # diversity among the rest: a document holding the asked-for code stays first
+            head, pool = hits[:pinned], hits[pinned: pinned + max(3 * k, 20)]
             vecs = vi.reconstruct([h.key for h in pool])
-            hits = _mmr(pool, vecs, mmr_lambda, k)
+            hits = head + _mmr(pool, vecs, mmr_lambda, max(0, k - len(head)))
     return hits[:k]
+
+
+def _anchored(hits: list[Hit], keyword: Any, embedder: Any, query: str,
+              keys_of: Callable[[Hit], Any]) -> tuple[list[Hit], int]:
+    """``hits`` with the documents holding the query's rare anchor words first, each saying
+    so, and how many do."""
+    found = anchor_postings(keyword, embedder, query)
+    if not found:
+        return hits, 0
+    words = held(hits, keys_of, found)
+    marked = [
+        _replace(h, reasons=h.reasons + (f"holds {', '.join(repr(w) for w in ws)}: "
+                                         "a rare figure or code of the question",)) if ws else h
+        for h, ws in zip(hits, words)
+    ]
+    return promote(marked, keys_of, found), sum(bool(ws) for ws in words)
 
 
 def _fuse(

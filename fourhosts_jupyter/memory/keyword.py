@@ -216,6 +216,19 @@ class KeywordIndex:
             return parts_k[0], parts_f[0]
         return np.concatenate(parts_k), np.concatenate(parts_f)
 
+    def passages(self) -> int:
+        return self.n_docs
+
+    def holding(self, word: str, limit: int) -> set[int] | None:
+        """Keys of the live passages holding ``word`` (one word, tokenised as indexed); None
+        when more than ``limit`` do (the anchor rule, ``anchors.py``)."""
+        terms = tokenize(word)
+        if len(terms) != 1 or terms[0] not in self.vocab:
+            return set()
+        keys, _ = self._postings(self.vocab[terms[0]])
+        keys = keys[self.alive[keys]]
+        return None if len(keys) > limit else set(keys.tolist())
+
     def search(
         self, query: str, n: int, allowed: np.ndarray | None = None
     ) -> tuple[np.ndarray, np.ndarray]:

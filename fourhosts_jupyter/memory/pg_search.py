@@ -163,6 +163,20 @@ class PgKeyword:
     def __init__(self, si: PgIndexes) -> None:
         self.si = si
 
+    def passages(self) -> int:
+        with self.si.store.connect() as con:
+            return int(con.execute("SELECT count(*) FROM memories").fetchone()[0])
+
+    def holding(self, word: str, limit: int) -> set[int] | None:
+        """Keys of the passages holding ``word`` (PostgreSQL's own English parsing, as the
+        stored tsvector); None when more than ``limit`` do."""
+        with self.si.store.connect() as con:
+            rows = con.execute(
+                "SELECT key FROM memories WHERE tsv @@ plainto_tsquery('english', %s) LIMIT %s",
+                [word, int(limit) + 1],
+            ).fetchall()
+        return None if len(rows) > limit else {int(r[0]) for r in rows}
+
     def search(self, query: str, k: int, mask: PgFilter) -> tuple[np.ndarray, np.ndarray]:
         where, params = mask.where()
         with self.si.store.connect() as con:

@@ -52,6 +52,19 @@ def spelled_share(embedder: Any, text: str) -> float | None:
     words = _WORD.findall(text)
     if not words:
         return None
+    spelled = _spelled(words)
+    return None if spelled is None else sum(spelled) / len(words)
+
+
+def spelled_out(embedder: Any, word: str) -> bool:
+    """One word (3+ letters) the model can only spell out ("JWST"); False when it cannot tell."""
+    if getattr(embedder, "name", None) != LOCAL_MODEL_NAME or not _WORD.fullmatch(word):
+        return False
+    spelled = _spelled([word])
+    return bool(spelled and spelled[0])
+
+
+def _spelled(words: list[str]) -> list[bool] | None:
     try:
         tok = _tokenizer()
     except (ImportError, OSError):  # the model package is absent: no judgement
@@ -59,7 +72,7 @@ def spelled_share(embedder: Any, text: str) -> float | None:
     with _lock:
         encs = tok.encode_batch(words, add_special_tokens=False)
     # "JWST" -> j ##ws ##t (3 pieces, 4 letters) counts as spelled; "sunshield" (3 for 9) not
-    return sum(len(e.tokens) >= 0.75 * len(w) for w, e in zip(words, encs)) / len(words)
+    return [len(e.tokens) >= 0.75 * len(w) for w, e in zip(words, encs)]
 
 
 def unreadable(embedder: Any, text: str) -> bool:

@@ -1,0 +1,73 @@
+"""Anchor words: the words of a question an embedding cannot match, found by their letters.
+
+A sentence vector blurs numbers, codes and identifiers: "NCT05518823" comes out as "a trial",
+"412 doses" as "some doses", so the dense list ranks documents about the same subject first and
+the one holding the identifier anywhere (MiniLM ranked it nowhere in its top 10 on such
+lookups). BM25 matches the letters exactly. A word is an anchor when
+
+- it holds a digit (figures, years, codes) or the model's tokenizer can only spell it out
+  (``readability``: an acronym or code it never learned), and
+- it is rare in the store: in at most ``max(3, 1 %)`` of the passages, so that it singles out a
+  few documents ("2024" in half of them anchors nothing).
+
+``search`` (hybrid) then ranks the documents holding more of the question's anchors first, in
+fused order within each tier: an analyst who types an identifier wants the document that has
+it. A question without anchors is ranked exactly as before.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any, Callable, Iterable, Sequence, TypeVar
+
+_DIGIT = re.compile(r"\d")
+RARE_SHARE = 0.01  # of the store's passages
+RARE_MIN = 3  # passages: a small store still has anchors
+
+T = TypeVar("T")
+
+
+def anchor_words(embedder: Any, query: str) -> list[str]:
+    """The query's words that hold a digit or that the model can only spell out (stop words
+    excluded), as typed: each keyword index tokenises them its own way."""
+    from .keyword import _WORD, STOPWORDS
+    from .readability import spelled_out
+
+    return [w for w in dict.fromkeys(_WORD.findall(query))
+            if w.lower() not in STOPWORDS and (_DIGIT.search(w) or spelled_out(embedder, w))]
+
+
+def anchor_postings(keyword: Any, embedder: Any, query: str) -> dict[str, set[int]]:
+    """Each rare anchor word of ``query`` -> the passage keys holding it (empty: the query has
+    none, and ranking stays as it was). ``keyword`` is the store's keyword index (its
+    ``passages()`` and ``holding(word, limit)``)."""
+    words = anchor_words(embedder, query) if keyword is not None else []
+    if not words:
+        return {}
+    limit = max(RARE_MIN, int(RARE_SHARE * keyword.passages()))
+    out = {}
+    for w in words:
+        keys = keyword.holding(w, limit)
+        if keys:
+            out[w] = keys
+    return out
+
+
+def held(items: Sequence[T], keys_of: Callable[[T], Iterable[int]],
+         anchors: dict[str, set[int]]) -> list[list[str]]:
+    """For each item (a document, by the passage keys retrieved for it), the anchors it holds."""
+    out = []
+    for it in items:
+        keys = set(keys_of(it))
+        out.append([w for w, a in anchors.items() if keys & a])
+    return out
+
+
+def promote(items: Sequence[T], keys_of: Callable[[T], Iterable[int]],
+            anchors: dict[str, set[int]]) -> list[T]:
+    """``items`` (fused order) with those holding more of the anchors first; stable within a
+    tier, unchanged without anchors."""
+    if not anchors:
+        return list(items)
+    counts = [len(h) for h in held(items, keys_of, anchors)]
+    return [it for _, it in sorted(zip(counts, items), key=lambda t: -t[0])]
