@@ -3,11 +3,13 @@ the real MiniLM model: the rule exists because its vectors blur figures and iden
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
 from fourhosts_jupyter.context.select import search, select
 from fourhosts_jupyter.context.write import write_memory
-from fourhosts_jupyter.memory.anchors import anchor_words
+from fourhosts_jupyter.memory.anchors import anchor_words, is_code
 from fourhosts_jupyter.memory.embeddings import HashingEmbedder, get_embedder
 
 # A vaccination programme's notes: most are about doses; the one holding "412" is a cold-chain
@@ -79,3 +81,25 @@ def test_which_words_are_anchors():
     assert anchor_words(emb, "How to get rich?") == []
     # a model that cannot say what it spells out: only figures
     assert anchor_words(HashingEmbedder(), "JWST sunshield L2") == ["L2"]
+
+
+def test_a_held_code_passes_the_relevance_test(tmp_path):
+    # retrieval_heldout2 (100 documents): its trial registry number is in one summary, which
+    # the calibrated relevance test (cosine or twice the background's BM25 level) rejected,
+    # so select cited nothing and the answer said the memory held nothing on it
+    from fourhosts_jupyter.context.select import MIN_RELEVANCE
+    from fourhosts_jupyter.memory.evaluate import load_beir
+    from fourhosts_jupyter.memory.ingest import ingest
+    from fourhosts_jupyter.memory.store import Store
+
+    store = Store(tmp_path / "h2.duckdb")
+    emb = get_embedder()
+    corpus, _ = load_beir(Path(__file__).parent / "data" / "retrieval_heldout2")
+    ingest(corpus, store, id_field="_id", embedder=emb, progress=False)
+    q = "NCT05518823"
+    assert search(store, q, k=3, embedder=emb, progress=False, anchors=False, calibrated=True,
+                  min_relevance=MIN_RELEVANCE) == []
+    src = select(store, q, k=3, embedder=emb)
+    assert src and "NCT05518823" in src[0].text
+    # a bare figure is not enough: "2024" would make any stray year evidence
+    assert not any(is_code(w) for w in anchor_words(emb, "What did wages do in 2024?"))

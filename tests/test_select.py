@@ -58,6 +58,23 @@ def test_hybrid_beats_bm25_and_dense_on_the_held_out_split(held_out):
     assert any(q["dense"].per_query[i] < 1 <= q["bm25"].per_query[i] for i in q["bm25"].per_query)
 
 
+@pytest.mark.parametrize("split, floor, margin", [
+    # measured (bench retrieval): hybrid 0.915 / dense 0.847 / BM25 0.821 (0.900 before the
+    # anchor rule, which this split's identifier lookups prompted: no longer unseen)
+    ("retrieval_heldout2", 0.90, 0.05),
+    # measured once, after every choice: hybrid 0.941 / BM25 0.887 / dense 0.871 (+0.053)
+    ("retrieval_heldout3", 0.92, 0.04),
+])
+def test_hybrid_beats_bm25_and_dense_on_the_blind_held_out_splits(tmp_path, split, floor, margin):
+    store = Store(tmp_path / f"{split}.duckdb")
+    emb = get_embedder()
+    corpus, queries = load_beir(DATA / split)
+    ingest(corpus, store, id_field="_id", embedder=emb, progress=False)
+    q = {mode: evaluate(store, queries, mode, embedder=emb) for mode in ("bm25", "dense", "hybrid")}
+    assert q["hybrid"].ndcg10 >= floor
+    assert q["hybrid"].ndcg10 >= max(q["dense"].ndcg10, q["bm25"].ndcg10) + margin
+
+
 def test_exact_terms_and_paraphrases_both_reach_the_top(labelled):
     store, emb, _ = labelled
     assert search(store, "Article 83", k=1, embedder=emb)[0].to_json()["id"] == "d63"  # a number

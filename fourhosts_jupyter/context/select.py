@@ -33,7 +33,7 @@ import numpy as np
 
 from ..errors import ConfigError
 from ..events import Source
-from ..memory.anchors import anchor_postings, held, promote
+from ..memory.anchors import anchor_postings, held, is_code, promote
 from ..memory.embeddings import Embedder, get_embedder
 from ..memory.keyword import tokenize
 from ..memory.readability import unreadable
@@ -220,10 +220,10 @@ def search(
                      fusion=fusion)
         if blind:
             hits = [_replace(h, reasons=h.reasons + (BLIND_REASON,)) for h in hits]
-        pinned = 0  # hits holding the question's rare figures or codes, kept first
+        pinned, code = 0, False  # hits holding the question's rare figures or codes, kept first
         if anchors and mode == "hybrid" and hits and not blind:
-            hits, pinned = _anchored(hits, si.keyword, embedder, query,
-                                     lambda h: passages.get(group(h.key), ()))
+            hits, pinned, code = _anchored(hits, si.keyword, embedder, query,
+                                           lambda h: passages.get(group(h.key), ()))
         if min_relevance is not None and use_dense and hits and not blind:
             top = max((h.dense_score or 0.0) for h in hits)
             hits = [
@@ -234,7 +234,7 @@ def search(
             ]
         if calibrated and blind:  # only a shared word is evidence, not a cosine of noise
             hits = [h for h in hits if h.keyword_score is not None]
-        elif calibrated and vi is not None and hits:
+        elif calibrated and vi is not None and hits and not code:  # a held code is evidence
             from .relevance import applies_to, calibrate
 
             cal = calibrate(si, store, embedder, namespaces) if applies_to(embedder) else None
@@ -256,19 +256,20 @@ def search(
 
 
 def _anchored(hits: list[Hit], keyword: Any, embedder: Any, query: str,
-              keys_of: Callable[[Hit], Any]) -> tuple[list[Hit], int]:
+              keys_of: Callable[[Hit], Any]) -> tuple[list[Hit], int, bool]:
     """``hits`` with the documents holding the query's rare anchor words first, each saying
-    so, and how many do."""
+    so; how many do, and whether one holds a code (not only a bare number)."""
     found = anchor_postings(keyword, embedder, query)
     if not found:
-        return hits, 0
+        return hits, 0, False
     words = held(hits, keys_of, found)
     marked = [
         _replace(h, reasons=h.reasons + (f"holds {', '.join(repr(w) for w in ws)}: "
                                          "a rare figure or code of the question",)) if ws else h
         for h, ws in zip(hits, words)
     ]
-    return promote(marked, keys_of, found), sum(bool(ws) for ws in words)
+    codes = any(is_code(w) for ws in words for w in ws)
+    return promote(marked, keys_of, found), sum(bool(ws) for ws in words), codes
 
 
 def _fuse(

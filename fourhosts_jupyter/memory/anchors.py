@@ -2,8 +2,9 @@
 
 A sentence vector blurs numbers, codes and identifiers: "NCT05518823" comes out as "a trial",
 "412 doses" as "some doses", so the dense list ranks documents about the same subject first and
-the one holding the identifier anywhere (MiniLM ranked it nowhere in its top 10 on such
-lookups). BM25 matches the letters exactly. A word is an anchor when
+the one holding the identifier lower (on the identifier lookups of a held-out set, dense
+nDCG@10 0.703 where BM25 reached 1.000, and the 0.8/0.2 fusion 0.813). BM25 matches the
+letters exactly. A word is an anchor when
 
 - it holds a digit (figures, years, codes) or the model's tokenizer can only spell it out
   (``readability``: an acronym or code it never learned), and
@@ -12,7 +13,9 @@ lookups). BM25 matches the letters exactly. A word is an anchor when
 
 ``search`` (hybrid) then ranks the documents holding more of the question's anchors first, in
 fused order within each tier: an analyst who types an identifier wants the document that has
-it. A question without anchors is ranked exactly as before.
+it. A question without anchors is ranked exactly as before. A hit holding a *code* (letters
+with digits, or a spelled-out word; not a bare number, which unrelated texts hold too) also
+passes select's relevance test: the store holds the very thing asked for.
 """
 
 from __future__ import annotations
@@ -35,6 +38,13 @@ def anchor_words(embedder: Any, query: str) -> list[str]:
 
     return [w for w in dict.fromkeys(_WORD.findall(query))
             if w.lower() not in STOPWORDS and (_DIGIT.search(w) or spelled_out(embedder, w))]
+
+
+def is_code(word: str) -> bool:
+    """An anchor that names one thing: letters with digits ("NCT05518823", "L2") or a word the
+    model can only spell out ("JWST"); a bare number ("2024", "72") is only a figure, which
+    many unrelated texts hold."""
+    return not word.isdigit()
 
 
 def anchor_postings(keyword: Any, embedder: Any, query: str) -> dict[str, set[int]]:
