@@ -79,6 +79,8 @@ W_DENSITY = 5.0  # specific tokens per token
 W_KEYWORD = 0.02  # host keywords: a tie-breaker
 W_QUERY = 4.0  # cosine to the query, when compressing for one
 FACTS_SATURATE = 8
+# per token, so a list of names (a reading list) does not outrank a claim with a figure in it
+DENSITY_SATURATE = 0.15
 
 
 # -- results -------------------------------------------------------------------------------
@@ -309,7 +311,7 @@ def _extractive(task: _Task, vec: _Vectors) -> tuple[str, list[str]]:
     hits = [[k for k, p in task.required.items() if p.search(s)] for s in sents]
     score = (W_CENTRAL * (emb @ centroid)
              + W_FACTS * np.minimum(facts, FACTS_SATURATE) / FACTS_SATURATE
-             + W_DENSITY * facts / costs
+             + W_DENSITY * np.minimum(facts / costs, DENSITY_SATURATE)
              + W_KEYWORD * np.array([min(len(h), 2) / 2 for h in hits], dtype=np.float32))
     if task.query:
         score = score + W_QUERY * (emb @ vec.of([task.query])[0])
