@@ -204,3 +204,25 @@ def test_a_compare_stopped_mid_stream_leaves_no_task_running(openai_server, seed
             asyncio.run(main())
     assert left == [[]] * 2
     assert seen == []
+
+
+def test_a_blend_stopped_while_its_hosts_run_leaves_no_task_running(openai_server, seeded_store):
+    from fourhosts_jupyter.blending import astream_blend
+
+    _slow_answer(openai_server)
+    engine: Engine = engine_for(openai_server, seeded_store)
+    left: list[list[str]] = []
+
+    async def main() -> None:
+        events = astream_blend(engine, "How should a city cut traffic deaths?", mode="weighted")
+        async for ev in events:
+            if type(getattr(ev, "event", None)).__name__ == "TextDelta":
+                break
+        await events.aclose()
+        left.append(leftover())
+
+    with unraisables() as seen:
+        for _ in range(2):
+            asyncio.run(main())
+    assert left == [[]] * 2
+    assert seen == []
