@@ -1,6 +1,6 @@
 """``%%research --compare`` / ``--blend`` (and the automatic blend): compositions of runs drawn
-into a cell through one coalesced display (``grid.GridView``; a live compare in a kernel streams
-through widgets, ``grid_live``). Called by ``ResearchMagics``."""
+into a cell through one coalesced display (``grid.GridView``; a live compare or blend in a kernel
+streams through widgets, ``grid_live`` / ``blend_live``). Called by ``ResearchMagics``."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ from typing import Any
 
 from IPython.core.error import UsageError
 
-from .grid import GridState, GridView
+from .grid import GridState
 from .grid_live import grid_view
 
 
@@ -51,9 +51,9 @@ def run_composed(
             classification = classify(question, embedder=engine.embedder)
             if not classification.blend:
                 return False, None
-        from .blend_view import BlendState
+        from .blend_live import blend_view
 
-        view = GridView(live=live, max_rate=magics.max_rate, state=BlendState())
+        view = blend_view(live=live, max_rate=magics.max_rate, widgets=None if magics.segmented else False)
         state = view.consume(stream_blend(engine, question, mode=mode, force=args.blend is not None,
                                           classification=classification, effort=effort, model=model))  # fmt: skip
         if state.result is None:
