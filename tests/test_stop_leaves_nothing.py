@@ -226,3 +226,22 @@ def test_a_blend_stopped_while_its_hosts_run_leaves_no_task_running(openai_serve
             asyncio.run(main())
     assert left == [[]] * 2
     assert seen == []
+
+
+def test_a_cell_stopped_mid_stream_leaves_no_thread_and_nothing_unraisable(openai_server, seeded_store):
+    # the %%research cell's path: Engine.stream on its worker thread, closed when the cell stops
+    import threading
+
+    _slow_answer(openai_server)
+    engine: Engine = engine_for(openai_server, seeded_store)
+    with unraisables() as seen:
+        for _ in range(2):
+            events = engine.stream("How should a city cut traffic deaths?")
+            for ev in events:
+                if type(ev).__name__ == "TextDelta":
+                    break
+            events.close()
+            assert [t.name for t in threading.enumerate() if t.name == "fourhosts-run"] == []
+    assert seen == []
+    runs = seeded_store.runs(limit=5)  # the stopped runs are kept, as cancelled ones
+    assert list(runs["status"]) == ["failed"] * 2 and list(runs["error"]) == ["the run was cancelled"] * 2
