@@ -19,6 +19,7 @@ forced to that host, logged and linked to the blend's id (migration m006).
 
 from __future__ import annotations
 
+import contextlib
 import json
 import time
 from dataclasses import dataclass, field
@@ -419,10 +420,12 @@ async def astream_blend(
     else:
         questions = plan.questions or {h: question for h in plan.hosts}
         budget = options.get("budget") if options.get("budget") is not None else getattr(engine, "budget", None)
-        async for key, ev in _run_concurrently({h: run(h, questions[h]) for h in plan.hosts}, budget=budget,
-                                               estimate=_estimator(question, questions, options, engine.settings.model or "")):
-            fold(key, ev)  # type: ignore[arg-type]
-            yield HostEvent(key, ev)  # type: ignore[arg-type]
+        hosts_events = _run_concurrently({h: run(h, questions[h]) for h in plan.hosts}, budget=budget,
+                                         estimate=_estimator(question, questions, options, engine.settings.model or ""))
+        async with contextlib.aclosing(hosts_events):  # a stopped blend stops its hosts' tasks
+            async for key, ev in hosts_events:
+                fold(key, ev)  # type: ignore[arg-type]
+                yield HostEvent(key, ev)  # type: ignore[arg-type]
     parts.seconds = time.perf_counter() - started
 
     from .blend_citations import renumbered_texts

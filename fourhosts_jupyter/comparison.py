@@ -12,6 +12,7 @@ the comparison id (migration m006).
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import math
 import re
 import time
@@ -331,6 +332,8 @@ async def _run_concurrently(
         for h in handles.values():
             h.cancel()
         await asyncio.gather(*watchers, return_exceptions=True)
+        if scheduler is None:  # ours: its tasks are awaited before the stream ends
+            await sched.aclose()
 
 
 def _estimator(question: str, questions: Mapping[Any, str] | None, options: Mapping[str, Any],
@@ -396,21 +399,24 @@ async def astream_compare(
 
     for h in chosen:
         comparison.results[h] = HostResult(h)
+    budget = options.get("budget") if options.get("budget") is not None else getattr(engine, "budget", None)
+    hosts_events = _run_concurrently({h: make(h) for h in chosen}, scheduler=scheduler, budget=budget,
+                                     estimate=_estimator(question, questions, options, engine.settings.model or ""))
     try:
-        budget = options.get("budget") if options.get("budget") is not None else getattr(engine, "budget", None)
-        async for key, ev in _run_concurrently({h: make(h) for h in chosen}, scheduler=scheduler, budget=budget,
-                                               estimate=_estimator(question, questions, options, engine.settings.model or "")):
-            host: HostParadigm = key  # type: ignore[assignment]
-            r = comparison.results[host]
-            if isinstance(ev, RunStarted):
-                r.run_id = ev.run_id
-            elif isinstance(ev, AnswerReady):
-                r.answer, r.run_id = ev.answer, r.run_id or ev.answer.run_id
-                r.seconds = time.perf_counter() - host_started[host]
-            elif isinstance(ev, RunFailed):
-                r.error, r.kind, r.partial_text = ev.error, ev.kind, ev.partial_text
-                r.seconds = time.perf_counter() - host_started.get(host, started)  # refused: never started
-            yield HostEvent(host, ev)
+        # closed here when this stream is stopped: else its host tasks outlive it
+        async with contextlib.aclosing(hosts_events):
+            async for key, ev in hosts_events:
+                host: HostParadigm = key  # type: ignore[assignment]
+                r = comparison.results[host]
+                if isinstance(ev, RunStarted):
+                    r.run_id = ev.run_id
+                elif isinstance(ev, AnswerReady):
+                    r.answer, r.run_id = ev.answer, r.run_id or ev.answer.run_id
+                    r.seconds = time.perf_counter() - host_started[host]
+                elif isinstance(ev, RunFailed):
+                    r.error, r.kind, r.partial_text = ev.error, ev.kind, ev.partial_text
+                    r.seconds = time.perf_counter() - host_started.get(host, started)  # refused: never started
+                yield HostEvent(host, ev)
     except BaseException:  # cut off: what the finished hosts wrote is still kept
         runner.flush()
         raise

@@ -287,11 +287,14 @@ class Engine:
             record_error(exc, failure.kind)
             yield rec(failure)
         finally:
-            await asyncio.shield(
-                asyncio.to_thread(
-                    self._persist, run_id, rec, classification, outcome, sources, failure
+            try:  # the run's layer tasks end with it (awaited, not left to the loop's end)
+                await sched.aclose()
+            finally:
+                await asyncio.shield(
+                    asyncio.to_thread(
+                        self._persist, run_id, rec, classification, outcome, sources, failure
+                    )
                 )
-            )
 
     async def _compress(
         self, sources: tuple[Source, ...], host: HostParadigm, dens: int, question: str, provider: Provider,

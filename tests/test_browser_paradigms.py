@@ -43,6 +43,18 @@ WATCH_LIVE = """(() => {
   };
   new MutationObserver(seen).observe(document.body, {childList: true, subtree: true, characterData: true});
 })()"""
+BLEND_CELL = "%%research --blend weighted\nHow can a city act fast on road deaths while protecting the most vulnerable?"
+# Records the longest live unified answer a blend showed, and the live panels the explorer's
+# output area showed at once (blend_live.py; the explorer's Compare button).
+WATCH_MORE = """(() => {
+  window.__fhBlendLive = 0; window.__fhExplorerLive = 0;
+  new MutationObserver(() => {
+    for (const e of document.querySelectorAll('.fh-blend-live-answer'))
+      window.__fhBlendLive = Math.max(window.__fhBlendLive, e.innerText.trim().length);
+    const p = document.querySelectorAll('.fh-explorer-output .fh-compare-live-panel').length;
+    window.__fhExplorerLive = Math.max(window.__fhExplorerLive, p);
+  }).observe(document.body, {childList: true, subtree: true, characterData: true});
+})()"""
 NEW_QUESTION = "Why do some cities attract tech firms? Explain the evidence and the causes."
 # Console noise that is not ours: the lab asks for optional resources we do not serve.
 IGNORED_CONSOLE = ("Failed to load resource", "favicon", "the server responded with a status")
@@ -80,6 +92,46 @@ def _new_cell(page, source: str) -> None:  # noqa: ANN001
     page.evaluate("window.jupyterapp.commands.execute('notebook:enter-edit-mode')")
     page.keyboard.type(source)
     page.evaluate("window.jupyterapp.commands.execute('notebook:run-cell')")
+
+
+def _check_blend_and_explorer_compare(page, shots: Path) -> None:  # noqa: ANN001
+    """Live (after _check_compare_grid's FOURHOSTS_LIVE=1): a blend cell streams its unified
+    answer through widgets, then leaves the one-HTML blend; the explorer's Compare button
+    streams the live grid into its output area, then leaves the final grid there; its Research
+    button's live run ends there with its header redrawn ("Done") and the rating row."""
+    page.evaluate(WATCH_MORE)
+    _new_cell(page, BLEND_CELL)
+    page.wait_for_function(
+        "(() => { const b = [...document.querySelectorAll('div.fh-blend')].pop();"
+        " const a = b && b.querySelector('.fh-blend-answer');"
+        " return !!a && a.innerText.trim().length > 0 && b.querySelectorAll('.fh-blend-chip').length === 2; })()",
+        timeout=180_000)
+    _kernel_idle(page)
+    assert page.evaluate("window.__fhBlendLive") > 0  # the unified answer streamed live …
+    assert page.locator(".fh-blend-live-answer").count() == 0  # … and gave way to the final blend
+    assert page.locator("div.fh-blend").last.locator("details.fh-blend-part").count() == 2
+    page.screenshot(path=str(shots / "blend.png"))
+
+    explorer = page.locator(".fh-explorer").first
+    explorer.scroll_into_view_if_needed()
+    explorer.locator(".fh-explorer-compare").click()
+    page.wait_for_function(
+        "(() => { const g = document.querySelector('.fh-explorer-output div.fh-compare-grid');"
+        " const a = g ? [...g.querySelectorAll('div.fh-compare-panel .fh-answer')] : [];"
+        " return a.length === 4 && a.every(e => e.innerText.trim().length > 0); })()",
+        timeout=180_000)
+    assert page.evaluate("window.__fhExplorerLive") == 4  # the live grid streamed in the output area
+    assert page.locator(".fh-explorer-output .fh-compare-live-panel").count() == 0
+    page.screenshot(path=str(shots / "explorer-compare.png"))
+    # Research: the live run's header is redrawn in place (its "Done"), the answer below it
+    explorer.locator(".fh-explorer-research").click()
+    page.wait_for_function(
+        "(() => { const o = document.querySelector('.fh-explorer-output');"
+        " return !!o && o.innerText.includes('Rate this answer') && o.innerText.includes('Done')"
+        " && o.querySelectorAll('.fh-hostbar').length === 1"
+        " && o.querySelector('.fh-answer') && o.querySelector('.fh-answer').innerText.trim().length > 0; })()",
+        timeout=180_000)
+    assert page.locator(".fh-explorer-output div.fh-compare-grid").count() == 0  # the grid made way
 
 
 def _check_compare_grid(page, shots: Path) -> None:  # noqa: ANN001
@@ -159,6 +211,7 @@ def test_paradigms_notebook_in_jupyterlab(lab, tmp_path):
             page.screenshot(path=str(shots / "explorer-after-typing.png"))
 
             _check_compare_grid(page, shots)
+            _check_blend_and_explorer_compare(page, shots)
         finally:
             browser.close()
 

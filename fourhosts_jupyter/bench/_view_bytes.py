@@ -142,6 +142,40 @@ def grid_events(seconds_hosts: tuple[str, ...] = ("dolores", "teddy", "bernard",
     return out
 
 
+def blend_events(hosts: tuple[str, ...] = ("dolores", "teddy")) -> list[Any]:
+    """A weighted blend of two hosts: BlendStarted, both hosts' runs interleaved chunk by chunk
+    (their parts), then the ~12 kB unified answer in small chunks, then BlendFinished."""
+    from ..blending import BlendFinished, BlendPlan, BlendResult, BlendStarted, UnifiedDelta
+    from ..classifier import classify
+    from ..comparison import Comparison, HostEvent, HostResult
+    from ..events import AnswerReady, Source
+    from ..memory.embeddings import HashingEmbedder
+    from ..paradigms import HostParadigm
+
+    question = "How should a city cut traffic deaths?"
+    chosen = tuple(HostParadigm(h) for h in hosts)
+    c = classify(question, embedder=HashingEmbedder())
+    w = {h: 1 / len(chosen) for h in chosen}
+    plan = BlendPlan("weighted", chosen, w, "two hosts qualify: dolores 45% + teddy 40%; weighted", 0.8)
+    cid = "c_0000000000000000"
+    out: list[Any] = [BlendStarted(cid, question, plan, c)]
+    parts = Comparison(cid, question, chosen, kind="blend")
+    runs = {h: run_events(host=h.value, text=answer_text(4_000), chunks=240) for h in chosen}
+    for i in range(max(len(r) for r in runs.values())):
+        for h in chosen:
+            if i < len(runs[h]):
+                e = runs[h][i]
+                out.append(HostEvent(h, e))
+                if isinstance(e, AnswerReady):
+                    parts.results[h] = HostResult(h, e.answer.run_id, e.answer, seconds=3.0)
+    text = answer_text()
+    size = max(1, len(text) // 700)
+    out += [UnifiedDelta(text[i : i + size]) for i in range(0, len(text), size)]
+    sources = (Source(1, "m1", "Speed management", "…"), Source(2, "m2", "Street design", "…"))
+    out.append(BlendFinished(BlendResult(plan, parts, text=text, sources=sources, seconds=7.0)))
+    return out
+
+
 def measure_grid(make_view: Callable[..., Any], seconds: float = 7.0) -> dict[str, Any]:
     return _measure(make_view, grid_events(), seconds)
 

@@ -6,7 +6,7 @@ Baseline (same process): a bare loop that only joins the text of the same events
 per-event cost of the state fold, of the live view (real IPython display publisher, redraws
 coalesced to 10/s), the number of redraws, the cost of one full redraw, and the ratio of
 wall time for a paced stream (an event every ``gap-ms``, like a fast local server). Then the
-bytes sent to the browser while a run, and a four-panel compare grid, stream (every message the
+bytes sent to the browser while a run, a four-panel compare grid and a two-host blend stream (every message the
 kernel publishes, widgets' comm traffic included: ``_view_bytes.KernelTraffic``), before and after,
 against the size of the final output.
 """
@@ -132,11 +132,16 @@ def _bytes_figures() -> None:
     the coalescer redraws as at 10/s): exact counts, no timing noise. Every message the kernel
     would publish is counted (``KernelTraffic``: display_data, update_display_data, and the
     widgets' comm_open / comm_msg / comm_close), as JSON content and on the wire."""
+    from ..jupyter.blend_live import blend_view
+    from ..jupyter.blend_view import BlendState
     from ..jupyter.grid import GridView
     from ..jupyter.grid_live import grid_view
     from ..jupyter.segmented import SegmentedCellView
     from ..jupyter.view import CellView
-    from ._view_bytes import grid_events, measure_traffic, run_events
+    from ._view_bytes import blend_events, grid_events, measure_traffic, run_events
+
+    def blend_one_handle(**kwargs):  # noqa: ANN202 - the blend as drawn before blend_live
+        return GridView(state=BlendState(), **kwargs)
 
     print("bytes to the browser, 7 s stream of ~12 kB answers (one tool round each), ≤ 10 redraws/s;")
     print("  every message the kernel publishes, content as JSON (wire: with the Jupyter envelope):")
@@ -144,9 +149,12 @@ def _bytes_figures() -> None:
             ("one run, segmented (SegmentedCellView, after)", SegmentedCellView, run_events(), 7.0),
             ("four-panel grid, one handle (GridView, before)", GridView, grid_events(), 7.0),
             ("four-panel grid, widgets (LiveGridView, after)", grid_view, grid_events(), 7.0),
+            ("two-host blend, one handle (GridView, before)", blend_one_handle, blend_events(), 7.0),
+            ("two-host blend, widgets (LiveBlendView, after)", blend_view, blend_events(), 7.0),
             # a model's pace (~3k tokens in 28 s): redraws are paced by time, so envelopes grow
             ("  the same, a 28 s stream (one run)", SegmentedCellView, run_events(), 28.0),
-            ("  the same, a 28 s stream (grid)", grid_view, grid_events(), 28.0))  # fmt: skip
+            ("  the same, a 28 s stream (grid)", grid_view, grid_events(), 28.0),
+            ("  the same, a 28 s stream (blend)", blend_view, blend_events(), 28.0))  # fmt: skip
     for name, make, events, seconds in rows:
         r = measure_traffic(make, events, seconds=seconds)
         print(f"  {name:<47} sent {r['bytes'] / 1000:7.1f} kB ({r['wire'] / 1000:7.1f} kB wire) in "

@@ -2,7 +2,8 @@
 chosen, the unified answer, and each host's part folded away in a ``<details>``.
 
 ``BlendState`` is the compare grid's fold (``GridState``: a RunState per host) plus the plan and
-the unified text; ``GridView`` draws it through one coalesced display handle."""
+the unified text. Live in a kernel it streams through widgets (``blend_live``); elsewhere
+``GridView`` draws it through one coalesced display handle."""
 
 from __future__ import annotations
 
@@ -85,7 +86,8 @@ class BlendState(GridState):
     def _bar(self) -> Any:
         return self.classification if self.classification is not None else self._bar_classification()
 
-    def to_html(self) -> str:
+    def top_html(self) -> str:
+        """The question, the four-host bar, a chip per blended host, the mode and the split."""
         p = self._plan()
         w = p.get("weights") or {}
         chips = "".join(
@@ -101,6 +103,15 @@ class BlendState(GridState):
             if p else ""
         )
         split = f'<div style="font-size:0.85em;opacity:0.8">Split: {esc(p["split"])}</div>' if p.get("split") else ""
+        bar = self._bar()
+        return (
+            (f'<div style="font-weight:600">{esc(self.question)}</div>' if self.question else "")
+            + (host_bar_html(bar) if bar is not None else "")
+            + f'<div class="fh-blend-chips">{chips}</div>{mode}{split}'
+        )
+
+    def to_html(self) -> str:
+        p = self._plan()
         live = self.summary is None
         unified = _growing_html(self.unified) if live else markdown_html(self.unified)
         parts = []
@@ -112,12 +123,9 @@ class BlendState(GridState):
                 f'color:{_color(h)}">{esc(PROFILES[h].emoji)} {esc(PROFILES[h].label)}\'s part{esc(sub)}</summary>'
                 f"{self.panel_html(h)}</details>"
             )
-        bar = self._bar()
         return (
             '<div class="fh-blend">'
-            + (f'<div style="font-weight:600">{esc(self.question)}</div>' if self.question else "")
-            + (host_bar_html(bar) if bar is not None else "")
-            + f'<div class="fh-blend-chips">{chips}</div>{mode}{split}'
+            + self.top_html()
             + (f'<div class="fh-answer fh-blend-answer">{unified}</div>' if self.unified else "")
             + sources_html(self.sources)
             + "".join(parts)

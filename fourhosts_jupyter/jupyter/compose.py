@@ -1,6 +1,6 @@
 """``%%research --compare`` / ``--blend`` (and the automatic blend): compositions of runs drawn
-into a cell through one coalesced display (``grid.GridView``; a live compare in a kernel streams
-through widgets, ``grid_live``). Called by ``ResearchMagics``."""
+into a cell through one coalesced display (``grid.GridView``; a live compare or blend in a kernel
+streams through widgets, ``grid_live`` / ``blend_live``). Called by ``ResearchMagics``."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ from typing import Any
 
 from IPython.core.error import UsageError
 
-from .grid import GridState, GridView
+from .grid import GridState
 from .grid_live import grid_view
 
 
@@ -32,13 +32,10 @@ def run_composed(
         store = open_store(settings.resolved_store_path(), lock_timeout=magics.lock_timeout)
         engine = Engine(settings, store=store, provider=magics.provider)
         if args.compare is not None:
-            from ..comparison import parse_hosts, stream_compare
+            from ..comparison import parse_hosts
 
-            hosts = parse_hosts(args.compare)
-            view = grid_view(live=live, max_rate=magics.max_rate, widgets=None if magics.segmented else False)
-            state = view.consume(stream_compare(engine, question, hosts, effort=effort, model=model,
-                                                synthesize=args.synthesize))  # fmt: skip
-            return True, _checked(state.comparison, state)
+            return True, compare_in_cell(magics, engine, question, parse_hosts(args.compare), effort=effort,
+                                         model=model, live=live, synthesize=args.synthesize)  # fmt: skip
         from ..blending import parse_mode, stream_blend
 
         mode = parse_mode(args.blend) if args.blend is not None else None
@@ -51,15 +48,28 @@ def run_composed(
             classification = classify(question, embedder=engine.embedder)
             if not classification.blend:
                 return False, None
-        from .blend_view import BlendState
+        from .blend_live import blend_view
 
-        view = GridView(live=live, max_rate=magics.max_rate, state=BlendState())
+        view = blend_view(live=live, max_rate=magics.max_rate, widgets=None if magics.segmented else False)
         state = view.consume(stream_blend(engine, question, mode=mode, force=args.blend is not None,
                                           classification=classification, effort=effort, model=model))  # fmt: skip
         if state.result is None:
             raise UsageError("%%research: the blend ended early (see the cell)")
         _checked(state.result.parts, state)
         return True, state.result
+
+
+def compare_in_cell(magics: Any, engine: Any, question: str, hosts: Any, *, effort: Any = None,
+                    model: str | None = None, live: bool, synthesize: bool = False, display: Any = None) -> Any:
+    """A comparison streamed into the cell (or, with its ``display``, the explorer's output
+    area) as ``--compare`` draws it: the live grid (widgets in a kernel), then the final grid."""
+    from ..comparison import stream_compare
+
+    view = grid_view(live=live, max_rate=magics.max_rate, widgets=None if magics.segmented else False,
+                     display=display)
+    state = view.consume(stream_compare(engine, question, hosts, effort=effort, model=model,
+                                        synthesize=synthesize))  # fmt: skip
+    return _checked(state.comparison, state)
 
 
 def _checked(comparison: Any, state: GridState) -> Any:

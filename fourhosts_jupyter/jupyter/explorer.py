@@ -184,15 +184,21 @@ class Explorer:
         chosen = HostParadigm.parse(host) if host is not None else self.host
         self.last_action = f"research as {chosen.value}"
         with self._output():
-            return _research(self._text, chosen, self.store)
+            into = _IntoOutput(self.output) if self._widget is not None else None
+            return _research(self._text, chosen, self.store, into)
 
     def compare(self) -> Any:
-        """All four hosts side by side (``fh.compare``) into the output area."""
+        """All four hosts side by side into the output area: streamed as ``%%research
+        --compare`` draws it (the live grid) when the magics are loaded, else ``fh.compare``."""
         from ..api import compare
 
         self.last_action = "compare"
         with self._output():
-            return _shown(compare(self._text, hosts=None, store=self.store))
+            magics = _research_magics()
+            if magics is None:
+                return _shown(compare(self._text, hosts=None, store=self.store))
+            into = _IntoOutput(self.output) if self._widget is not None else None
+            return _compare_live(magics, self._text, self.store, into)
 
     def blend(self) -> Any:
         """The blended answer (``fh.blend``) into the output area, over the manual weights when
@@ -351,7 +357,7 @@ def _one_blas_thread() -> Any:
     return threadpool_limits(limits=1, user_api="blas")
 
 
-def _research(question: str, host: HostParadigm, store: str | None) -> Any:
+def _research(question: str, host: HostParadigm, store: str | None, display: Any = None) -> Any:
     """Through the loaded %%research magics when there are some (their settings, live view),
     else the module-level ``research()``."""
     from ..errors import ConfigError
@@ -363,7 +369,7 @@ def _research(question: str, host: HostParadigm, store: str | None) -> Any:
         settings = magics.settings(model=None, store=store, base_url=None, api=None)
         return magics.run(
             question, settings=settings, paradigm=host, effort=None,
-            model=magics.model or None, live=magics.is_live(),
+            model=magics.model or None, live=magics.is_live(), display=display,
         )  # fmt: skip
     from IPython.display import display
 
@@ -372,6 +378,53 @@ def _research(question: str, host: HostParadigm, store: str | None) -> Any:
     answer = research(question, store=store, paradigm=host)
     display(answer)
     return answer
+
+
+def _compare_live(magics: Any, question: str, store: str | None, display: Any = None) -> Any:
+    """The four hosts through the loaded magics' compare (their settings, live grid)."""
+    from ..engine import Engine
+    from ..errors import ConfigError
+    from ..memory.backends import open_store
+    from .compose import compare_in_cell
+    from .magics import user_errors
+
+    if not question.strip():
+        raise ConfigError("the explorer has no question yet: type one in the box first")
+    settings = magics.settings(model=None, store=store, base_url=None, api=None)
+    with user_errors("%research explore: "):
+        engine = Engine(settings, store=open_store(settings.resolved_store_path(), lock_timeout=magics.lock_timeout),
+                        provider=magics.provider)  # fmt: skip
+        return compare_in_cell(magics, engine, question, None, model=magics.model or None, live=magics.is_live(),
+                               display=display)
+
+
+class _IntoOutput:
+    """A view's display function that draws into an ipywidgets ``Output`` through its
+    ``outputs`` list: the front-end's Output widget ignores ``update_display_data``
+    (jupyter-widgets/ipywidgets#1844), so a handle's update replaces its own entry there."""
+
+    def __init__(self, output: Any) -> None:
+        self.output = output
+        output.outputs = ()  # clear_output() empties the front-end's copy, not this list
+
+    def __call__(self, obj: Any, display_id: bool = False) -> Any:
+        self.output.outputs = (*self.output.outputs, _output_of(obj))
+        slot, into = len(self.output.outputs) - 1, self
+
+        class Handle:
+            def update(self, new: Any) -> None:
+                outputs = list(into.output.outputs)
+                outputs[slot] = _output_of(new)
+                into.output.outputs = tuple(outputs)
+
+        return Handle() if display_id else None
+
+
+def _output_of(obj: Any) -> dict[str, Any]:
+    from IPython.core.interactiveshell import InteractiveShell
+
+    data, metadata = InteractiveShell.instance().display_formatter.format(obj)
+    return {"output_type": "display_data", "data": data, "metadata": metadata}
 
 
 def _research_magics() -> Any:

@@ -83,11 +83,15 @@ def widgets_available() -> bool:
     return bool(ipywidgets) and comm.create_comm is not getattr(comm, "_create_comm", None)
 
 
+def uses_widgets(live: bool, widgets: bool | None) -> bool:
+    """Whether a live view streams through widgets: ``widgets`` None decides
+    (``widgets_available``); False forces the one-handle GridView."""
+    return live and (widgets_available() if widgets is None else widgets)
+
+
 def grid_view(*, live: bool, max_rate: float, widgets: bool | None = None, **kwargs: Any) -> GridView:
-    """The compare grid's view: widgets while streaming when they can be shown, else GridView.
-    ``widgets``: None decides (``widgets_available``); False forces the one-handle GridView."""
-    use = live and (widgets_available() if widgets is None else widgets)
-    return (LiveGridView if use else GridView)(live=live, max_rate=max_rate, **kwargs)
+    """The compare grid's view: widgets while streaming when they can be shown, else GridView."""
+    return (LiveGridView if uses_widgets(live, widgets) else GridView)(live=live, max_rate=max_rate, **kwargs)
 
 
 _SLIM: dict[str, type] = {}
@@ -230,9 +234,21 @@ class LiveGridView(GridView):
         self._top_value = self._top.value
         self._panels = {h: _Panel(self, h) for h in s.hosts}
         # one GridBox, the top spanning its columns (a VBox around both would be two more messages)
-        self._root = self._made(_slim("GridBox")([self._top, *(p.box for p in self._panels.values())],
+        self._root = self._made(_slim("GridBox")([self._top, *self._above(), *(p.box for p in self._panels.values())],
                                                  _dom_classes=(
                                                      "fh-compare-live", "fh-compare-live-grid", f"fh-n{len(s.hosts)}")))
+
+    def _above(self) -> list[Any]:
+        """Widgets between the top and the panels (a blend's unified answer)."""
+        return []
+
+    def _tails(self) -> list[Any]:
+        """Everything with a growing tail: the panels (and what ``_above`` adds)."""
+        return list(self._panels.values())
+
+    def _live_text(self) -> str:
+        names = ", ".join(h.value for h in self.state.hosts)
+        return f"Compare: {self.state.question} ({names}: streaming; the grid is drawn here when they finish)"
 
     # -- drawing -----------------------------------------------------------------------------
 
@@ -259,23 +275,22 @@ class LiveGridView(GridView):
         # for the grid), the panel's whose shown tail is oldest; a panel that has ended is drawn
         # at once (its last redraw: once per panel)
         now = self.clock()
-        for p in self._panels.values():
+        tails = self._tails()
+        for p in tails:
             p.fold()
             if p.ended and p.stale:
                 p.redraw(now)
-        due = [p for p in self._panels.values() if p.stale and now - p.tail_at >= TAIL_S]
+        due = [p for p in tails if p.stale and now - p.tail_at >= TAIL_S]
         if due:
             min(due, key=lambda p: p.tail_at).redraw(now)
         if self._handle is None:
             display = self._display
             if display is None:
                 from IPython.display import display
-            names = ", ".join(h.value for h in self.state.hosts)
-            text = f"Compare: {self.state.question} ({names}: streaming; the grid is drawn here when they finish)"
-            self._handle = display(_Live(self._root, text), display_id=True)
+            self._handle = display(_Live(self._root, self._live_text()), display_id=True)
         self.updates += 1
         self._shown = True
-        self._dirty = any(p.stale for p in self._panels.values())  # the next tick draws the next
+        self._dirty = any(p.stale for p in tails)  # the next tick draws the next
         self._last = now
 
     def flush(self) -> None:

@@ -319,9 +319,12 @@ async def _abatch(
         state, note = "failed", f"{type(exc).__name__}: {exc}"
         raise
     finally:
-        bar.close()
-        # written even while cancelled: a blocking write here beats a batch left "running"
-        rows.set_state(batch_id, state, note)
+        try:  # a stopped batch stops its runs too, and awaits them (each records its end)
+            await sched.aclose()
+        finally:
+            bar.close()
+            # written even while cancelled: a blocking write here beats a batch left "running"
+            rows.set_state(batch_id, state, note)
     df = await asyncio.to_thread(rows.results, batch_id)
     df.attrs.update(batch_id=batch_id, state=state, note=note or "", counts=counts.line(),
                     compare=[h.value for h in hosts])

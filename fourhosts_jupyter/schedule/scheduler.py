@@ -24,6 +24,11 @@ error fails the handle at once. The slot is given back during the backoff.
 
 Every asyncio object is made on the loop that awaits it, so one Scheduler serves one event
 loop at a time (a batch, a run); the budget may be shared across loops and threads.
+
+Stopping. ``await sched.aclose()`` (or ``async with Scheduler(…) as sched``) cancels every task
+it still holds — pending, running, backing off — and awaits them, so a stopped batch or run
+leaves nothing pending for the end of its event loop (where the garbage collector would close
+it outside its context). A handle cancelled before its task's first step still ends cancelled.
 """
 
 from __future__ import annotations
@@ -38,7 +43,7 @@ from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any, Awaitable, Callable, Generator, Generic, TypeVar
 
-from ..errors import BudgetExceeded, ConfigError
+from ..errors import BudgetExceeded, Cancelled, ConfigError
 from .budget import Budget, BudgetUsage
 
 T = TypeVar("T")
@@ -186,6 +191,14 @@ class Scheduler:
         self._seq = itertools.count()
         self._done = 0
         self._failed = 0
+        self._tasks: set[asyncio.Task[Any]] = set()  # every task started and not yet ended
+        self._closed = False
+
+    async def __aenter__(self) -> Scheduler:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.aclose()
 
     # -- public ------------------------------------------------------------------------------
 
@@ -194,6 +207,8 @@ class Scheduler:
                retries: int | None = None, name: str | None = None, **kwargs: Any) -> TaskHandle[T]:
         """Queue ``fn(*args, **kwargs)`` (called again for each retry). Must be called on the
         event loop that will run it. ``tokens`` / ``usd``: the cost estimate held while it runs."""
+        if self._closed:
+            raise Cancelled("the scheduler is closed (its batch or run was stopped): start a new one")
         seq = next(self._seq)
         call = (lambda: fn(*args, **kwargs)) if (args or kwargs) else fn
         h: TaskHandle[T] = TaskHandle(
@@ -213,6 +228,24 @@ class Scheduler:
         """Used / available / utilization of the scheduler's budget (None without one)."""
         return self.budget.usage() if self.budget is not None else None
 
+    async def aclose(self) -> None:
+        """Cancel every task not finished (pending ones never start) and await them all."""
+        self._closed = True
+        for h in list(self._heap):
+            h.cancel()
+        tasks = [t for t in self._tasks if not t.done()]
+        for t in tasks:
+            t.cancel()
+        interrupted = False
+        while tasks:  # awaited even if this is cancelled meanwhile: nothing is left behind
+            try:
+                await asyncio.gather(*tasks, return_exceptions=True)
+            except asyncio.CancelledError:
+                interrupted = True
+            tasks = [t for t in tasks if not t.done()]
+        if interrupted:
+            raise asyncio.CancelledError
+
     async def join(self) -> None:
         """Wait until nothing is pending or running."""
         while self._heap or self._running or self._retrying:
@@ -225,6 +258,8 @@ class Scheduler:
     # -- admission ---------------------------------------------------------------------------
 
     def _pump(self) -> None:
+        if self._closed:
+            return
         heap = self._heap
         while heap and len(self._running) < self.concurrency:
             top = heap[0]
@@ -274,7 +309,18 @@ class Scheduler:
         self._held_usd += h.usd or 0.0
         h.status = RUNNING
         h.started = time.perf_counter()
-        h._task = asyncio.get_running_loop().create_task(self._run(h), name=h.name)
+        h._task = task = asyncio.get_running_loop().create_task(self._run(h), name=h.name)
+        self._tasks.add(task)
+        task.add_done_callback(lambda t: self._ended(h, t))
+
+    def _ended(self, h: TaskHandle[Any], task: asyncio.Task[Any]) -> None:
+        # A task cancelled before its first step never ran ``_run`` (nor its finally): settle
+        # its handle and give its slot back here.
+        self._tasks.discard(task)
+        if not h.done():
+            h._finish(CANCELLED, cancel=True)
+            self._release(h)
+            self._pump()
 
     def _release(self, h: TaskHandle[Any]) -> None:
         if h in self._running:
@@ -283,7 +329,9 @@ class Scheduler:
             self._held_usd -= h.usd or 0.0
 
     async def _run(self, h: TaskHandle[Any]) -> None:
-        token = current_task.set(h)
+        # Set in this task's own context (a copy made for it), which ends with the task: no
+        # reset, so nothing depends on the context the coroutine is finally closed in.
+        current_task.set(h)
         try:
             while True:
                 h.attempts += 1
@@ -307,7 +355,6 @@ class Scheduler:
                 h._finish(DONE, value)
                 return
         finally:
-            current_task.reset(token)
             self._release(h)
             self._pump()
 

@@ -88,6 +88,8 @@ class Worker:
                     additional_context={"fourhosts_worker": self})
             finally:
                 reclaim.cancel()
+                await self._sched.aclose()  # a stopped worker's items stop with it, awaited
+                await asyncio.gather(reclaim, return_exceptions=True)
                 for engine in self._engines.values():
                     await engine._provider.close()
 
