@@ -163,60 +163,34 @@ def _slow_answer(server: Any) -> None:
     server.set_default(Reply.say("Lower speeds save lives [1]. " * 40, usage=(1_000, 50), delay=0.02))
 
 
-def test_a_run_stopped_mid_stream_leaves_no_task_running(openai_server, seeded_store):
-    # interrupting %%research mid-stream closes the run's event stream while the answer streams
-    _slow_answer(openai_server)
-    engine: Engine = engine_for(openai_server, seeded_store)
-    left: list[list[str]] = []
-
-    async def main() -> None:
-        events = engine.astream("How should a city cut traffic deaths?")
-        async for ev in events:
-            if type(ev).__name__ == "TextDelta":
-                break
-        await events.aclose()
-        left.append(leftover())
-
-    with unraisables() as seen:
-        for _ in range(2):
-            asyncio.run(main())
-    assert left == [[]] * 2
-    assert seen == []
+def _run(engine: Engine, q: str) -> Any:
+    return engine.astream(q)
 
 
-def test_a_compare_stopped_mid_stream_leaves_no_task_running(openai_server, seeded_store):
+def _compare(engine: Engine, q: str) -> Any:
     from fourhosts_jupyter.comparison import astream_compare
 
-    _slow_answer(openai_server)
-    engine: Engine = engine_for(openai_server, seeded_store)
-    left: list[list[str]] = []
-
-    async def main() -> None:
-        events = astream_compare(engine, "How should a city cut traffic deaths?", "dolores,bernard")
-        async for ev in events:
-            if type(getattr(ev, "event", None)).__name__ == "TextDelta":
-                break
-        await events.aclose()
-        left.append(leftover())
-
-    with unraisables() as seen:
-        for _ in range(2):
-            asyncio.run(main())
-    assert left == [[]] * 2
-    assert seen == []
+    return astream_compare(engine, q, "dolores,bernard")
 
 
-def test_a_blend_stopped_while_its_hosts_run_leaves_no_task_running(openai_server, seeded_store):
+def _blend(engine: Engine, q: str) -> Any:
     from fourhosts_jupyter.blending import astream_blend
 
+    return astream_blend(engine, q, mode="weighted")
+
+
+@pytest.mark.parametrize("start", [_run, _compare, _blend], ids=["run", "compare", "blend"])
+def test_a_stream_stopped_mid_answer_leaves_no_task_running(openai_server, seeded_store, start):
+    # interrupting a cell mid-stream closes its event stream while the answer (or, for a
+    # compare or blend, a host's answer) streams
     _slow_answer(openai_server)
     engine: Engine = engine_for(openai_server, seeded_store)
     left: list[list[str]] = []
 
     async def main() -> None:
-        events = astream_blend(engine, "How should a city cut traffic deaths?", mode="weighted")
+        events = start(engine, "How should a city cut traffic deaths?")
         async for ev in events:
-            if type(getattr(ev, "event", None)).__name__ == "TextDelta":
+            if type(getattr(ev, "event", ev)).__name__ == "TextDelta":
                 break
         await events.aclose()
         left.append(leftover())

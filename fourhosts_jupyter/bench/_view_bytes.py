@@ -123,22 +123,31 @@ def measure_run(make_view: Callable[..., Any], seconds: float = 7.0) -> dict[str
 
 def grid_events(seconds_hosts: tuple[str, ...] = ("dolores", "teddy", "bernard", "maeve")) -> list[Any]:
     """A four-panel comparison: each host's run interleaved chunk by chunk, then the footer."""
-    from ..comparison import CompareFinished, CompareStarted, Comparison, HostEvent, HostResult
-    from ..events import AnswerReady
+    from ..comparison import CompareFinished, CompareStarted, Comparison
     from ..paradigms import HostParadigm
 
     hosts = tuple(HostParadigm(h) for h in seconds_hosts)
-    runs = {h: run_events(host=h.value) for h in hosts}
     out: list[Any] = [CompareStarted("c_0000000000000000", "How should a city cut traffic deaths?", hosts)]
     comparison = Comparison("c_0000000000000000", "How should a city cut traffic deaths?", hosts)
+    out += _interleaved({h: run_events(host=h.value) for h in hosts}, comparison, seconds=7.0)
+    out.append(CompareFinished(comparison))
+    return out
+
+
+def _interleaved(runs: dict[Any, list[Any]], into: Any, seconds: float) -> list[Any]:
+    """The hosts' runs as HostEvents, one event of each host in turn; each finished answer is
+    recorded in ``into`` (a Comparison)."""
+    from ..comparison import HostEvent, HostResult
+    from ..events import AnswerReady
+
+    out: list[Any] = []
     for i in range(max(len(r) for r in runs.values())):
-        for h in hosts:
-            if i < len(runs[h]):
-                e = runs[h][i]
+        for h, events in runs.items():
+            if i < len(events):
+                e = events[i]
                 out.append(HostEvent(h, e))
                 if isinstance(e, AnswerReady):
-                    comparison.results[h] = HostResult(h, e.answer.run_id, e.answer, seconds=7.0)
-    out.append(CompareFinished(comparison))
+                    into.results[h] = HostResult(h, e.answer.run_id, e.answer, seconds=seconds)
     return out
 
 
@@ -147,8 +156,8 @@ def blend_events(hosts: tuple[str, ...] = ("dolores", "teddy")) -> list[Any]:
     (their parts), then the ~12 kB unified answer in small chunks, then BlendFinished."""
     from ..blending import BlendFinished, BlendPlan, BlendResult, BlendStarted, UnifiedDelta
     from ..classifier import classify
-    from ..comparison import Comparison, HostEvent, HostResult
-    from ..events import AnswerReady, Source
+    from ..comparison import Comparison
+    from ..events import Source
     from ..memory.embeddings import HashingEmbedder
     from ..paradigms import HostParadigm
 
@@ -160,14 +169,8 @@ def blend_events(hosts: tuple[str, ...] = ("dolores", "teddy")) -> list[Any]:
     cid = "c_0000000000000000"
     out: list[Any] = [BlendStarted(cid, question, plan, c)]
     parts = Comparison(cid, question, chosen, kind="blend")
-    runs = {h: run_events(host=h.value, text=answer_text(4_000), chunks=240) for h in chosen}
-    for i in range(max(len(r) for r in runs.values())):
-        for h in chosen:
-            if i < len(runs[h]):
-                e = runs[h][i]
-                out.append(HostEvent(h, e))
-                if isinstance(e, AnswerReady):
-                    parts.results[h] = HostResult(h, e.answer.run_id, e.answer, seconds=3.0)
+    out += _interleaved({h: run_events(host=h.value, text=answer_text(4_000), chunks=240)
+                         for h in chosen}, parts, seconds=3.0)
     text = answer_text()
     size = max(1, len(text) // 700)
     out += [UnifiedDelta(text[i : i + size]) for i in range(0, len(text), size)]
