@@ -44,19 +44,3 @@ def test_without_the_magics_the_compare_button_shows_the_finished_comparison(tmp
     assert len(comparison.answers) == 4
     [shown] = cap.outputs
     assert not shown.update and 'class="fh-compare-grid fh-n4"' in shown.data["text/html"]
-
-
-def test_the_research_button_draws_its_live_run_into_the_output_area(kernel_shell):
-    # the segmented run view's header is redrawn through its handle: in the Output widget that
-    # is an entry of its list replaced (update_display_data would be ignored there)
-    ex = Explorer(TWO)
-    with KernelTraffic():
-        ex.widget()
-        answer = ex.research_as("bernard")
-    outputs = ex.output.outputs
-    html = [o["data"].get("text/html", "") for o in outputs]
-    assert "fh-hostbar" in html[0] and "✅ Done" in html[0]  # the header, as it ended
-    assert sum("fh-hostbar" in h for h in html) == 1
-    text = "\n".join(o["data"]["text/plain"] for o in outputs)
-    assert answer.text.strip().splitlines()[0][:40] in text  # the answer, in pieces of its own
-    assert "Rate this answer" in outputs[-1]["data"]["text/plain"]

@@ -184,8 +184,7 @@ class Explorer:
         chosen = HostParadigm.parse(host) if host is not None else self.host
         self.last_action = f"research as {chosen.value}"
         with self._output():
-            into = _IntoOutput(self.output) if self._widget is not None else None
-            return _research(self._text, chosen, self.store, into)
+            return _research(self._text, chosen, self.store)
 
     def compare(self) -> Any:
         """All four hosts side by side into the output area: streamed as ``%%research
@@ -357,7 +356,7 @@ def _one_blas_thread() -> Any:
     return threadpool_limits(limits=1, user_api="blas")
 
 
-def _research(question: str, host: HostParadigm, store: str | None, display: Any = None) -> Any:
+def _research(question: str, host: HostParadigm, store: str | None) -> Any:
     """Through the loaded %%research magics when there are some (their settings, live view),
     else the module-level ``research()``."""
     from ..errors import ConfigError
@@ -369,7 +368,7 @@ def _research(question: str, host: HostParadigm, store: str | None, display: Any
         settings = magics.settings(model=None, store=store, base_url=None, api=None)
         return magics.run(
             question, settings=settings, paradigm=host, effort=None,
-            model=magics.model or None, live=magics.is_live(), display=display,
+            model=magics.model or None, live=magics.is_live(),
         )  # fmt: skip
     from IPython.display import display
 

@@ -373,17 +373,14 @@ class ResearchMagics(Magics):
         live: bool,
         budget_tokens: int | None = None,
         budget_usd: float | None = None,
-        display: Any = None,
     ) -> Any:
-        """One run drawn into the cell (or through ``display``, e.g. into the explorer's output
-        area); returns the Answer, raises after a failed run."""
+        """One run drawn into the cell; returns the Answer, raises after a failed run."""
         from ..engine import Engine
         from ..memory.backends import open_store
         from .segmented import SegmentedCellView
         from .view import CellView
 
-        view = (SegmentedCellView if self.segmented else CellView)(live=live, max_rate=self.max_rate,
-                                                                   display=display)
+        view = (SegmentedCellView if self.segmented else CellView)(live=live, max_rate=self.max_rate)
         with user_errors("%%research: "):
             store = open_store(settings.resolved_store_path(), lock_timeout=self.lock_timeout)
             engine = Engine(settings, store=store, provider=self.provider,
@@ -395,10 +392,11 @@ class ResearchMagics(Magics):
                 )
             )
             if live and state.answer is not None and state.error is None:
-                from .feedback import RatingRow
-                from .view import _ipython_display
+                from IPython.display import display
 
-                (display or _ipython_display())(RatingRow(store, state.answer.run_id))
+                from .feedback import RatingRow
+
+                display(RatingRow(store, state.answer.run_id))
         if state.error is not None:
             message, kind = state.error
             if kind.replace("_", "").lower() in _USER_KINDS:
