@@ -269,7 +269,7 @@ def _anchored(hits: list[Hit], keyword: Any, embedder: Any, query: str,
         for h, ws in zip(hits, words)
     ]
     codes = any(is_code(w) for ws in words for w in ws)
-    return promote(marked, keys_of, found), sum(bool(ws) for ws in words), codes
+    return promote(marked, words), sum(bool(ws) for ws in words), codes
 
 
 def _fuse(

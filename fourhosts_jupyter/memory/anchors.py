@@ -73,11 +73,7 @@ def held(items: Sequence[T], keys_of: Callable[[T], Iterable[int]],
     return out
 
 
-def promote(items: Sequence[T], keys_of: Callable[[T], Iterable[int]],
-            anchors: dict[str, set[int]]) -> list[T]:
-    """``items`` (fused order) with those holding more of the anchors first; stable within a
-    tier, unchanged without anchors."""
-    if not anchors:
-        return list(items)
-    counts = [len(h) for h in held(items, keys_of, anchors)]
-    return [it for _, it in sorted(zip(counts, items), key=lambda t: -t[0])]
+def promote(items: Sequence[T], words: Sequence[Sequence[str]]) -> list[T]:
+    """``items`` (fused order) with those holding more anchors (``words``: ``held``'s answer
+    for them) first; stable within a tier."""
+    return [it for _, it in sorted(zip(words, items), key=lambda t: -len(t[0]))]
