@@ -373,52 +373,52 @@ def exact_minmax(c: Candidates, w: tuple[float, float] = (0.8, 0.2), depth: int 
     return _ranked({d: w[0] * a + w[1] * b for d, a, b in zip(docs, nd, nk)}, c.dense)
 
 
+def _floor_scaled(c: Candidates, w: tuple[float, float], depth: int, dense_floor: float | None,
+                  bm25_floor: float | None) -> list[str]:
+    """Each list's top ``depth`` scaled to [0, 1] between a floor and its best score (floor
+    None: the window's worst, i.e. min-max), weighted sum; a document a list missed scores 0."""
+    def scaled(lst: list[tuple[str, int, float]], floor: float | None) -> dict[str, float]:
+        lst = lst[:depth]
+        if not lst:
+            return {}
+        lo = min(s for _, _, s in lst) if floor is None else floor
+        span = lst[0][2] - lo
+        if span <= 0:  # min-max: every score equal (all at the top); else none above the floor
+            return {d: 1.0 if floor is None else 0.0 for d, _, _ in lst}
+        return {d: max(0.0, (s - lo) / span) for d, _, s in lst}
+
+    sd, sk = scaled(c.dense, dense_floor), scaled(c.bm25, bm25_floor)
+    scores = {d: w[0] * sd.get(d, 0.0) + w[1] * sk.get(d, 0.0) for d in list(sd) + list(sk)}
+    return _ranked(scores, c.dense)
+
+
 def tmm(c: Candidates, w: tuple[float, float] = (0.8, 0.2), depth: int = 50,
         cos_floor: float = 0.0) -> list[str]:
     """Theoretical min-max (Bruch et al. 2023, "An Analysis of Fusion Functions for Hybrid
     Retrieval"): each list divided by its own best score above the retriever's theoretical
     floor (BM25 0, cosine ``cos_floor``) instead of its window's worst, so a list's spread is
     kept and the window's depth does not set the scale; a document a list missed scores 0."""
-    def scaled(lst: list[tuple[str, int, float]], floor: float) -> dict[str, float]:
-        lst = lst[:depth]
-        if not lst:
-            return {}
-        top = lst[0][2] - floor
-        return {d: max(0.0, (s - floor) / top) if top > 0 else 0.0 for d, _, s in lst}
-
-    sd, sk = scaled(c.dense, cos_floor), scaled(c.bm25, 0.0)
-    scores = {d: w[0] * sd.get(d, 0.0) + w[1] * sk.get(d, 0.0) for d in list(sd) + list(sk)}
-    return _ranked(scores, c.dense)
+    return _floor_scaled(c, w, depth, cos_floor, 0.0)
 
 
 def mixed_norm(c: Candidates, w: tuple[float, float] = (0.8, 0.2), depth: int = 50,
                dense_norm: str = "minmax", bm25_norm: str = "minmax") -> list[str]:
     """Each list normalised its own way: ``minmax`` (window's worst 0, best 1; ``search``'s) or
     ``tmm`` (theoretical floor 0, best 1); a document a list missed scores that list's 0."""
-    def scaled(lst: list[tuple[str, int, float]], how: str) -> dict[str, float]:
-        lst = lst[:depth]
-        if not lst:
-            return {}
-        hi = lst[0][2]
-        lo = min(s for _, _, s in lst) if how == "minmax" else 0.0
-        span = hi - lo
-        return {d: max(0.0, (s - lo) / span) if span > 0 else 1.0 for d, _, s in lst}
-
-    sd, sk = scaled(c.dense, dense_norm), scaled(c.bm25, bm25_norm)
-    scores = {d: w[0] * sd.get(d, 0.0) + w[1] * sk.get(d, 0.0) for d in list(sd) + list(sk)}
-    return _ranked(scores, c.dense)
+    floor = {"minmax": None, "tmm": 0.0}
+    return _floor_scaled(c, w, depth, floor[dense_norm], floor[bm25_norm])
 
 
 def with_anchors(c: Candidates, ranked: list[str]) -> list[str]:
     """``ranked`` with the documents holding more of the query's rare anchor words (figures,
     codes, identifiers: ``memory/anchors.py``) first, in ``ranked``'s order within a tier."""
-    from ..memory.anchors import anchor_postings, promote
+    from ..memory.anchors import anchor_postings, held, promote
 
     passages: dict[str, set[int]] = {}
     for d, kk, _ in c.dense_passages + c.bm25_passages:
         passages.setdefault(d, set()).add(kk)
-    return promote(ranked, lambda d: passages.get(d, ()),
-                   anchor_postings(c.ctx.si.keyword, c.ctx.embedder, c.query))
+    found = anchor_postings(c.ctx.si.keyword, c.ctx.embedder, c.query)
+    return promote(ranked, held(ranked, lambda d: passages.get(d, ()), found))
 
 
 # name -> (dense query text from the query, or None; ranker)
