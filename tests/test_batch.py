@@ -48,6 +48,22 @@ def engine_for(server: ScriptedServer, store, **settings) -> Engine:  # noqa: AN
     return Engine(s, store=store, embedder=HashingEmbedder(), tools=ToolRegistry())
 
 
+async def interrupt_batch(server: ScriptedServer, engine: Engine, after: int, **options) -> None:  # noqa: ANN003
+    """A 6-question batch at concurrency 2, its task cancelled (as Ctrl-C does) once the model
+    has been asked ``after`` times; the cancel reaches the caller."""
+    import asyncio
+
+    from fourhosts_jupyter.schedule.batch import abatch
+
+    task = asyncio.ensure_future(abatch(questions(6), engine=engine, concurrency=2, progress=False,
+                                        **options))
+    while len(server.chat_requests) < after:
+        await asyncio.sleep(0.02)
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await task
+
+
 @pytest.fixture
 def answering(openai_server):
     openai_server.set_default(Reply.say("Lower speeds save lives [1].", usage=(1_000, 50)))
@@ -314,22 +330,10 @@ def test_a_cancelled_batch_is_interrupted_and_resumes_with_what_is_left(openai_s
     # Ctrl-C and a kernel interrupt cancel the batch's task (schedule.batch.batch does it)
     import asyncio
 
-    from fourhosts_jupyter.schedule.batch import abatch
-
     openai_server.set_default(Reply.say("Lower speeds save lives [1].", usage=(1_000, 50), first_delay=0.3))
     engine = engine_for(openai_server, seeded_any)
     started: list[str] = []
-
-    async def main() -> None:
-        task = asyncio.ensure_future(abatch(questions(6), engine=engine, concurrency=2, progress=False,
-                                            on_start=started.append))
-        while len(openai_server.chat_requests) < 3:
-            await asyncio.sleep(0.02)
-        task.cancel()
-        with pytest.raises(asyncio.CancelledError):
-            await task
-
-    asyncio.run(main())
+    asyncio.run(interrupt_batch(openai_server, engine, 3, on_start=started.append))
     rows = batch_rows(seeded_any)
     [bid] = started
     info = rows.info(bid)

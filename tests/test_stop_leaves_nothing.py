@@ -17,7 +17,7 @@ from openai_server import Reply
 from fourhosts_jupyter.engine import Engine
 from fourhosts_jupyter.schedule import Scheduler
 from fourhosts_jupyter.schedule.batch import abatch
-from test_batch import engine_for, questions
+from test_batch import engine_for, interrupt_batch, questions
 
 
 @contextlib.contextmanager
@@ -120,12 +120,7 @@ def test_a_cancelled_batch_leaves_no_task_running(openai_server, seeded_store):
     left: list[list[str]] = []
 
     async def main() -> None:
-        task = asyncio.ensure_future(abatch(questions(6), engine=engine, concurrency=2, progress=False))
-        while len(openai_server.chat_requests) < 2:
-            await asyncio.sleep(0.02)
-        task.cancel()
-        with pytest.raises(asyncio.CancelledError):
-            await task
+        await interrupt_batch(openai_server, engine, 2)
         left.append(leftover())
 
     with unraisables() as seen:
