@@ -21,20 +21,13 @@ from typing import Any
 from .blend_view import BlendState
 from .grid import GridView
 from .grid_live import LiveGridView, _Panel, _slim, uses_widgets
-from .segmented import Splitter
 
 
 class _Unified(_Panel):
     """The unified answer's tails: a panel without a head, fed by the blend's text."""
 
     def __init__(self, view: LiveBlendView) -> None:  # not _Panel.__init__: that builds a host's head
-        self.view, self.host = view, None
-        self.splitter = Splitter()
-        self.tail = view._html("")
-        self.fresh = self.growing = self.shown = ""
-        self.sends = 0
-        self.tail_at = float("-inf")
-        self.ended = False
+        self._open(view, None)
         # spans the grid's columns, like the top (grid_live._frames: .fh-live-top)
         self.box = view._made(_slim("VBox")([self.tail], _dom_classes=("fh-live-top", "fh-blend-live-answer")))
 

@@ -152,10 +152,18 @@ class _Panel:
     """One host's live panel: head, frozen tails (finished text), the growing tail last."""
 
     def __init__(self, view: LiveGridView, host: HostParadigm) -> None:
-        self.view, self.host = view, host
-        self.splitter = Splitter()
+        self._open(view, host)
         self.head_value = view.state.panel_head_html(host)
         self.head = view._html(self.head_value)
+        # the final panel's frame (GridState.panel_style) comes from the CSS (_frames): a Layout
+        # widget per panel would be two more messages each
+        self.box = view._made(_slim("VBox")([self.head, self.tail],
+                                            _dom_classes=("fh-compare-live-panel", f"fh-live-{host.value}")))
+
+    def _open(self, view: LiveGridView, host: HostParadigm | None) -> None:
+        """The growing tail's state (a blend's unified answer has a tail and no head)."""
+        self.view, self.host = view, host
+        self.splitter = Splitter()
         self.tail = view._html("")
         self.fresh = ""  # finished HTML not yet in a frozen widget (the tail shows it)
         self.growing = ""  # what still grows, below it
@@ -163,10 +171,6 @@ class _Panel:
         self.sends = 0  # redraws of this tail since it opened
         self.tail_at = float("-inf")
         self.ended = False
-        # the final panel's frame (GridState.panel_style) comes from the CSS (_frames): a Layout
-        # widget per panel would be two more messages each
-        self.box = view._made(_slim("VBox")([self.head, self.tail],
-                                            _dom_classes=("fh-compare-live-panel", f"fh-live-{host.value}")))
 
     @property
     def stale(self) -> bool:
