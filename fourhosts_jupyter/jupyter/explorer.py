@@ -359,10 +359,7 @@ def _one_blas_thread() -> Any:
 def _research(question: str, host: HostParadigm, store: str | None) -> Any:
     """Through the loaded %%research magics when there are some (their settings, live view),
     else the module-level ``research()``."""
-    from ..errors import ConfigError
-
-    if not question.strip():
-        raise ConfigError("the explorer has no question yet: type one in the box first")
+    _needs_question(question)
     magics = _research_magics()
     if magics is not None:
         settings = magics.settings(model=None, store=store, base_url=None, api=None)
@@ -379,16 +376,21 @@ def _research(question: str, host: HostParadigm, store: str | None) -> Any:
     return answer
 
 
+def _needs_question(question: str) -> None:
+    from ..errors import ConfigError
+
+    if not question.strip():
+        raise ConfigError("the explorer has no question yet: type one in the box first")
+
+
 def _compare_live(magics: Any, question: str, store: str | None, display: Any = None) -> Any:
     """The four hosts through the loaded magics' compare (their settings, live grid)."""
     from ..engine import Engine
-    from ..errors import ConfigError
     from ..memory.backends import open_store
     from .compose import compare_in_cell
     from .magics import user_errors
 
-    if not question.strip():
-        raise ConfigError("the explorer has no question yet: type one in the box first")
+    _needs_question(question)
     settings = magics.settings(model=None, store=store, base_url=None, api=None)
     with user_errors("%research explore: "):
         engine = Engine(settings, store=open_store(settings.resolved_store_path(), lock_timeout=magics.lock_timeout),
