@@ -196,7 +196,7 @@ def style_quality(emb, *, fraction: float = FRACTION, aware: bool = False,
     """Per host style: compress every corpus document to ``fraction`` of its tokens, extractive
     (never told the questions) and truncation; with ``aware`` also extractive with each question
     as the query."""
-    from ..context.compress import _Vectors, compress
+    from ..context.compress import _keyword_patterns, _Vectors, compress
     from ..context.tokens import count_tokens
     from ..paradigms import HOSTS, profile
 
@@ -206,8 +206,7 @@ def style_quality(emb, *, fraction: float = FRACTION, aware: bool = False,
     rows = []
     for host in hosts or HOSTS:
         prof = profile(host)
-        pats = [re.compile(rf"\b{re.escape(k)}\w*" if len(k) > 3 else rf"\b{re.escape(k)}\b", re.I)
-                for k in prof.keep_keywords]
+        pats = list(_keyword_patterns(host).values())  # what compression's keyword check uses
         row = StyleQuality(host.value, prof.compress_style, docs=len(docs))
         kw_e, kw_t, sim_e, sim_t = [], [], [], []
         for name, d in zip(names, docs):
