@@ -34,10 +34,11 @@ def anchor_words(embedder: Any, query: str) -> list[str]:
     """The query's words that hold a digit or that the model can only spell out (stop words
     excluded), as typed: each keyword index tokenises them its own way."""
     from .keyword import _WORD, STOPWORDS
-    from .readability import spelled_out
+    from .readability import spelled_words
 
+    spelled = {w for w, s in spelled_words(embedder, query) or () if s}  # the question's own pass
     return [w for w in dict.fromkeys(_WORD.findall(query))
-            if w.lower() not in STOPWORDS and (_DIGIT.search(w) or spelled_out(embedder, w))]
+            if w.lower() not in STOPWORDS and (_DIGIT.search(w) or w in spelled)]
 
 
 def is_code(word: str) -> bool:

@@ -47,24 +47,24 @@ def _tokenizer() -> Any:
 def spelled_share(embedder: Any, text: str) -> float | None:
     """Share of ``text``'s words (3+ letters) that ``embedder``'s tokenizer cuts into about one
     piece per letter (0: every word known; 1: all spelled out); None when it cannot tell."""
+    words = spelled_words(embedder, text)
+    return None if not words else sum(s for _, s in words) / len(words)
+
+
+def spelled_words(embedder: Any, text: str) -> tuple[tuple[str, bool], ...] | None:
+    """Each word (3+ letters) of ``text`` and whether the model can only spell it out ("JWST");
+    None when it cannot tell. Cached: ``search`` asks it of one question twice (the readability
+    rule, then the anchor rule)."""
     if getattr(embedder, "name", None) != LOCAL_MODEL_NAME:
         return None
+    return _spelled_words(text)
+
+
+@functools.lru_cache(maxsize=1024)
+def _spelled_words(text: str) -> tuple[tuple[str, bool], ...] | None:
     words = _WORD.findall(text)
     if not words:
         return None
-    spelled = _spelled(words)
-    return None if spelled is None else sum(spelled) / len(words)
-
-
-def spelled_out(embedder: Any, word: str) -> bool:
-    """One word (3+ letters) the model can only spell out ("JWST"); False when it cannot tell."""
-    if getattr(embedder, "name", None) != LOCAL_MODEL_NAME or not _WORD.fullmatch(word):
-        return False
-    spelled = _spelled([word])
-    return bool(spelled and spelled[0])
-
-
-def _spelled(words: list[str]) -> list[bool] | None:
     try:
         tok = _tokenizer()
     except (ImportError, OSError):  # the model package is absent: no judgement
@@ -72,7 +72,7 @@ def _spelled(words: list[str]) -> list[bool] | None:
     with _lock:
         encs = tok.encode_batch(words, add_special_tokens=False)
     # "JWST" -> j ##ws ##t (3 pieces, 4 letters) counts as spelled; "sunshield" (3 for 9) not
-    return [len(e.tokens) >= 0.75 * len(w) for w, e in zip(words, encs)]
+    return tuple((w, len(e.tokens) >= 0.75 * len(w)) for w, e in zip(words, encs))
 
 
 def unreadable(embedder: Any, text: str) -> bool:
